@@ -1,0 +1,1 @@
+# Makefile templates (package data of zmake.templates).

@@ -1,0 +1,3 @@
+from zmake.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""Command line: parse arguments, call the workflows, map errors to exit codes. Nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from zmake import __version__, source
+from zmake.commands import COMPRESS_CHOICES, Target, source_get_argv, source_list_argv
+from zmake.config import Settings, ensure_run_dir, resolve
+from zmake.errors import UsageError, ZmakeError
+from zmake.generate import generate
+from zmake.model import pool_of
+from zmake.parse import render_capture
+from zmake.runner import Runner
+from zmake.send import Sender, SendOptions, read_remote_tree, umount
+
+EXAMPLES = """\
+examples:
+  zmake generate tank --remote backup.example.org > Makefile && make -j8
+  zmake generate --from-file sample-pools/home.zcap --remote nas | make -n -f -
+  zmake send 'tank/my data' --remote nas --progress
+  zmake capture tank > tank.zcap
+  zmake backup --yes            # snapshot, prune, generate, make -j8 (see zmake backup -h)
+
+exit codes: 0 ok, 1 unexpected error, 2 usage, 3 unreadable zfs output, 4 ZFS unavailable,
+  5 zfs command failed, 6 remote unreachable, 7 receiving pool missing, 8 transfer failed
+  (run again to resume), 9 refused without --force/--yes, 10 lock busy, 130 interrupted.
+"""
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("where to send (also ZMAKE_* variables, config file)")
+    group.add_argument("-c", "--config", help="TOML config file; the command line wins")
+    group.add_argument(
+        "--remote", help="[USER@]HOST to receive on (absent: a pool on this machine)"
+    )
+    group.add_argument("--ssh", help="ssh command prefix, e.g. 'ssh -p 2222 -F cfg' (default: ssh)")
+    group.add_argument("--dest", help="receiving pool, as in zfs recv -d POOL (default: source's)")
+    group.add_argument(
+        "--compress", choices=COMPRESS_CHOICES, help="compress the stream in transit"
+    )
+    group.add_argument("--run-dir", help="private directory for locks and reports")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    cli = {
+        key: getattr(args, key, None)
+        for key in ("remote", "ssh", "dest", "compress", "run_dir", "exclude", "pools")
+    }
+    if cli.get("run_dir") is not None:
+        cli["run_dir"] = str(cli["run_dir"])
+    return resolve(cli, getattr(args, "config", None))
+
+
+def cmd_capture(args: argparse.Namespace, runner: Runner) -> int:
+    """Record the zfs output that generate reads (for --from-file, tests, bug reports)."""
+    pools = tuple(args.pools) or source.imported_pools(runner)
+    capture = source.read_live(runner, pools, with_version=True)
+    text = render_capture(
+        capture, shlex.join(source_list_argv(pools)), shlex.join(source_get_argv(pools))
+    )
+    emit(text, args.output)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, runner: Runner) -> int:
+    """Print a Makefile whose targets replicate each dataset, children first."""
+    settings = settings_from(args)
+    roots = list(args.datasets) or list(settings.pools)
+    if args.from_file:
+        capture = source.read_capture(args.from_file)
+        origin = f"capture {args.from_file} (zfs {capture.zfs_version})"
+    else:
+        pools = tuple(dict.fromkeys(pool_of(r) for r in roots)) or source.imported_pools(runner)
+        capture = source.read_live(runner, pools)
+        origin = f"zfs on this machine, pools {' '.join(pools)}"
+    remote_state = None
+    if args.check_remote:
+        pools_seen = {pool_of(r) for r in roots or capture.pools}
+        remote_state = {}
+        for pool in sorted(pools_seen):
+            remote_state.update(read_remote_tree(runner, settings.target(pool)))
+    text = generate(
+        capture,
+        roots,
+        settings,
+        command=shlex.join(["zmake", *sys.argv[1:]]) if args.argv is None else args.argv,
+        source=origin,
+        remote_state=remote_state,
+    )
+    emit(text, args.output)
+    return 0
+
+
+def cmd_send(args: argparse.Namespace, runner: Runner) -> int:
+    """Bring one dataset's backup up to its newest snapshot (resume, full or incremental)."""
+    settings = settings_from(args)
+    target = settings.target(pool_of(args.dataset))
+    run_dir = ensure_run_dir(settings.run_dir)
+    report_file = os.environ.get("ZMAKE_REPORT")
+    options = SendOptions(
+        target=target,
+        compress=settings.compress,
+        force=args.force,
+        progress=args.progress if args.progress is not None else sys.stderr.isatty(),
+        dry_run=args.dry_run,
+        wait_for_lock=not args.no_wait,
+        run_dir=run_dir,
+        report_file=Path(report_file) if report_file else None,
+    )
+    report = Sender(runner, options).send(args.dataset, run_dir)
+    print(report.line(), flush=True)
+    return 0
+
+
+def cmd_umount(args: argparse.Namespace, runner: Runner) -> int:
+    """Unmount every dataset of the receiving pools (every send target depends on this)."""
+    settings = settings_from(args)
+    pools = list(args.pools) or ([settings.dest] if settings.dest else [])
+    if not pools:
+        raise UsageError("umount needs the receiving pool: zmake umount POOL (or --dest POOL)")
+    for pool in pools:
+        target = Target(dest_pool=pool, remote=settings.remote, ssh=settings.ssh)
+        done = umount(runner, target)
+        print(done.rstrip("\n") if done else f"{pool}: nothing mounted")
+    return 0
+
+
+def emit(text: str, output: str | None) -> None:
+    """Write to stdout, or atomically to a file (temp file + rename)."""
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    path = Path(output)
+    fd, temp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zmake",
+        description="Parallel, restartable ZFS replication: generate a Makefile, run make -jN.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"zmake {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every command run")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, func: Callable[..., int], example: str) -> argparse.ArgumentParser:
+        doc = (func.__doc__ or "").strip()
+        sub = commands.add_parser(
+            name,
+            help=doc,
+            description=doc,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.set_defaults(func=func)
+        return sub
+
+    capture = command("capture", cmd_capture, "zmake capture tank > tank.zcap")
+    capture.add_argument("pools", nargs="*", metavar="POOL", help="default: every imported pool")
+    capture.add_argument("-o", "--output", help="write to FILE atomically instead of stdout")
+
+    gen = command(
+        "generate", cmd_generate, "zmake generate tank --remote nas > Makefile && make -j8"
+    )
+    gen.add_argument("datasets", nargs="*", metavar="POOL|DATASET", help="what to replicate")
+    gen.add_argument("--from-file", metavar="CAPTURE", help="plan from a zmake capture file")
+    gen.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip datasets whose full name matches (repeatable)",
+    )
+    gen.add_argument(
+        "--check-remote",
+        action="store_true",
+        help="ask the backup (one connection) what it has, for size estimates",
+    )
+    gen.add_argument("-o", "--output", help="write to FILE atomically instead of stdout")
+    gen.set_defaults(argv=None)
+    add_target_options(gen)
+
+    send = command("send", cmd_send, "zmake send 'tank/my data' --remote nas --progress")
+    send.add_argument("dataset", metavar="DATASET")
+    send.add_argument(
+        "--force",
+        action="store_true",
+        help="roll back a diverged backup / abort a stale partial receive",
+    )
+    send.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pv progress line (default: when stderr is a terminal)",
+    )
+    send.add_argument("-n", "--dry-run", action="store_true", help="print the pipeline only")
+    send.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="fail instead of waiting when another send holds the lock",
+    )
+    add_target_options(send)
+
+    unmount = command("umount", cmd_umount, "zmake umount backup --remote nas")
+    unmount.add_argument("pools", nargs="*", metavar="POOL", help="default: --dest")
+    add_target_options(unmount)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    runner = Runner(verbose=args.verbose)
+    try:
+        result: int = args.func(args, runner)
+        return result
+    except ZmakeError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"zmake: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("zmake: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1

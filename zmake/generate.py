@@ -1,0 +1,56 @@
+"""`zmake generate`: inventory → selection → plan → Makefile text. Pure given its inputs."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+
+from zmake import __version__
+from zmake.config import Settings
+from zmake.errors import UsageError
+from zmake.model import RemoteDataset, dest_name
+from zmake.parse import Capture, parse_source
+from zmake.plan import build_plan, select
+from zmake.render import Settings as RenderSettings
+from zmake.render import render_makefile
+
+
+def zmake_command() -> str:
+    """How recipes call zmake: this interpreter, so the Makefile works outside a venv too."""
+    return shlex.join([sys.executable, "-m", "zmake"])
+
+
+def generate(
+    capture: Capture,
+    roots: Sequence[str],
+    settings: Settings,
+    *,
+    command: str,
+    source: str,
+    remote_state: Mapping[str, RemoteDataset] | None = None,
+) -> str:
+    inventory = parse_source(capture.list_output, capture.get_output)
+    chosen = select(inventory, roots or capture.pools, settings.exclude)
+    pools = {name.split("/")[0] for name in chosen}
+    if len(pools) > 1 and settings.dest:
+        raise UsageError("several source pools cannot share one --dest pool: generate per pool")
+    dest = settings.dest or next(iter(pools))
+    settings.target(next(iter(pools)))  # refuses receiving into the source pool itself
+    remote = None
+    if remote_state is not None:
+        remote = {name: remote_state.get(dest_name(name, dest)) for name in chosen}
+    plan = build_plan(inventory, chosen, remote)
+    return render_makefile(
+        plan,
+        RenderSettings(
+            zmake=zmake_command(),
+            remote=settings.remote or "",
+            ssh=settings.ssh,
+            dest=settings.dest or "",
+            compress=settings.compress,
+            command=command,
+            source=source,
+        ),
+        __version__,
+    )

@@ -1,0 +1,73 @@
+"""Render a Plan into a Makefile through the Jinja2 template. Pure: no processes.
+
+Target names are an injective encoding of dataset names into characters make treats
+literally, so `pool/my data` and `pool/vm:disk0` become ordinary targets."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from importlib import resources
+
+import jinja2
+
+from zmake.plan import Plan
+
+TEMPLATE = "Makefile.j2"
+SAFE = re.compile(r"[A-Za-z0-9._/-]")
+
+
+def target_name(dataset: str) -> str:
+    """`send/<name>`, with every character outside [A-Za-z0-9._/-] (and `+`, the escape
+    character itself) written as +XX per UTF-8 byte: collision-free and make-safe."""
+    encoded = "".join(
+        char if SAFE.fullmatch(char) else "".join(f"+{b:02X}" for b in char.encode())
+        for char in dataset
+    )
+    return f"send/{encoded}"
+
+
+def recipe_word(value: str) -> str:
+    """A shell word inside a make recipe: shell-quoted, then `$` doubled for make."""
+    return shlex.quote(value).replace("$", "$$")
+
+
+def make_value(value: str) -> str:
+    """A value on the right of a make assignment: `$` doubled, `#` escaped."""
+    return value.replace("$", "$$").replace("#", r"\#")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the Makefile header records and exports to `zmake send`."""
+
+    zmake: str
+    remote: str
+    ssh: str
+    dest: str
+    compress: str
+    command: str
+    source: str
+
+
+def environment() -> jinja2.Environment:
+    folder = resources.files("zmake.templates")
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: (folder / name).read_text(encoding="utf-8")),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["make_value"] = make_value
+    env.filters["recipe_word"] = recipe_word
+    env.filters["target"] = target_name
+    return env
+
+
+def render_makefile(plan: Plan, settings: Settings, version: str) -> str:
+    template = environment().get_template(TEMPLATE)
+    source_pools = sorted({node.dataset.pool for node in plan.nodes})
+    return template.render(plan=plan, settings=settings, version=version, dest_pools=source_pools)

@@ -1,0 +1,123 @@
+"""The one module that starts processes.
+
+Control commands (zfs list/get/snapshot/destroy, ssh queries) run through `sh` and come back
+as text. The data path is an OS pipeline: every stage's stdout is the next stage's stdin,
+so no stream byte passes through Python; a failure of any stage fails the whole (pipefail)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import IO
+
+import sh
+
+from zmake.errors import ZfsUnavailable
+
+Argv = list[str]
+ENV = {**os.environ, "LC_ALL": "C"}
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: Argv
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    stages: list[Result]
+
+    @property
+    def ok(self) -> bool:
+        return all(stage.returncode == 0 for stage in self.stages)
+
+    def first_failure(self) -> Result | None:
+        """The stage to blame: the first one that failed on its own (not of SIGPIPE)."""
+        failed = [s for s in self.stages if s.returncode != 0]
+        real = [s for s in failed if s.returncode not in (-13, 141)]
+        return (real or failed)[0] if failed else None
+
+
+class Runner:
+    def __init__(self, *, verbose: bool = False) -> None:
+        self.verbose = verbose
+
+    def trace(self, text: str) -> None:
+        if self.verbose:
+            print(f"+ {text}", file=sys.stderr, flush=True)
+
+    def run(self, argv: Argv) -> Result:
+        """Run a control command to completion; never raises for a non-zero exit."""
+        self.trace(" ".join(argv))
+        try:
+            command = sh.Command(argv[0])
+        except sh.CommandNotFound:
+            if argv[0] == "zfs":
+                raise ZfsUnavailable("zfs: command not found (is OpenZFS installed?)") from None
+            raise ZfsUnavailable(f"{argv[0]}: command not found") from None
+        done = command(
+            *argv[1:],
+            _env=ENV,
+            _ok_code=list(range(256)),
+            _tty_out=False,
+            _return_cmd=True,
+            _decode_errors="replace",
+        )
+        return Result(
+            argv=argv,
+            returncode=done.exit_code,
+            stdout=decode(done.stdout),
+            stderr=decode(done.stderr),
+        )
+
+    def pipeline(self, stages: Sequence[Argv], *, passthrough: int | None = None) -> PipelineResult:
+        """Run stages connected by pipes; stage `passthrough` (pv) keeps the terminal."""
+        with ExitStack() as stack:
+            logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in stages]
+            return self.run_stages(stages, logs, passthrough)
+
+    def run_stages(
+        self, stages: Sequence[Argv], logs: Sequence[IO[bytes]], passthrough: int | None
+    ) -> PipelineResult:
+        self.trace(" | ".join(" ".join(stage) for stage in stages))
+        procs: list[subprocess.Popen[bytes]] = []
+        previous: IO[bytes] | None = None
+        try:
+            for index, argv in enumerate(stages):
+                last = index == len(stages) - 1
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=previous if previous is not None else subprocess.DEVNULL,
+                    stdout=None if last else subprocess.PIPE,
+                    stderr=None if index == passthrough else logs[index],
+                    env=ENV,
+                )
+                if previous is not None:
+                    previous.close()  # the child holds it now; EOF/SIGPIPE must propagate
+                previous = proc.stdout
+                procs.append(proc)
+        except FileNotFoundError as exc:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+            raise ZfsUnavailable(f"{exc.filename}: command not found") from None
+        results = []
+        for argv, proc, log in zip(stages, procs, logs, strict=True):
+            code = proc.wait()
+            log.seek(0)
+            results.append(Result(argv, code, "", decode(log.read())))
+        return PipelineResult(results)
+
+
+def decode(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data if isinstance(data, str) else data.decode("utf-8", "replace")
