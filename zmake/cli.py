@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from zmake import __version__, source
-from zmake.commands import COMPRESS_CHOICES, Target, source_get_argv, source_list_argv
+from zmake.commands import COMPRESS_CHOICES, source_get_argv, source_list_argv
 from zmake.config import Settings, ensure_run_dir, resolve
-from zmake.errors import UsageError, ZmakeError
+from zmake.errors import ZmakeError
 from zmake.generate import generate
 from zmake.model import pool_of
 from zmake.parse import render_capture
@@ -121,15 +121,13 @@ def cmd_send(args: argparse.Namespace, runner: Runner) -> int:
 
 
 def cmd_umount(args: argparse.Namespace, runner: Runner) -> int:
-    """Unmount every dataset of the receiving pools (every send target depends on this)."""
+    """Unmount the backup of each source POOL: every dataset of the receiving pool (--dest,
+    default the same name). Every send target of a generated Makefile depends on this."""
     settings = settings_from(args)
-    pools = list(args.pools) or ([settings.dest] if settings.dest else [])
-    if not pools:
-        raise UsageError("umount needs the receiving pool: zmake umount POOL (or --dest POOL)")
-    for pool in pools:
-        target = Target(dest_pool=pool, remote=settings.remote, ssh=settings.ssh)
+    for pool in args.pools:
+        target = settings.target(pool)  # refuses the source pool itself on this machine
         done = umount(runner, target)
-        print(done.rstrip("\n") if done else f"{pool}: nothing mounted")
+        print(done.rstrip("\n") if done else f"{target.dest_pool}: nothing mounted")
     return 0
 
 
@@ -220,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_target_options(send)
 
-    unmount = command("umount", cmd_umount, "zmake umount backup --remote nas")
-    unmount.add_argument("pools", nargs="*", metavar="POOL", help="default: --dest")
+    unmount = command("umount", cmd_umount, "zmake umount tank --remote nas --dest backup")
+    unmount.add_argument("pools", nargs="+", metavar="POOL", help="source pool(s)")
     add_target_options(unmount)
     return parser
 

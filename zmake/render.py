@@ -70,4 +70,4 @@ def environment() -> jinja2.Environment:
 def render_makefile(plan: Plan, settings: Settings, version: str) -> str:
     template = environment().get_template(TEMPLATE)
     source_pools = sorted({node.dataset.pool for node in plan.nodes})
-    return template.render(plan=plan, settings=settings, version=version, dest_pools=source_pools)
+    return template.render(plan=plan, settings=settings, version=version, source_pools=source_pools)

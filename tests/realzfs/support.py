@@ -1,0 +1,96 @@
+"""Helpers for the real-ZFS tests that drive zmake itself (run inside the guest)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(
+    *argv: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{argv} exited {done.returncode}: {done.stderr.strip()}")
+    return done
+
+
+def zfs(*args: str) -> str:
+    return run("zfs", *args).stdout
+
+
+def exists(name: str) -> bool:
+    return run("zfs", "list", "-H", "-o", "name", name, check=False).returncode == 0
+
+
+def prop(name: str, prop_name: str) -> str:
+    return zfs("get", "-H", "-p", "-o", "value", prop_name, name).strip()
+
+
+def source_of(name: str, prop_name: str) -> str:
+    return zfs("get", "-H", "-o", "source", prop_name, name).strip()
+
+
+def snapshot_guids(root: str) -> dict[str, int]:
+    """Snapshots under `root` keyed by their name relative to the pool, with their guids."""
+    done = run(
+        "zfs", "list", "-H", "-p", "-o", "name,guid", "-t", "snapshot", "-r", root, check=False
+    )
+    if done.returncode != 0:
+        return {}
+    result = {}
+    for line in done.stdout.splitlines():
+        name, guid = line.split("\t")
+        dataset, _, snapshot = name.partition("@")
+        relative = dataset.partition("/")[2]
+        result[f"{relative}@{snapshot}"] = int(guid)
+    return result
+
+
+def fill(dataset: str, megabytes: float, label: str = "data") -> None:
+    """Write random bytes into a mounted filesystem (mountpoints live under /tmp)."""
+    mountpoint = prop(dataset, "mountpoint")
+    path = Path(mountpoint) / f"{label}-{os.urandom(4).hex()}.bin"
+    path.write_bytes(os.urandom(int(megabytes * 1024 * 1024)))
+
+
+class Zmake:
+    """Runs `python -m zmake` with a private run directory and the guest's ssh config."""
+
+    def __init__(self, run_dir: Path, ssh_config: str, remote: str, dest: str) -> None:
+        self.run_dir = run_dir
+        self.ssh = f"ssh -F {ssh_config}"
+        self.remote = remote
+        self.dest = dest
+        self.report = run_dir / "report.jsonl"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZMAKE_")}
+        env.update(
+            ZMAKE_RUN_DIR=str(self.run_dir),
+            ZMAKE_REPORT=str(self.report),
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+        return env
+
+    def target_args(self) -> list[str]:
+        return ["--remote", self.remote, "--ssh", self.ssh, "--dest", self.dest]
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "zmake", *args]
+        return run(*argv, check=check, env=self.env())
+
+    def send(
+        self, dataset: str, *extra: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return self("send", dataset, *self.target_args(), *extra, check=check)
+
+    def reports(self) -> list[dict[str, object]]:
+        if not self.report.exists():
+            return []
+        return [json.loads(line) for line in self.report.read_text().splitlines()]

@@ -1,0 +1,99 @@
+"""`zmake generate` on the guest's pools, and the generated Makefile run by make -jN."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.realzfs.support import Zmake, fill, run, snapshot_guids, zfs
+
+TREE = ("home", "home/alice", "home/bob smith", "media", "media/films:2024", "vm")
+
+
+@pytest.fixture
+def zm(pools, ssh_config, remote, tmp_path: Path) -> Zmake:
+    return Zmake(tmp_path / "run", ssh_config, remote, pools.dst)
+
+
+@pytest.fixture
+def tree(pools) -> list[str]:
+    zfs("set", f"mountpoint=/tmp/{pools.src}", pools.src)
+    names = [f"{pools.src}/{name}" for name in TREE]
+    for index, name in enumerate(names):
+        zfs("create", name)
+        fill(name, 0.3 + 0.4 * index)
+    zfs("snapshot", "-r", f"{pools.src}@first")
+    for name in names[:3]:
+        fill(name, 0.2)
+    zfs("snapshot", "-r", f"{pools.src}@second")
+    return names
+
+
+def counting_zfs(tmp_path: Path) -> tuple[Path, Path]:
+    """A PATH directory whose `zfs` logs each call, then runs the real zfs."""
+    real = run("sh", "-c", "command -v zfs").stdout.strip()
+    folder = tmp_path / "counting"
+    folder.mkdir()
+    log = tmp_path / "zfs-calls.log"
+    wrapper = folder / "zfs"
+    wrapper.write_text(f'#!/bin/sh\necho "$1" >> {log}\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    return folder, log
+
+
+def test_generate_reads_pool_with_two_zfs_calls(pools, tree, zm, tmp_path) -> None:
+    folder, log = counting_zfs(tmp_path)
+    env = zm.env()
+    env["PATH"] = f"{folder}:{env['PATH']}"
+    makefile = tmp_path / "Makefile"
+    done = subprocess.run(
+        ["python3", "-m", "zmake", "generate", pools.src, *zm.target_args(), "-o", str(makefile)],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert log.read_text().split() == ["list", "get"]
+    dry = run("make", "-n", "-f", str(makefile)).stdout
+    sends = [line for line in dry.splitlines() if " send -- " in line]
+    assert len(sends) == len(tree) + 1  # every dataset and the pool root
+    order = [line.split(" send -- ", 1)[1].strip("'") for line in sends]
+    assert order.index(f"{pools.src}/home/alice") < order.index(f"{pools.src}/home")
+    assert order[-1] == pools.src
+
+
+def run_make(
+    makefile: Path, jobs: int, env: dict[str, str], *overrides: str
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["make", f"-j{jobs}", "-f", str(makefile), *overrides],
+        env=env, start_new_session=True, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def test_make_j4_killed_then_rerun_converges(pools, tree, zm, ssh_config, tmp_path) -> None:
+    makefile = tmp_path / "Makefile"
+    zm("generate", pools.src, *zm.target_args(), "-o", str(makefile))
+    slow = tmp_path / "slowssh"
+    slow.write_text(f'#!/bin/sh\npv -q -L 300k | ssh -F {ssh_config} "$@"\n')
+    slow.chmod(0o755)
+    make = run_make(makefile, 4, zm.env(), f"SSH={slow}")
+    time.sleep(20)
+    assert make.poll() is None, "the throttled run finished before it could be killed"
+    os.killpg(make.pid, signal.SIGKILL)
+    make.wait()
+    partial = snapshot_guids(pools.dst)
+    assert partial != snapshot_guids(pools.src)
+
+    rerun = run_make(makefile, 4, zm.env())
+    output, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, output
+    assert snapshot_guids(pools.dst) == snapshot_guids(pools.src)
+    again = run_make(makefile, 4, zm.env())
+    output, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, output
+    assert output.count("up to date") == len(tree) + 1

@@ -1,0 +1,206 @@
+"""The CLI end to end with a fake `zfs` on PATH (unit level: no replication here)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zmake.cli import build_parser
+
+REPO = Path(__file__).resolve().parents[2]
+LIST = (
+    "tank\tfilesystem\t1\t1\t300\t100\t0\n"
+    "tank/my data\tfilesystem\t2\t5\t200\t200\t0\n"
+    "tank/vm:disk0\tvolume\t3\t6\t100\t100\t0\n"
+    "tank@s1\tsnapshot\t11\t7\t0\t100\t100\n"
+    "tank/my data@s1\tsnapshot\t12\t7\t0\t200\t200\n"
+    "tank/vm:disk0@s1\tsnapshot\t13\t7\t0\t100\t100\n"
+)
+GET = (
+    "tank\tmountpoint\t/tank\tdefault\n"
+    "tank\tencryption\toff\tdefault\n"
+    "tank/my data\tmountpoint\t/data\tlocal\n"
+    "tank/my data\tencryption\toff\tdefault\n"
+    "tank/vm:disk0\tmountpoint\t-\t-\n"
+    "tank/vm:disk0\tencryption\toff\tdefault\n"
+)
+
+
+def fake_zfs(
+    tmp_path: Path, list_output: str = LIST, fail: str = ""
+) -> tuple[dict[str, str], Path]:
+    """A PATH with a `zfs` that logs its argv and prints canned -H -p output."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    (tmp_path / "list.txt").write_text(list_output)
+    (tmp_path / "get.txt").write_text(GET)
+    log = tmp_path / "calls.log"
+    script = folder / "zfs"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        f'[ -n "{fail}" ] && {{ echo "{fail}" >&2; exit 1; }}\n'
+        f'case "$1" in list) cat {tmp_path}/list.txt;; get) cat {tmp_path}/get.txt;; esac\n'
+    )
+    script.chmod(0o755)
+    env = {**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"}
+    env = {k: v for k, v in env.items() if not k.startswith("ZMAKE_")}
+    return env, log
+
+
+def zmake(
+    args: list[str], env: dict[str, str], cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "zmake", *args], env=env, cwd=cwd, capture_output=True, text=True
+    )
+
+
+def test_generate_reads_zfs_once_each_whatever_the_dataset_count(tmp_path: Path) -> None:
+    many = "".join(f"tank/d{i}\tfilesystem\t{i + 10}\t5\t1\t1\t0\n" for i in range(500))
+    env, log = fake_zfs(tmp_path, LIST + many)
+    done = zmake(["generate", "tank", "--remote", "nas"], env)
+    assert done.returncode == 0, done.stderr
+    calls = log.read_text().splitlines()
+    assert [call.split()[0] for call in calls] == ["list", "get"]
+    assert "-H -p" in calls[0] and "-r tank" in calls[0]
+    assert done.stdout.count("send -- ") == 503
+
+
+def test_generate_quotes_names_for_make_and_shell(tmp_path: Path) -> None:
+    env, _ = fake_zfs(tmp_path)
+    done = zmake(["generate", "tank", "--remote", "nas"], env)
+    assert "send -- 'tank/my data'" in done.stdout
+    assert "send/tank/vm+3Adisk0:" in done.stdout
+    makefile = tmp_path / "Makefile"
+    makefile.write_text(done.stdout)
+    dry = subprocess.run(
+        ["make", "-n", "-f", str(makefile)], capture_output=True, text=True, check=True
+    )
+    lines = [line for line in dry.stdout.splitlines() if " send -- " in line]
+    assert lines[-1].endswith("send -- tank")
+
+
+def test_output_file_is_written_atomically_and_not_on_error(tmp_path: Path) -> None:
+    env, _ = fake_zfs(tmp_path)
+    target = tmp_path / "Makefile"
+    target.write_text("old")
+    done = zmake(["generate", "tank", "--remote", "nas", "-o", str(target)], env)
+    assert done.returncode == 0 and done.stdout == ""
+    assert "send -- 'tank/my data'" in target.read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".Makefile")] == []
+    failed = zmake(["generate", "nosuch", "--remote", "nas", "-o", str(target)], env)
+    assert failed.returncode == 2 and failed.stdout == ""
+    assert "send -- 'tank/my data'" in target.read_text()
+
+
+@pytest.mark.parametrize(
+    ("fail", "code", "message"),
+    [
+        ("The ZFS modules cannot be auto-loaded.", 4, "ZFS is not usable here"),
+        ("cannot open 'tank': dataset does not exist", 5, "cannot open 'tank'"),
+    ],
+)
+def test_zfs_errors_are_one_line_with_exit_codes(
+    tmp_path: Path, fail: str, code: int, message: str
+) -> None:
+    env, _ = fake_zfs(tmp_path, fail=fail)
+    done = zmake(["generate", "tank", "--remote", "nas"], env)
+    assert done.returncode == code
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_zfs_binary_is_a_clear_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZMAKE_")}
+    env["PATH"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "zmake", "generate", "tank", "--remote", "x"],
+        env=env, capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 4
+    assert "zfs: command not found" in done.stderr
+
+
+def test_malformed_zfs_output_names_the_line(tmp_path: Path) -> None:
+    env, _ = fake_zfs(tmp_path, "tank\tfilesystem\tnot-a-number\t1\t1\t1\t0\n")
+    done = zmake(["generate", "tank", "--remote", "nas"], env)
+    assert done.returncode == 3
+    assert "not-a-number" in done.stderr
+
+
+def test_local_receive_into_the_source_pool_is_refused(tmp_path: Path) -> None:
+    env, _ = fake_zfs(tmp_path)
+    done = zmake(["generate", "tank"], env)
+    assert done.returncode == 2
+    assert "--dest" in done.stderr
+
+
+def test_config_file_and_command_line_precedence(tmp_path: Path) -> None:
+    env, _ = fake_zfs(tmp_path)
+    config = tmp_path / "zmake.toml"
+    config.write_text('remote = "from-config"\ncompress = "zstd"\nexclude = ["tank/vm*"]\n')
+    done = zmake(["generate", "tank", "-c", str(config), "--remote", "from-cli"], env)
+    assert done.returncode == 0, done.stderr
+    assert "REMOTE ?= from-cli" in done.stdout
+    assert "COMPRESS ?= zstd" in done.stdout
+    assert "vm:disk0" not in done.stdout.split("umount --")[1]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('colour = "blue"\n')
+    refused = zmake(["generate", "tank", "-c", str(bad)], env)
+    assert refused.returncode == 2 and "unknown key 'colour'" in refused.stderr
+
+
+def test_every_command_has_help_and_an_example() -> None:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    assert subparsers.choices
+    for name, sub in subparsers.choices.items():  # type: ignore[union-attr]
+        text = sub.format_help()
+        assert sub.description, name
+        assert "example:" in text and f"zmake {name}" in text, name
+
+
+def test_send_dry_run_prints_the_pipeline(tmp_path: Path) -> None:
+    env, log = fake_zfs(tmp_path)
+    (tmp_path / "bin" / "zfs").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        'case "$1" in\n'
+        "  list) echo \"cannot open 'backup/my data': dataset does not exist\" >&2; exit 1;;\n"
+        f"  get) cat {tmp_path}/get.txt;;\n"
+        "  send) printf 'full\\tx\\t4096\\nsize\\t4096\\n';;\n"
+        "esac\n"
+    )
+    get = tmp_path / "get.txt"
+    get.write_text(
+        "tank/my data\ttype\tfilesystem\t-\n"
+        "tank/my data\tguid\t2\t-\n"
+        "tank/my data\tcreatetxg\t5\t-\n"
+        "tank/my data\twritten\t0\t-\n"
+        "tank/my data\treferenced\t200\t-\n"
+        "tank/my data\tused\t200\t-\n"
+        "tank/my data\tmountpoint\t/data\tlocal\n"
+        "tank/my data\tencryption\toff\tdefault\n"
+        "tank/my data@s1\ttype\tsnapshot\t-\n"
+        "tank/my data@s1\tguid\t12\t-\n"
+        "tank/my data@s1\tcreatetxg\t7\t-\n"
+        "tank/my data@s1\twritten\t200\t-\n"
+        "tank/my data@s1\treferenced\t200\t-\n"
+        "tank/my data@s1\tused\t0\t-\n"
+        "tank/my data@s1\tmountpoint\t-\t-\n"
+        "tank/my data@s1\tencryption\toff\tdefault\n"
+    )
+    env["ZMAKE_RUN_DIR"] = str(tmp_path / "run")
+    done = zmake(["send", "tank/my data", "--dest", "backup", "-n", "--compress", "zstd"], env)
+    assert done.returncode == 0, done.stderr
+    assert "set -o pipefail; zfs send -L -c 'tank/my data@s1' | zfs recv" in done.stdout
+    assert "-o mountpoint=/data -d backup" in done.stdout
+    assert "zstd" not in done.stdout  # no compression without a network hop
+    calls = [line.split()[0] for line in log.read_text().splitlines()]
+    assert calls == ["get", "list", "send"]  # one read per side, one size estimate
