@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
-from zmake import __version__, source
+from zmake import __version__, backup, source
 from zmake.commands import COMPRESS_CHOICES, source_get_argv, source_list_argv
 from zmake.config import Settings, ensure_run_dir, resolve
-from zmake.errors import ZmakeError
+from zmake.errors import UsageError, ZmakeError
 from zmake.generate import generate
 from zmake.model import pool_of
 from zmake.parse import render_capture
 from zmake.runner import Runner
-from zmake.send import Sender, SendOptions, read_remote_tree, umount
+from zmake.send import Sender, SendOptions, human, read_remote_tree, umount
 
 EXAMPLES = """\
 examples:
@@ -131,6 +133,81 @@ def cmd_umount(args: argparse.Namespace, runner: Runner) -> int:
     return 0
 
 
+def source_pools(args: argparse.Namespace, settings: Settings, runner: Runner) -> tuple[str, ...]:
+    roots = list(args.pools) or list(settings.pools)
+    return tuple(roots) if roots else source.imported_pools(runner)
+
+
+def cmd_snapshot(args: argparse.Namespace, runner: Runner) -> int:
+    """Take one recursive, atomic snapshot of every given pool (name in UTC)."""
+    settings = settings_from(args)
+    pools = source_pools(args, settings, runner)
+    name = backup.snapshot(runner, pools, args.name, datetime.now(UTC))
+    print(f"snapshot @{name} of {' '.join(pools)}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace, runner: Runner) -> int:
+    """Destroy zmake-owned snapshots beyond the newest N (never the backup's base, never a
+    held or foreign snapshot); lists them and asks first unless --yes."""
+    settings = settings_from(args)
+    pools = source_pools(args, settings, runner)
+    keep = args.keep if args.keep is not None else settings.keep
+    if keep is None or keep < 1:
+        raise UsageError("prune needs --keep N (N >= 1)")
+    backup.prune(
+        runner,
+        settings,
+        pools,
+        keep,
+        remote_too=args.remote_side,
+        assume_yes=args.yes,
+        dry_run=args.dry_run,
+    )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, runner: Runner) -> int:
+    """Per dataset: newest snapshot on each side, pending bytes, state (one read per side)."""
+    settings = settings_from(args)
+    pools = source_pools(args, settings, runner)
+    rows = backup.status(runner, settings, pools)
+    if args.json:
+        print(json.dumps({"version": 1, "datasets": rows}, indent=2))
+        return 0
+    width = max([len("dataset"), *(len(str(r["dataset"])) for r in rows)])
+    print(f"{'dataset':<{width}}  {'state':<17}  {'local':<24}  {'remote':<24}  pending")
+    for r in rows:
+        print(
+            f"{r['dataset']!s:<{width}}  {r['state']!s:<17}  {r['newest_local'] or '-'!s:<24}"
+            f"  {r['newest_remote'] or '-'!s:<24}  {human(float(str(r['pending_bytes'])))}"
+        )
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace, runner: Runner) -> int:
+    """The whole nightly job: [snapshot] → [prune] → generate → make -jN -k → summary.
+    Exit 0 only when every dataset is up to date on the backup; run again to finish."""
+    settings = settings_from(args)
+    pools = source_pools(args, settings, runner)
+    keep = args.keep if args.keep is not None else settings.keep
+    if args.prune and keep is None:
+        raise UsageError("--prune needs --keep N")
+    run_dir = ensure_run_dir(settings.run_dir)
+    request = backup.BackupRequest(
+        roots=pools,
+        jobs=args.jobs or settings.jobs,
+        take_snapshot=args.snapshot or settings.snapshot,
+        snapshot_format=args.name,
+        keep=keep if (args.prune or settings.prune) else None,
+        assume_yes=args.yes,
+        check_remote=args.check_remote,
+    )
+    with backup.backup_lock(run_dir):
+        backup.backup(runner, settings, request, run_dir, shlex.join(["zmake", *sys.argv[1:]]))
+    return 0
+
+
 def emit(text: str, output: str | None) -> None:
     """Write to stdout, or atomically to a file (temp file + rename)."""
     if output is None or output == "-":
@@ -217,6 +294,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="fail instead of waiting when another send holds the lock",
     )
     add_target_options(send)
+
+    snap = command("snapshot", cmd_snapshot, "zmake snapshot tank --name 'zmake-%Y%m%d'")
+    snap.add_argument("pools", nargs="*", metavar="POOL", help="default: config pools, or all")
+    snap.add_argument(
+        "--name", default=backup.DEFAULT_NAME, help="strftime format, UTC (default %(default)s)"
+    )
+    add_target_options(snap)
+
+    prn = command("prune", cmd_prune, "zmake prune tank --keep 7 --remote-side --yes")
+    prn.add_argument("pools", nargs="*", metavar="POOL", help="default: config pools, or all")
+    prn.add_argument("--keep", type=int, help="zmake-owned snapshots to keep per dataset")
+    prn.add_argument(
+        "--remote-side", action="store_true", help="prune the backup too, with the same rules"
+    )
+    prn.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
+    prn.add_argument("--dry-run", action="store_true", help="list only")
+    add_target_options(prn)
+
+    stat = command("status", cmd_status, "zmake status tank --remote nas --json")
+    stat.add_argument("pools", nargs="*", metavar="POOL|DATASET")
+    stat.add_argument(
+        "--json", action="store_true", help="machine-readable (docs/status.schema.json)"
+    )
+    add_target_options(stat)
+
+    bak = command("backup", cmd_backup, "zmake backup tank --snapshot --prune --keep 7 -j 8 --yes")
+    bak.add_argument("pools", nargs="*", metavar="POOL", help="default: config pools, or all")
+    bak.add_argument("--snapshot", action="store_true", help="take a snapshot first")
+    bak.add_argument("--name", default=backup.DEFAULT_NAME, help="snapshot name format")
+    bak.add_argument("--prune", action="store_true", help="prune both sides before sending")
+    bak.add_argument("--keep", type=int, help="with --prune: snapshots to keep")
+    bak.add_argument("-j", "--jobs", type=int, help="parallel transfers (default 4)")
+    bak.add_argument("--yes", action="store_true", help="do not ask before destroying")
+    bak.add_argument("--check-remote", action="store_true", help="estimate from the backup's state")
+    add_target_options(bak)
 
     unmount = command("umount", cmd_umount, "zmake umount tank --remote nas --dest backup")
     unmount.add_argument("pools", nargs="+", metavar="POOL", help="source pool(s)")

@@ -25,6 +25,8 @@ KNOWN_KEYS = {
     "jobs": int,
     "keep": int,
     "run_dir": str,
+    "snapshot": bool,
+    "prune": bool,
 }
 ENV_KEYS = ("remote", "ssh", "dest", "compress", "run_dir")
 
@@ -40,6 +42,8 @@ class Settings:
     jobs: int = 4
     keep: int | None = None
     run_dir: Path | None = None
+    snapshot: bool = False
+    prune: bool = False
 
     def target(self, source_pool: str) -> Target:
         dest = self.dest or source_pool
@@ -97,6 +101,8 @@ def resolve(
         jobs=int(merged.get("jobs", 4)),
         keep=merged.get("keep"),
         run_dir=Path(run_dir) if run_dir else None,
+        snapshot=bool(merged.get("snapshot", False)),
+        prune=bool(merged.get("prune", False)),
     )
 
 

@@ -78,6 +78,14 @@ class Runner:
             stderr=decode(done.stderr),
         )
 
+    def interactive(self, argv: Argv, env: dict[str, str]) -> int:
+        """A long command (make) whose output goes straight to our stdout/stderr."""
+        self.trace(" ".join(argv))
+        try:
+            return subprocess.run(argv, env=env, check=False).returncode
+        except FileNotFoundError:
+            raise ZfsUnavailable(f"{argv[0]}: command not found") from None
+
     def pipeline(self, stages: Sequence[Argv], *, passthrough: int | None = None) -> PipelineResult:
         """Run stages connected by pipes; stage `passthrough` (pv) keeps the terminal."""
         with ExitStack() as stack:
