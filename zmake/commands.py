@@ -56,10 +56,15 @@ def ssh_prefix(ssh: str) -> Argv:
     return prefix
 
 
-def ssh_argv(ssh: str, remote: str, remote_pipeline: Sequence[Argv]) -> Argv:
-    """ssh running `remote_pipeline` (stages joined by |) on `remote`, quoted once."""
+def ssh_argv(
+    ssh: str, remote: str, remote_pipeline: Sequence[Argv], *, own_connection: bool = False
+) -> Argv:
+    """ssh running `remote_pipeline` (stages joined by |) on `remote`, quoted once.
+    `own_connection` keeps a data stream off any multiplexed (ControlMaster) connection:
+    parallel TCP streams are the point."""
     text = " | ".join(shlex.join(stage) for stage in remote_pipeline)
-    return [*ssh_prefix(ssh), remote, text]
+    private = ["-o", "ControlPath=none"] if own_connection else []
+    return [*ssh_prefix(ssh), *private, remote, text]
 
 
 def source_list_argv(pools: Sequence[str]) -> Argv:
@@ -145,8 +150,9 @@ def data_pipeline(
         return [*stages, recv]
     if compress != "none":
         compressor, decompressor = COMPRESSORS[compress]
-        return [*stages, compressor, ssh_argv(target.ssh, target.remote, [decompressor, recv])]
-    return [*stages, ssh_argv(target.ssh, target.remote, [recv])]
+        remote = ssh_argv(target.ssh, target.remote, [decompressor, recv], own_connection=True)
+        return [*stages, compressor, remote]
+    return [*stages, ssh_argv(target.ssh, target.remote, [recv], own_connection=True)]
 
 
 def pipeline_text(stages: Sequence[Argv]) -> str:

@@ -99,8 +99,11 @@ def decide_incremental(
                 f"{', '.join('@' + s.short for s in local.snapshots[-3:])}"
             ),
         )
-    remote_common = next(s for s in remote.snapshots if s.guid == common.guid)
-    remote_only = [s for s in remote.snapshots if s.createtxg > remote_common.createtxg]
+    # Positions, not txgs: the backup's txgs are its own, and a derived state (see `apply`)
+    # carries the source's.
+    position = next(i for i, s in enumerate(remote.snapshots) if s.guid == common.guid)
+    remote_common = remote.snapshots[position]
+    remote_only = remote.snapshots[position + 1 :]
     incremental = Step(Action.INCREMENTAL, to_snapshot=newest, from_snapshot=common)
     if remote_only:
         if force:
@@ -156,7 +159,9 @@ def apply(step: Step, remote: RemoteDataset | None, local: Dataset) -> RemoteDat
     received = [s for s in local.snapshots if snapshot_in_range(s, step)]
     state = remote or RemoteDataset(name="", kind=local.kind, encryption=local.encryption)
     if step.rollback_to is not None:
-        keep = [s for s in state.snapshots if s.createtxg <= step.rollback_to.createtxg]
+        guids = [s.guid for s in state.snapshots]
+        cut = guids.index(step.rollback_to.guid) + 1 if step.rollback_to.guid in guids else 0
+        keep = state.snapshots[:cut]
         state = RemoteDataset(
             name=state.name,
             kind=state.kind,

@@ -42,7 +42,9 @@ class Capture:
 
 def split_rows(text: str, columns: Sequence[str], what: str) -> list[list[str]]:
     rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # zfs separates records with \n only; str.splitlines would also split inside a
+    # mountpoint holding \x0b, \x1c, \u2028 and the like.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line:
             continue
         fields = line.split("\t")
@@ -58,12 +60,11 @@ def split_rows(text: str, columns: Sequence[str], what: str) -> list[list[str]]:
 def to_int(value: str, column: str, line: Sequence[str], what: str) -> int:
     if value == ABSENT:
         return 0
-    try:
-        return int(value)
-    except ValueError:
+    if not (value.isascii() and value.isdigit()):
         raise ParseError(
             f"{what}: column {column} is not a number (was -p used?): {chr(9).join(line)!r}"
-        ) from None
+        )
+    return int(value)
 
 
 def parse_properties(text: str, what: str = "zfs get") -> dict[str, dict[str, tuple[str, str]]]:
@@ -221,7 +222,7 @@ def render_capture(capture: Capture, list_cmd: str, get_cmd: str) -> str:
         [
             f"{CAPTURE_MAGIC}\n",
             f"# zfs-version: {capture.zfs_version}\n",
-            f"# pools: {' '.join(capture.pools)}\n",
+            f"# pools: {chr(9).join(capture.pools)}\n",
             f"# list-command: {list_cmd}\n",
             f"# get-command: {get_cmd}\n",
             f"{LIST_MARK}\n",
@@ -237,7 +238,9 @@ def ensure_newline(text: str) -> str:
 
 
 def parse_capture(text: str, origin: str = "capture") -> Capture:
-    lines = text.splitlines(keepends=True)
+    lines = [line + "\n" for line in text.split("\n")]
+    if lines and lines[-1] == "\n":
+        lines.pop()
     if not lines or lines[0].rstrip("\n") != CAPTURE_MAGIC:
         raise ParseError(f"{origin}: not a zmake capture (first line must be {CAPTURE_MAGIC!r})")
     header: dict[str, str] = {}
@@ -257,7 +260,7 @@ def parse_capture(text: str, origin: str = "capture") -> Capture:
         raise ParseError(f"{origin}: capture has no {' / '.join(missing)} section")
     return Capture(
         zfs_version=header.get("zfs-version", "unknown"),
-        pools=tuple(header.get("pools", "").split()),
+        pools=tuple(pool for pool in header.get("pools", "").split("\t") if pool),
         list_output="".join(sections[LIST_MARK]),
         get_output="".join(sections[GET_MARK]),
     )

@@ -2,7 +2,11 @@
 
 Each selected dataset is a node; its prerequisites are its nearest selected descendants
 (children before parents), ordered by the bytes their subtrees are expected to send, largest
-first, because make starts prerequisites in the order they are listed."""
+first, because make starts prerequisites in the order they are listed.
+
+One exception: below an encrypted dataset the edge is reversed (parent first). A child sent
+first makes `zfs recv -d` create an unencrypted placeholder parent, and ZFS refuses to receive
+an encrypted (raw) stream over an unencrypted dataset, so that parent could never be sent."""
 
 from __future__ import annotations
 
@@ -19,13 +23,13 @@ class Node:
     dataset: Dataset
     expected_bytes: int  # what this dataset alone is expected to send
     subtree_bytes: int  # itself plus every selected descendant
-    children: tuple[str, ...]  # nearest selected descendants, largest subtree first
+    prerequisites: tuple[str, ...]  # what must be sent before this, largest subtree first
 
 
 @dataclass(frozen=True)
 class Plan:
     nodes: tuple[Node, ...]  # parents after their children (a valid serial order)
-    roots: tuple[str, ...]  # selected datasets with no selected ancestor, largest first
+    roots: tuple[str, ...]  # what nothing else depends on: the goals of `all`, largest first
 
     @property
     def total_bytes(self) -> int:
@@ -96,6 +100,17 @@ def build_plan(
     for name in sorted(names, key=depth, reverse=True):
         subtree[name] = own[name] + sum(subtree[child] for child in children.get(name, []))
 
+    prerequisites: dict[str, list[str]] = {name: [] for name in names}
+    for parent, kids in children.items():
+        if parent is None:
+            continue
+        for kid in kids:
+            if inventory.datasets[parent].encrypted:
+                prerequisites[kid].append(parent)
+            else:
+                prerequisites[parent].append(kid)
+    depended_on = {p for prereqs in prerequisites.values() for p in prereqs}
+
     def largest_first(items: Iterable[str]) -> tuple[str, ...]:
         return tuple(sorted(items, key=lambda n: (-subtree[n], n)))
 
@@ -104,11 +119,11 @@ def build_plan(
             dataset=inventory.datasets[name],
             expected_bytes=own[name],
             subtree_bytes=subtree[name],
-            children=largest_first(children.get(name, [])),
+            prerequisites=largest_first(prerequisites[name]),
         )
         for name in sorted(names, key=lambda n: (-depth(n), n))
     )
-    return Plan(nodes=nodes, roots=largest_first(children.get(None, [])))
+    return Plan(nodes=nodes, roots=largest_first(n for n in names if n not in depended_on))
 
 
 def depth(name: str) -> int:

@@ -34,8 +34,11 @@ def recipe_word(value: str) -> str:
 
 
 def make_value(value: str) -> str:
-    """A value on the right of a make assignment: `$` doubled, `#` escaped."""
-    return value.replace("$", "$$").replace("#", r"\#")
+    """A value on the right of a make assignment: `$` doubled, `#` escaped (doubling any
+    backslashes before it), and a trailing backslash kept from continuing the line."""
+    value = value.replace("$", "$$")
+    value = re.sub(r"(\\*)#", lambda m: m[1] * 2 + "\\#", value)
+    return value + "$(EMPTY)" if value.endswith("\\") else value
 
 
 @dataclass(frozen=True)
