@@ -40,7 +40,9 @@ def capture(count: int, seed: int = 7) -> Capture:
     for index, name in enumerate(names):
         kind = "volume" if index % 97 == 5 else "filesystem"
         referenced = int(rng.paretovariate(1.2) * 64 * 1024)
-        list_lines.append(f"{name}\t{kind}\t{rng.getrandbits(63)}\t{txg}\t{referenced}\t{referenced}\t0")
+        list_lines.append(
+            f"{name}\t{kind}\t{rng.getrandbits(63)}\t{txg}\t{referenced}\t{referenced}\t0"
+        )
         encrypted = "aes-256-gcm" if "/db" in name else "off"
         if kind == "volume":
             get_lines.append(f"{name}\tmountpoint\t-\t-")
@@ -48,7 +50,9 @@ def capture(count: int, seed: int = 7) -> Capture:
             get_lines.append(f"{name}\tmountpoint\t/srv/{index}\tlocal")
         else:
             get_lines.append(f"{name}\tmountpoint\t/{name}\tinherited from {POOL}")
-        get_lines.append(f"{name}\tencryption\t{encrypted}\t{'local' if encrypted != 'off' else 'default'}")
+        get_lines.append(
+            f"{name}\tencryption\t{encrypted}\t{'local' if encrypted != 'off' else 'default'}"
+        )
     for day in range(3):
         txg += 10
         for name in names:

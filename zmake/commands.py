@@ -63,7 +63,8 @@ def ssh_argv(
     `own_connection` keeps a data stream off any multiplexed (ControlMaster) connection:
     parallel TCP streams are the point."""
     text = " | ".join(shlex.join(stage) for stage in remote_pipeline)
-    private = ["-o", "ControlPath=none"] if own_connection else []
+    # -S wins over any -o ControlPath the user's --ssh words may carry (ssh keeps the first -o).
+    private = ["-S", "none"] if own_connection else []
     return [*ssh_prefix(ssh), *private, remote, text]
 
 

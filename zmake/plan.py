@@ -28,7 +28,7 @@ class Node:
 
 @dataclass(frozen=True)
 class Plan:
-    nodes: tuple[Node, ...]  # parents after their children (a valid serial order)
+    nodes: tuple[Node, ...]  # in the order make -j1 sends them (every prerequisite first)
     roots: tuple[str, ...]  # what nothing else depends on: the goals of `all`, largest first
 
     @property
@@ -114,16 +114,36 @@ def build_plan(
     def largest_first(items: Iterable[str]) -> tuple[str, ...]:
         return tuple(sorted(items, key=lambda n: (-subtree[n], n)))
 
+    ordered = {name: largest_first(prerequisites[name]) for name in names}
+    roots = largest_first(n for n in names if n not in depended_on)
     nodes = tuple(
         Node(
             dataset=inventory.datasets[name],
             expected_bytes=own[name],
             subtree_bytes=subtree[name],
-            prerequisites=largest_first(prerequisites[name]),
+            prerequisites=ordered[name],
         )
-        for name in sorted(names, key=lambda n: (-depth(n), n))
+        for name in serial_order(roots, ordered)
     )
-    return Plan(nodes=nodes, roots=largest_first(n for n in names if n not in depended_on))
+    return Plan(nodes=nodes, roots=roots)
+
+
+def serial_order(roots: Sequence[str], prerequisites: Mapping[str, Sequence[str]]) -> list[str]:
+    """The order `make -j1` sends in: depth-first, prerequisites in their listed order."""
+    order: list[str] = []
+    seen: set[str] = set()
+    stack: list[tuple[str, bool]] = [(root, False) for root in reversed(roots)]
+    while stack:
+        name, expanded = stack.pop()
+        if expanded:
+            order.append(name)
+            continue
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.append((name, True))
+        stack.extend((p, False) for p in reversed(prerequisites[name]) if p not in seen)
+    return order
 
 
 def depth(name: str) -> int:

@@ -38,7 +38,7 @@ def make_value(value: str) -> str:
     backslashes before it), and a trailing backslash kept from continuing the line."""
     value = value.replace("$", "$$")
     value = re.sub(r"(\\*)#", lambda m: m[1] * 2 + "\\#", value)
-    return value + "$(EMPTY)" if value.endswith("\\") else value
+    return value + "$()" if value.endswith("\\") else value
 
 
 @dataclass(frozen=True)

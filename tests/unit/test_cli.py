@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -159,8 +160,10 @@ def test_config_file_and_command_line_precedence(tmp_path: Path) -> None:
 def test_every_command_has_help_and_an_example() -> None:
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command")
-    assert subparsers.choices
-    for name, sub in subparsers.choices.items():  # type: ignore[union-attr]
+    choices = subparsers.choices
+    assert isinstance(choices, dict) and choices
+    for name, sub in choices.items():
+        assert isinstance(sub, argparse.ArgumentParser)
         text = sub.format_help()
         assert sub.description, name
         assert "example:" in text and f"zmake {name}" in text, name

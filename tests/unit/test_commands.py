@@ -1,0 +1,577 @@
+"""zmake/commands.py: the argv lists zmake runs, and quoting across the ssh boundary.
+
+Quoting is checked by running the commands: a fake `ssh` hands its command to `sh -c` the
+way sshd hands it to the remote login shell (options skipped, the words after the host
+joined by spaces), and a fake `zfs` reports the argv it received as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from zfsgen import GenTree, components, trees
+
+from zmake.commands import (
+    COMPRESSORS,
+    Target,
+    abort_resume_argv,
+    data_pipeline,
+    estimate_argv,
+    local_dataset_argv,
+    pipeline_text,
+    recv_argv,
+    remote_dataset_argv,
+    remote_tree_argv,
+    rollback_argv,
+    send_argv,
+    ssh_argv,
+    ssh_prefix,
+    umount_script,
+)
+from zmake.decide import Action, Step
+from zmake.errors import UsageError
+from zmake.model import FILESYSTEM, VOLUME, Dataset, Snapshot
+
+PYTHON = f"#!{sys.executable} -SI\n"
+FAKE_ZFS = (
+    PYTHON
+    + r"""import json, os, sys
+argv = sys.argv[1:]
+side = os.environ.get("FAKE_SIDE", "local")
+def log(**record):
+    if "FAKE_LOG" in os.environ:
+        with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as f:
+            f.write(json.dumps({"prog": "zfs", "side": side, "argv": argv, **record}) + "\n")
+if argv[:1] == ["send"]:
+    log()
+    sys.stdout.write("STREAM " + json.dumps(argv) + "\n")
+    sys.exit(int(os.environ.get("FAKE_SEND_EXIT", "0")))
+elif argv[:1] == ["recv"]:
+    log(stdin=sys.stdin.read())
+elif argv[:1] == ["list"] and "FAKE_POOL_MISSING" in os.environ:
+    log()
+    sys.stderr.write(f"cannot open '{argv[-1]}': dataset does not exist\n")
+    sys.exit(1)
+elif argv[:1] == ["list"] and "mounted,name" in argv:
+    log()
+    sys.stdout.write(os.environ.get("FAKE_MOUNTED", ""))
+else:
+    log()
+    sys.stdout.write(json.dumps(argv) + "\n")
+"""
+)
+# "Compresses" by wrapping the stream in markers that name the side it ran on; the
+# decompressor checks and removes them, and says where each half ran.
+FAKE_COMPRESSOR = (
+    PYTHON
+    + r"""import os, re, sys
+side = os.environ.get("FAKE_SIDE", "local")
+data = sys.stdin.read()
+name = os.path.basename(sys.argv[0])
+if "-d" in sys.argv[1:]:
+    found = re.fullmatch(rf"<{name} on (\w+)>(.*)</{name}>", data, re.DOTALL)
+    if not found:
+        sys.exit(f"fake {name}: not a fake {name} stream: {data!r}")
+    sys.stdout.write(f"[{name}: {found[1]} -> {side}]" + found[2])
+else:
+    sys.stdout.write(f"<{name} on {side}>" + data + f"</{name}>")
+"""
+)
+# Like ssh: options (with their arguments) skipped, then the host, then the remaining words
+# joined by single spaces and run by the remote user's shell.
+FAKE_SSH = (
+    PYTHON
+    + r"""import json, os, sys
+WITH_ARGUMENT = set("BbcDEeFIiJLlmOopQRSWw")
+args = sys.argv[1:]
+options = []
+while args and args[0].startswith("-") and len(args[0]) > 1:
+    flag = args.pop(0)
+    options.append(flag)
+    if flag[-1] in WITH_ARGUMENT and len(flag) == 2:
+        options.append(args.pop(0))
+host, words = args[0], args[1:]
+if "FAKE_LOG" in os.environ:
+    with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as f:
+        record = {"prog": "ssh", "options": options, "host": host, "words": words}
+        f.write(json.dumps(record) + "\n")
+os.environ["FAKE_SIDE"] = "remote"
+os.execvp("sh", ["sh", "-c", " ".join(words)])
+"""
+)
+
+OWN_CONNECTION = ["-S", "none"]  # what data streams add to the user's ssh
+NASTY_NAMES = (
+    "tank/my data",
+    "tank/vm:disk0",
+    "tank/50%/x y",
+    "tank/it's",
+    "tank/$HOME and $(id) `id`",
+    'tank/"quoted" \\ back',
+    "tank/a;b|c&d>e<f",
+    "tank/ lead/trail ",
+    "tank/-x/--force",
+    "tank/*?[a]",
+    "tank/tab\there",
+    "tank/new\nline",
+)
+
+
+@dataclass(frozen=True)
+class Fakes:
+    bin: Path
+
+    def env(self, log: Path, **extra: str) -> dict[str, str]:
+        return {
+            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "FAKE_LOG": str(log),
+            "LC_ALL": "C",
+            **extra,
+        }
+
+
+@pytest.fixture(scope="module")
+def fakes(tmp_path_factory: pytest.TempPathFactory) -> Fakes:
+    folder = tmp_path_factory.mktemp("fakebin")
+    scripts = {"zfs": FAKE_ZFS, "ssh": FAKE_SSH}
+    for compressor, decompressor in COMPRESSORS.values():
+        assert compressor[0] == decompressor[0]
+        scripts[compressor[0]] = FAKE_COMPRESSOR
+    for name, text in scripts.items():
+        path = folder / name
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o755)
+    return Fakes(folder)
+
+
+def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+
+
+def read_log(log: Path) -> list[dict[str, Any]]:
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+
+
+def snapshot(dataset: str, short: str, guid: int, txg: int) -> Snapshot:
+    return Snapshot(f"{dataset}@{short}", guid, txg)
+
+
+def filesystem(
+    name: str = "tank/my data",
+    *,
+    mountpoint: str | None = "/srv/my data",
+    source: str = "local",
+    encryption: str = "off",
+    kind: str = FILESYSTEM,
+) -> Dataset:
+    return Dataset(
+        name=name,
+        kind=kind,
+        mountpoint=None if kind == VOLUME else mountpoint,
+        mountpoint_source="-" if kind == VOLUME else source,
+        encryption=encryption,
+        snapshots=(snapshot(name, "a", 1, 10), snapshot(name, "b", 2, 20)),
+    )
+
+
+def full(ds: Dataset) -> Step:
+    return Step(Action.FULL, to_snapshot=ds.snapshots[0])
+
+
+def incremental(ds: Dataset, rollback: bool = False) -> Step:
+    return Step(
+        Action.INCREMENTAL,
+        to_snapshot=ds.snapshots[-1],
+        from_snapshot=ds.snapshots[0],
+        rollback_to=ds.snapshots[0] if rollback else None,
+    )
+
+
+# --- quoting across ssh ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NASTY_NAMES)
+def test_remote_shell_receives_each_argument_intact(
+    fakes: Fakes, tmp_path: Path, name: str
+) -> None:
+    argv = ssh_argv("ssh", "backup", [remote_dataset_argv(name)])
+    assert argv[:2] == ["ssh", "backup"] and len(argv) == 3  # one word after the host
+    done = run(["sh", "-c", argv[-1]], fakes.env(tmp_path / "log"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == remote_dataset_argv(name)[1:]
+    assert json.loads(done.stdout)[-1] == name
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\0"), min_size=1))
+def test_any_name_survives_the_fake_ssh(fakes: Fakes, name: str) -> None:
+    target = Target(dest_pool="backup", remote="me@backup", ssh="ssh -p 2222 -F 'my cfg'")
+    argv = target.wrap(remote_tree_argv(name))
+    done = run(argv, fakes.env(Path(os.devnull)))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == remote_tree_argv(name)[1:]
+
+
+@settings(max_examples=15, deadline=None)
+@given(components(), components())
+def test_remote_pipeline_stages_survive(fakes: Fakes, first: str, second: str) -> None:
+    """Several stages joined by `|` on the remote side: every stage's argv is intact."""
+    name = f"tank/{first}/{second}"
+    argv = ssh_argv("ssh", "host", [["zfs", "get", name], ["zfs", "list", name]])
+    done = run(argv, fakes.env(Path(os.devnull)))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["list", name]
+
+
+def test_ssh_prefix_is_split_like_a_shell() -> None:
+    target = Target(dest_pool="b", remote="me@host", ssh="ssh -F 'my cfg' -p 2222 -o X=y")
+    argv = target.wrap(["zfs", "list", "b/my data"])
+    assert argv[:7] == ["ssh", "-F", "my cfg", "-p", "2222", "-o", "X=y"]
+    assert argv[7:] == ["me@host", "zfs list 'b/my data'"]
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "ssh -F 'unclosed"])
+def test_ssh_prefix_rejects_nonsense(bad: str) -> None:
+    with pytest.raises(UsageError, match="--ssh"):
+        ssh_prefix(bad)
+
+
+def test_local_target_runs_commands_directly() -> None:
+    target = Target(dest_pool="backup")
+    assert target.wrap(["zfs", "list", "x y"]) == ["zfs", "list", "x y"]
+    assert target.wrap_script("echo hi") == ["sh", "-c", "echo hi"]
+
+
+def test_control_commands_keep_names_as_single_arguments() -> None:
+    name = "backup/my data:v1"
+    assert rollback_argv(f"{name}@s 1") == ["zfs", "rollback", "-r", f"{name}@s 1"]
+    assert abort_resume_argv(name) == ["zfs", "recv", "-A", name]
+    assert local_dataset_argv(name)[-1] == name
+    assert remote_dataset_argv(name)[-3:] == ["-d", "1", name]
+    assert remote_tree_argv(name)[-2:] == ["-r", name]
+
+
+# --- zfs recv options ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dataset", "mountpoint_option"),
+    [
+        (filesystem(source="local"), "mountpoint=/srv/my data"),
+        (filesystem(source="received"), "mountpoint=/srv/my data"),
+        (filesystem(mountpoint="none", source="local"), "mountpoint=none"),
+        (filesystem(source="default"), None),
+        (filesystem(source="inherited from tank"), None),
+        (filesystem(source="-"), None),
+        (filesystem(mountpoint=None, source="local"), None),
+    ],
+    ids=["local", "received", "none", "default", "inherited", "dash", "unknown"],
+)
+def test_recv_mountpoint_only_when_set_on_the_filesystem(
+    dataset: Dataset, mountpoint_option: str | None
+) -> None:
+    argv = recv_argv(full(dataset), dataset, "backup")
+    options = [argv[i + 1] for i, word in enumerate(argv) if word == "-o"]
+    mountpoints = [o for o in options if o.startswith("mountpoint=")]
+    assert mountpoints == ([mountpoint_option] if mountpoint_option else [])
+    assert "canmount=noauto" in options
+    assert argv[:2] == ["zfs", "recv"] and argv[-2:] == ["-d", "backup"]
+    assert {"-u", "-s"} <= set(argv)
+
+
+@pytest.mark.parametrize("source", ["local", "received", "default", "-"])
+def test_recv_never_sets_properties_on_volumes(source: str) -> None:
+    volume = Dataset(
+        name="tank/vm:disk0",
+        kind=VOLUME,
+        mountpoint="/should/not/matter",
+        mountpoint_source=source,
+        snapshots=(snapshot("tank/vm:disk0", "a", 1, 1),),
+    )
+    argv = recv_argv(full(volume), volume, "backup")
+    assert "-o" not in argv
+    assert argv == ["zfs", "recv", "-u", "-s", "-d", "backup"]
+
+
+@pytest.mark.parametrize(
+    ("action", "rollback", "forced"),
+    [
+        (Action.FULL, False, False),
+        (Action.FULL_OVER_PLACEHOLDER, False, True),
+        (Action.INCREMENTAL, False, False),
+        (Action.INCREMENTAL, True, True),
+        (Action.RESUME, False, False),
+    ],
+)
+def test_recv_force_flag_only_over_placeholder_or_rollback(
+    action: Action, rollback: bool, forced: bool
+) -> None:
+    ds = filesystem()
+    step = Step(
+        action,
+        to_snapshot=ds.snapshots[-1] if action is not Action.RESUME else None,
+        from_snapshot=ds.snapshots[0] if action is Action.INCREMENTAL else None,
+        rollback_to=ds.snapshots[0] if rollback else None,
+        token="1-t" if action is Action.RESUME else None,
+    )
+    assert ("-F" in recv_argv(step, ds, "backup")) == forced
+
+
+@settings(max_examples=60, deadline=None)
+@given(trees(max_datasets=6), st.data())
+def test_recv_options_on_generated_datasets(tree: GenTree, data: st.DataObject) -> None:
+    ds = tree.by_name(data.draw(st.sampled_from(tree.names))).model()
+    step = data.draw(
+        st.sampled_from(
+            [
+                Step(Action.FULL, to_snapshot=Snapshot(f"{ds.name}@x", 1, 1)),
+                Step(Action.FULL_OVER_PLACEHOLDER, to_snapshot=Snapshot(f"{ds.name}@x", 1, 1)),
+            ]
+        )
+    )
+    argv = recv_argv(step, ds, "backup")
+    options = [argv[i + 1] for i, word in enumerate(argv) if word == "-o"]
+    if ds.kind == VOLUME:
+        assert options == []
+    elif ds.mountpoint_source == "local":
+        assert options == ["canmount=noauto", f"mountpoint={ds.mountpoint}"]
+    else:
+        assert options == ["canmount=noauto"]
+    assert ("-F" in argv) == (step.action is Action.FULL_OVER_PLACEHOLDER)
+
+
+# --- zfs send ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encryption", ["off", "aes-256-gcm"])
+def test_send_flags_raw_for_encrypted(encryption: str) -> None:
+    ds = filesystem(encryption=encryption)
+    for step in (full(ds), incremental(ds)):
+        argv = send_argv(step, ds)
+        flags = argv[2 : argv.index("-I")] if "-I" in argv else argv[2:-1]
+        assert flags == (["-w"] if encryption != "off" else ["-L", "-c"])
+
+
+def test_send_full_and_incremental_name_the_snapshots() -> None:
+    ds = filesystem(name="tank/vm:disk0 x")
+    assert send_argv(full(ds), ds) == ["zfs", "send", "-L", "-c", "tank/vm:disk0 x@a"]
+    assert send_argv(incremental(ds), ds) == [
+        "zfs",
+        "send",
+        "-L",
+        "-c",
+        "-I",
+        "tank/vm:disk0 x@a",
+        "tank/vm:disk0 x@b",
+    ]
+
+
+@pytest.mark.parametrize("encryption", ["off", "aes-256-gcm"])
+def test_send_resume_uses_only_the_token(encryption: str) -> None:
+    ds = filesystem(encryption=encryption)
+    token = "1-e604ea4bf-e0-789c63a2"
+    assert send_argv(Step(Action.RESUME, token=token), ds) == ["zfs", "send", "-t", token]
+    assert estimate_argv(send_argv(Step(Action.RESUME, token=token), ds)) == [
+        "zfs",
+        "send",
+        "-n",
+        "-v",
+        "-P",
+        "-t",
+        token,
+    ]
+
+
+def test_estimate_is_a_dry_run_of_the_same_send() -> None:
+    ds = filesystem(encryption="aes-256-gcm")
+    send = send_argv(incremental(ds), ds)
+    assert estimate_argv(send) == ["zfs", "send", "-n", "-v", "-P", *send[2:]]
+
+
+# --- the data pipeline -----------------------------------------------------------------------
+
+
+def test_local_pipeline_has_no_ssh_and_no_compression() -> None:
+    ds = filesystem()
+    send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
+    for compress in ("none", *COMPRESSORS):
+        assert data_pipeline(send, recv, Target("backup"), compress) == [send, recv]
+    progress = ["pv", "-f"]
+    assert data_pipeline(send, recv, Target("backup"), "zstd", progress) == [send, progress, recv]
+
+
+@pytest.mark.parametrize("compress", sorted(COMPRESSORS))
+def test_compressed_pipeline_decompresses_on_the_remote(compress: str) -> None:
+    ds = filesystem()
+    send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
+    target = Target("backup", remote="me@host", ssh="ssh -p 22")
+    stages = data_pipeline(send, recv, target, compress, ["pv", "-f"])
+    compressor, decompressor = COMPRESSORS[compress]
+    assert stages[:3] == [send, ["pv", "-f"], compressor]
+    remote_text = f"{shlex.join(decompressor)} | {shlex.join(recv)}"
+    assert stages[3:] == [["ssh", "-p", "22", *OWN_CONNECTION, "me@host", remote_text]]
+
+
+def test_uncompressed_remote_pipeline() -> None:
+    ds = filesystem()
+    send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
+    stages = data_pipeline(send, recv, Target("backup", remote="host"), "none")
+    assert stages == [send, ["ssh", *OWN_CONNECTION, "host", shlex.join(recv)]]
+
+
+def test_only_data_streams_opt_out_of_connection_sharing() -> None:
+    """Control commands may share a multiplexed connection; data streams get their own."""
+    target = Target("backup", remote="me@host", ssh="ssh -p 22")
+    assert target.wrap(["zfs", "list"]) == ["ssh", "-p", "22", "me@host", "zfs list"]
+    assert target.wrap_script("true") == ["ssh", "-p", "22", "me@host", "true"]
+    assert ssh_argv("ssh -p 22", "me@host", [["zfs", "list"]]) == target.wrap(["zfs", "list"])
+    stream = ssh_argv("ssh -p 22", "me@host", [["a"], ["b"]], own_connection=True)
+    assert stream == ["ssh", "-p", "22", *OWN_CONNECTION, "me@host", "a | b"]
+
+
+@pytest.mark.parametrize("compress", ["none", "zstd", "gzip"])
+@pytest.mark.parametrize("name", ["tank/my data", "tank/it's $HOME", "tank/vm:disk0 50%"])
+def test_pipeline_runs_end_to_end(fakes: Fakes, tmp_path: Path, compress: str, name: str) -> None:
+    """pipeline_text through bash with fake zfs/ssh/compressors: the stream arrives intact,
+    compressed locally and decompressed remotely, and recv gets its exact argv."""
+    ds = filesystem(name=name, mountpoint=f"/srv/{name} 'q'")
+    step = incremental(ds, rollback=True)
+    send, recv = send_argv(step, ds), recv_argv(step, ds, "backup")
+    stages = data_pipeline(send, recv, Target("backup", remote="me@host"), compress)
+    log = tmp_path / "log"
+    done = run(["bash", "-c", pipeline_text(stages)], fakes.env(log))
+    assert done.returncode == 0, done.stderr
+    records = read_log(log)
+    received = [r for r in records if r["prog"] == "zfs" and r["argv"][0] == "recv"]
+    assert len(received) == 1
+    assert received[0]["side"] == "remote"
+    assert received[0]["argv"] == recv[1:]
+    stream = "STREAM " + json.dumps(send[1:]) + "\n"
+    if compress == "none":
+        assert received[0]["stdin"] == stream
+    else:
+        program = COMPRESSORS[compress][0][0]
+        assert received[0]["stdin"] == f"[{program}: local -> remote]{stream}"
+    ssh_calls = [r for r in records if r["prog"] == "ssh"]
+    assert len(ssh_calls) == 1 and ssh_calls[0]["host"] == "me@host"
+    assert ssh_calls[0]["options"] == OWN_CONNECTION
+    assert len(ssh_calls[0]["words"]) == 1
+
+
+def test_local_pipeline_runs_end_to_end(fakes: Fakes, tmp_path: Path) -> None:
+    ds = filesystem(name="tank/it's my data")
+    send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
+    log = tmp_path / "log"
+    done = run(
+        ["bash", "-c", pipeline_text(data_pipeline(send, recv, Target("backup"), "zstd"))],
+        fakes.env(log),
+    )
+    assert done.returncode == 0, done.stderr
+    records = read_log(log)
+    assert [r["prog"] for r in records] == ["zfs", "zfs"]
+    assert records[1]["argv"] == recv[1:] and records[1]["side"] == "local"
+    assert records[1]["stdin"] == "STREAM " + json.dumps(send[1:]) + "\n"
+
+
+def test_pipeline_text_fails_when_send_fails(fakes: Fakes, tmp_path: Path) -> None:
+    """pipefail: `zfs recv` succeeding must not hide a failed `zfs send`."""
+    ds = filesystem()
+    send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
+    text = pipeline_text(data_pipeline(send, recv, Target("backup", remote="h"), "zstd"))
+    done = run(["bash", "-c", text], fakes.env(tmp_path / "log", FAKE_SEND_EXIT="3"))
+    assert done.returncode == 3
+
+
+def effective_ssh_options(argv: list[str]) -> dict[str, str]:
+    """What OpenSSH would use for this command line (`ssh -G` resolves options, no network).
+    `-F /dev/null` in the tests' SSH keeps the machine's own ssh_config out of it."""
+    done = subprocess.run(
+        [argv[0], "-G", *argv[1:]], capture_output=True, text=True, timeout=30, check=True
+    )
+    return dict(line.partition(" ")[::2] for line in done.stdout.splitlines())
+
+
+def data_stream_ssh(ssh: str) -> list[str]:
+    ds = filesystem()
+    send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
+    return data_pipeline(send, recv, Target("backup", remote="me@host", ssh=ssh), "none")[-1]
+
+
+needs_ssh = pytest.mark.skipif(shutil.which("ssh") is None, reason="needs OpenSSH's ssh -G")
+
+
+def test_data_stream_ssh_opts_out_of_connection_sharing() -> None:
+    ssh = data_stream_ssh("ssh")
+    assert ssh[: ssh.index("me@host")] == ["ssh", *OWN_CONNECTION]
+
+
+@needs_ssh
+@pytest.mark.parametrize(
+    "ssh",
+    [
+        "ssh -F /dev/null",
+        "ssh -F /dev/null -o ControlMaster=auto",
+        "ssh -F /dev/null -p 2222 -o ControlMaster=auto -o ControlPersist=60",
+    ],
+)
+def test_data_stream_ssh_has_no_control_path(ssh: str) -> None:
+    options = effective_ssh_options(data_stream_ssh(ssh))
+    assert (options["user"], options["hostname"]) == ("me", "host")
+    assert "controlpath" not in options, options
+
+
+@needs_ssh
+@pytest.mark.parametrize(
+    "ssh",
+    [
+        "ssh -F /dev/null -o ControlMaster=auto -o ControlPath=/tmp/zmake-cm-%C",
+        "ssh -F /dev/null -o ControlMaster=auto -S /tmp/zmake-cm-%C",
+    ],
+)
+def test_data_stream_ssh_overrides_a_control_path_given_in_ssh(ssh: str) -> None:
+    options = effective_ssh_options(data_stream_ssh(ssh))
+    assert "controlpath" not in options, options
+
+
+# --- umount ---------------------------------------------------------------------------------------
+
+
+def test_umount_script_unmounts_children_first(fakes: Fakes, tmp_path: Path) -> None:
+    mounted = [
+        ("yes", "b:1"),
+        ("yes", "b:1/home"),
+        ("no", "b:1/home/alice"),
+        ("yes", "b:1/home/my data"),
+        ("yes", "b:1/home/my data/deep 50%"),
+        ("yes", "b:1/home x"),
+        ("yes", "b:1/it's"),
+    ]
+    log = tmp_path / "log"
+    env = fakes.env(log, FAKE_MOUNTED="".join(f"{m}\t{n}\n" for m, n in mounted))
+    target = Target("b:1", remote="host")
+    done = run(target.wrap_script(umount_script("b:1")), env)
+    assert done.returncode == 0, done.stderr
+    unmounted = [
+        r["argv"][1] for r in read_log(log) if r["prog"] == "zfs" and r["argv"][0] == "unmount"
+    ]
+    assert sorted(unmounted) == sorted(n for m, n in mounted if m == "yes")
+    for i, name in enumerate(unmounted):
+        assert not any(later.startswith(name + "/") for later in unmounted[i + 1 :])
+
+
+def test_umount_script_reports_a_missing_pool(fakes: Fakes, tmp_path: Path) -> None:
+    env = fakes.env(tmp_path / "log", FAKE_POOL_MISSING="1")
+    done = run(Target("nope", remote="host").wrap_script(umount_script("nope")), env)
+    assert done.returncode == 7

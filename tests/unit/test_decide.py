@@ -1,0 +1,507 @@
+"""The pure send decision (zmake/decide.py): a table of every Action, then properties of
+repeatedly deciding and applying over random snapshot histories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import pytest
+from hypothesis import given, settings
+from zfsgen import History, histories
+
+from zmake.decide import PLACEHOLDER_MAX_REFERENCED, Action, Step, apply, decide
+from zmake.model import FILESYSTEM, VOLUME, Dataset, RemoteDataset, Snapshot
+
+SOURCE = "tank/my data:v1"
+BACKUP = "backup/my data:v1"
+TRANSFERS = (Action.FULL, Action.FULL_OVER_PLACEHOLDER, Action.INCREMENTAL)
+
+
+def snaps(*shorts: str, base_txg: int = 100) -> tuple[Snapshot, ...]:
+    """Local snapshots: guid derived from the short name, createtxg increasing."""
+    return tuple(
+        Snapshot(f"{SOURCE}@{short}", guid_of(short), base_txg + 10 * i, written=1000 * (i + 1))
+        for i, short in enumerate(shorts)
+    )
+
+
+def guid_of(short: str) -> int:
+    return 0x1000 + sum(ord(c) << (8 * i) for i, c in enumerate(short))
+
+
+def local(*shorts: str, encryption: str = "off", kind: str = FILESYSTEM) -> Dataset:
+    return Dataset(name=SOURCE, kind=kind, encryption=encryption, snapshots=snaps(*shorts))
+
+
+def remote(
+    *shorts: str,
+    referenced: int = 0,
+    written: int = 0,
+    token: str | None = None,
+    encryption: str = "off",
+    kind: str = FILESYSTEM,
+    base_txg: int = 90_000,
+) -> RemoteDataset:
+    """The backup's state: snapshots with the same guids but the backup's own createtxg
+    (deliberately far from the source's)."""
+    return RemoteDataset(
+        name=BACKUP,
+        kind=kind,
+        referenced=referenced,
+        written=written,
+        resume_token=token,
+        encryption=encryption,
+        snapshots=tuple(
+            Snapshot(f"{BACKUP}@{short}", guid_of(short), base_txg + 7 * i)
+            for i, short in enumerate(shorts)
+        ),
+    )
+
+
+def local_snap(short: str, ds: Dataset) -> Snapshot:
+    return next(s for s in ds.snapshots if s.short == short)
+
+
+def remote_snap(short: str, rd: RemoteDataset) -> Snapshot:
+    return next(s for s in rd.snapshots if s.short == short)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    local: Dataset
+    remote: RemoteDataset | None
+    action: Action
+    to: str | None = None  # short name of to_snapshot
+    source: str | None = None  # short name of from_snapshot
+    rollback_to: str | None = None
+    token: str | None = None
+    force: bool = False
+    reason_has: tuple[str, ...] = field(default=())
+
+
+CASES = [
+    Case("nothing: no local snapshot, no remote", local(), None, Action.NOTHING_TO_SEND),
+    Case(
+        "nothing: no local snapshot, remote has some",
+        local(),
+        remote("a"),
+        Action.NOTHING_TO_SEND,
+        reason_has=(SOURCE,),
+    ),
+    Case("up to date", local("a", "b"), remote("a", "b"), Action.UP_TO_DATE, to="b"),
+    Case(
+        "up to date: backup pruned old ones",
+        local("a", "b", "c"),
+        remote("c"),
+        Action.UP_TO_DATE,
+        to="c",
+    ),
+    Case(
+        "up to date: remote-only older snapshots do not matter",
+        local("b", "c"),
+        remote("a", "b", "c"),
+        Action.UP_TO_DATE,
+        to="c",
+    ),
+    Case(
+        "resume token wins over incremental",
+        local("a", "b", "c"),
+        remote("a", token="1-tok"),
+        Action.RESUME,
+        token="1-tok",
+    ),
+    Case(
+        "resume token wins over up to date",
+        local("a", "b"),
+        remote("a", "b", token="1-tok"),
+        Action.RESUME,
+        token="1-tok",
+    ),
+    Case(
+        "resume token wins over a placeholder",
+        local("a"),
+        remote(token="1-first", referenced=10**9),
+        Action.RESUME,
+        token="1-first",
+    ),
+    Case(
+        "resume token wins over divergence",
+        local("a", "b"),
+        remote("x", written=5, token="1-tok"),
+        Action.RESUME,
+        token="1-tok",
+    ),
+    Case("full of the oldest when remote absent", local("a", "b", "c"), None, Action.FULL, to="a"),
+    Case("full: single snapshot", local("only"), None, Action.FULL, to="only"),
+    Case(
+        "full: encrypted, remote absent",
+        local("a", "b", encryption="aes-256-gcm"),
+        None,
+        Action.FULL,
+        to="a",
+    ),
+    Case(
+        "full over an empty placeholder",
+        local("a", "b"),
+        remote(referenced=0),
+        Action.FULL_OVER_PLACEHOLDER,
+        to="a",
+    ),
+    Case(
+        "full over a placeholder at the limit",
+        local("a", "b"),
+        remote(referenced=PLACEHOLDER_MAX_REFERENCED),
+        Action.FULL_OVER_PLACEHOLDER,
+        to="a",
+    ),
+    Case(
+        "full over a volume placeholder",
+        local("a", kind=VOLUME),
+        remote(kind=VOLUME, referenced=4096),
+        Action.FULL_OVER_PLACEHOLDER,
+        to="a",
+    ),
+    Case(
+        "diverged: placeholder holds data",
+        local("a"),
+        remote(referenced=PLACEHOLDER_MAX_REFERENCED + 1),
+        Action.DIVERGED,
+        reason_has=(BACKUP, str(PLACEHOLDER_MAX_REFERENCED + 1)),
+    ),
+    Case(
+        "diverged: placeholder holds data, even with force",
+        local("a"),
+        remote(referenced=10**9),
+        Action.DIVERGED,
+        force=True,
+    ),
+    Case(
+        "diverged: placeholder of another kind",
+        local("a", kind=VOLUME),
+        remote(kind=FILESYSTEM, referenced=0),
+        Action.DIVERGED,
+    ),
+    Case(
+        "incremental from the only common snapshot",
+        local("a", "b", "c"),
+        remote("a"),
+        Action.INCREMENTAL,
+        to="c",
+        source="a",
+    ),
+    Case(
+        "incremental from the newest common snapshot",
+        local("a", "b", "c", "d"),
+        remote("a", "b"),
+        Action.INCREMENTAL,
+        to="d",
+        source="b",
+    ),
+    Case(
+        "incremental: source pruned the backup's oldest",
+        local("b", "c", "d"),
+        remote("a", "b"),
+        Action.INCREMENTAL,
+        to="d",
+        source="b",
+    ),
+    Case(
+        "incremental: backup pruned some in the middle",
+        local("a", "b", "c", "d"),
+        remote("a", "c"),
+        Action.INCREMENTAL,
+        to="d",
+        source="c",
+    ),
+    Case(
+        "diverged: no common snapshot names both sides",
+        local("n1", "n2", "n3", "n4"),
+        remote("o1", "o2"),
+        Action.DIVERGED,
+        reason_has=("no common snapshot", BACKUP, "@o1", "@o2", "@n2", "@n3", "@n4"),
+    ),
+    Case(
+        "diverged: no common snapshot, even with force",
+        local("n1"),
+        remote("o1"),
+        Action.DIVERGED,
+        force=True,
+    ),
+    Case(
+        "diverged: backup has newer snapshots",
+        local("a", "b", "c"),
+        remote("a", "b", "x", "y"),
+        Action.DIVERGED,
+        reason_has=("@b", "@x", "@y", "--force"),
+    ),
+    Case(
+        "force: roll back the backup's newer snapshots",
+        local("a", "b", "c"),
+        remote("a", "b", "x", "y"),
+        Action.INCREMENTAL,
+        to="c",
+        source="b",
+        rollback_to="b",
+        force=True,
+    ),
+    Case(
+        "diverged: backup modified since the common snapshot",
+        local("a", "b"),
+        remote("a", written=8192),
+        Action.DIVERGED,
+        reason_has=(BACKUP, "8192", "@a", "--force"),
+    ),
+    Case(
+        "force: discard the backup's modifications",
+        local("a", "b"),
+        remote("a", written=8192),
+        Action.INCREMENTAL,
+        to="b",
+        source="a",
+        rollback_to="a",
+        force=True,
+    ),
+    Case(
+        "up to date although modified: nothing to send",
+        local("a", "b"),
+        remote("a", "b", written=8192),
+        Action.UP_TO_DATE,
+        to="b",
+    ),
+    Case(
+        "raw mismatch: encrypted source, plain backup",
+        local("a", "b", encryption="aes-256-gcm"),
+        remote("a"),
+        Action.RAW_MISMATCH,
+        reason_has=(BACKUP, SOURCE, "raw"),
+    ),
+    Case(
+        "raw mismatch: plain source, encrypted backup",
+        local("a", "b"),
+        remote("a", encryption="aes-128-ccm"),
+        Action.RAW_MISMATCH,
+    ),
+    Case(
+        "raw mismatch beats a placeholder",
+        local("a", encryption="aes-256-gcm"),
+        remote(referenced=0),
+        Action.RAW_MISMATCH,
+    ),
+    Case(
+        "raw mismatch beats up to date, even with force",
+        local("a", encryption="aes-256-gcm"),
+        remote("a"),
+        Action.RAW_MISMATCH,
+        force=True,
+    ),
+    Case(
+        "incremental: both encrypted",
+        local("a", "b", encryption="aes-256-gcm"),
+        remote("a", encryption="aes-256-gcm"),
+        Action.INCREMENTAL,
+        to="b",
+        source="a",
+    ),
+]
+
+
+def short(snapshot: Snapshot | None) -> str | None:
+    return snapshot.short if snapshot else None
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_decide_table(case: Case) -> None:
+    step = decide(case.local, case.remote, force=case.force)
+    assert step.action is case.action, step.reason
+    assert short(step.to_snapshot) == case.to
+    assert short(step.from_snapshot) == case.source
+    assert short(step.rollback_to) == case.rollback_to
+    assert step.token == case.token
+    for text in case.reason_has:
+        assert text in step.reason
+    assert step.transfers == (case.action in (*TRANSFERS, Action.RESUME))
+
+
+def test_force_changes_nothing_when_not_diverged() -> None:
+    for case in CASES:
+        if case.action not in (Action.DIVERGED,) and case.rollback_to is None:
+            assert decide(case.local, case.remote, force=True) == decide(
+                case.local, case.remote, force=False
+            ), case.id
+
+
+def test_rollback_target_is_the_backups_own_snapshot() -> None:
+    """`zfs rollback` runs on the backup: roll back to its snapshot (its name, its txg)."""
+    rd = remote("a", "b", "x")
+    step = decide(local("a", "b", "c"), rd, force=True)
+    assert step.rollback_to == remote_snap("b", rd)
+    assert step.from_snapshot == local_snap("b", local("a", "b", "c"))
+
+
+def test_diverged_names_only_the_last_three_snapshots() -> None:
+    step = decide(local("n1", "n2", "n3", "n4", "n5"), remote("o1", "o2", "o3", "o4"))
+    assert step.action is Action.DIVERGED
+    assert "@n1" not in step.reason and "@o1" not in step.reason
+    assert "@n5" in step.reason and "@o4" in step.reason
+
+
+# --- apply ---------------------------------------------------------------------------------
+
+
+def test_apply_full_then_incremental_keeps_every_snapshot() -> None:
+    ds = local("a", "b", "c")
+    first = decide(ds, None)
+    state = apply(first, None, ds)
+    assert state is not None and [s.guid for s in state.snapshots] == [guid_of("a")]
+    second = decide(ds, state)
+    assert (second.action, second.from_snapshot, second.to_snapshot) == (
+        Action.INCREMENTAL,
+        local_snap("a", ds),
+        local_snap("c", ds),
+    )
+    state = apply(second, state, ds)
+    assert state is not None
+    assert [s.short for s in state.snapshots] == ["a", "b", "c"]
+    assert decide(ds, state).action is Action.UP_TO_DATE
+
+
+def test_apply_resume_and_refusals_leave_the_state_alone() -> None:
+    ds = local("a", "b")
+    rd = remote("a", token="1-tok")
+    for step in (
+        Step(Action.RESUME, token="1-tok"),
+        Step(Action.DIVERGED),
+        Step(Action.RAW_MISMATCH),
+        Step(Action.UP_TO_DATE, to_snapshot=local_snap("b", ds)),
+        Step(Action.NOTHING_TO_SEND),
+    ):
+        assert apply(step, rd, ds) == rd
+
+
+def test_apply_rollback_drops_only_newer_backup_snapshots() -> None:
+    ds = local("a", "b", "c")
+    rd = remote("a", "b", "x", "y")
+    step = decide(ds, rd, force=True)
+    state = apply(step, rd, ds)
+    assert state is not None
+    assert [s.short for s in state.snapshots] == ["a", "b", "c"]
+    assert state.written == 0 and state.resume_token is None
+
+
+def test_apply_placeholder_keeps_name_and_kind() -> None:
+    ds = local("a", "b", kind=VOLUME)
+    rd = remote(kind=VOLUME, referenced=4096)
+    state = apply(decide(ds, rd), rd, ds)
+    assert state is not None
+    assert (state.name, state.kind, [s.short for s in state.snapshots]) == (BACKUP, VOLUME, ["a"])
+
+
+def test_after_a_resume_the_rest_of_the_range_is_sent() -> None:
+    """send.py: RESUME finishes one snapshot, `remote.with_snapshot(completed)` records it,
+    and the next decision must be the rest of the -I range (issue 4, step 4)."""
+    ds = local("a", "b", "c")  # source txgs 100, 110, 120
+    rd = remote("a", token="1-tok", base_txg=90_000)  # backup txgs are far larger
+    assert decide(ds, rd).action is Action.RESUME
+    after_resume = rd.with_snapshot(local_snap("b", ds))  # exactly what Sender.resume does
+    step = decide(ds, after_resume)
+    assert (step.action, step.from_snapshot, step.to_snapshot) == (
+        Action.INCREMENTAL,
+        local_snap("b", ds),
+        local_snap("c", ds),
+    ), step.reason
+
+
+def test_after_a_resume_with_small_backup_txgs_the_rest_is_sent() -> None:
+    """The same as above when the backup's txgs happen to be smaller than the source's."""
+    ds = local("a", "b", "c")
+    rd = remote("a", token="1-tok", base_txg=1)
+    step = decide(ds, rd.with_snapshot(local_snap("b", ds)))
+    assert (step.action, step.from_snapshot) == (Action.INCREMENTAL, local_snap("b", ds))
+
+
+# --- properties -------------------------------------------------------------------------------
+
+
+def guids(state: RemoteDataset | None) -> set[int]:
+    return {s.guid for s in state.snapshots} if state else set()
+
+
+def newest_common(ds: Dataset, state: RemoteDataset | None) -> Snapshot | None:
+    on_backup = guids(state)
+    common = [s for s in ds.snapshots if s.guid in on_backup]
+    return max(common, key=lambda s: s.createtxg) if common else None
+
+
+@settings(max_examples=300)
+@given(histories())
+def test_decide_then_apply_converges(history: History) -> None:
+    ds, state, force = history.local, history.remote, history.force
+    first = decide(ds, state, force=force)
+    if first.action not in TRANSFERS:
+        return
+    start = newest_common(ds, state) or ds.snapshots[0]
+    for _ in range(3):
+        step = decide(ds, state, force=force)
+        if step.action is Action.UP_TO_DATE:
+            break
+        assert step.action in TRANSFERS, (step.action, step.reason)
+        if step.action is Action.INCREMENTAL:
+            assert step.from_snapshot == newest_common(ds, state)
+            assert step.to_snapshot == ds.newest
+        else:
+            assert step.to_snapshot == ds.snapshots[0]
+            assert not guids(state)
+        if step.rollback_to is not None:
+            assert force
+        new_state = apply(step, state, ds)
+        lost = guids(state) - guids(new_state)
+        if step.rollback_to is None:
+            assert not lost
+        else:
+            # Only what the backup has beyond the common snapshot, none of the source's.
+            assert not lost & {s.guid for s in ds.snapshots}
+        state = new_state
+    else:
+        pytest.fail(f"not up to date after 3 steps: {state}")
+    assert ds.newest is not None and ds.newest.guid in guids(state)
+    # The backup keeps the history from where it started: nothing in the range is skipped.
+    assert {s.guid for s in ds.snapshots if s.createtxg >= start.createtxg} <= guids(state)
+
+
+@settings(max_examples=300)
+@given(histories())
+def test_decide_is_total_and_consistent(history: History) -> None:
+    ds, rd, force = history.local, history.remote, history.force
+    step = decide(ds, rd, force=force)
+    if not ds.snapshots:
+        assert step.action is Action.NOTHING_TO_SEND
+    elif rd is not None and rd.resume_token:
+        assert step.action is Action.RESUME and step.token == rd.resume_token
+    elif rd is None:
+        assert step.action is Action.FULL
+    elif rd.encrypted != ds.encrypted:
+        assert step.action is Action.RAW_MISMATCH
+    if step.action is Action.DIVERGED:
+        assert step.reason
+        assert rd is not None
+    if step.rollback_to is not None:
+        assert force and rd is not None and step.rollback_to in rd.snapshots
+    if not force:
+        assert step.rollback_to is None
+    if step.action is Action.UP_TO_DATE:
+        assert ds.newest is not None and ds.newest.guid in guids(rd)
+
+
+@settings(max_examples=200)
+@given(histories())
+def test_force_only_turns_divergence_into_rollback(history: History) -> None:
+    ds, rd = history.local, history.remote
+    plain, forced = decide(ds, rd, force=False), decide(ds, rd, force=True)
+    if forced.rollback_to is None:
+        assert plain == forced
+    else:
+        assert plain.action is Action.DIVERGED
+        assert replace(forced, rollback_to=None, reason="") == Step(
+            Action.INCREMENTAL, to_snapshot=forced.to_snapshot, from_snapshot=forced.from_snapshot
+        )
