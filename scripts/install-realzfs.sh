@@ -71,4 +71,6 @@ if [ ! -x "$VNG_VENV/bin/vng" ]; then
     python3 -m venv "$VNG_VENV"
     "$VNG_VENV/bin/pip" install -q virtme-ng
 fi
-log "ready: $(zfs version 2>/dev/null | head -1 || true), vng $("$VNG_VENV/bin/vng" --version 2>/dev/null | head -1)"
+# `zfs version` prints nothing on this host (no module loaded): ask dpkg instead.
+log "ready: zfsutils-linux $(dpkg-query -W -f='${Version}' zfsutils-linux 2>/dev/null)," \
+    "$("$VNG_VENV/bin/vng" --version 2>/dev/null | head -1)"

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Runs inside the virtme-ng guest started by tests/realzfs/guest.py.
+#
+#   guest-init.sh RUN_DIR
+#
+# RUN_DIR (on the --rwdir share, written by the host) holds:
+#   mode     "exec" or "pytest"
+#   command  exec mode: the shell command to run (bash -c)
+#   argv     pytest mode: the pytest arguments, NUL-separated
+# and receives from us:
+#   started  written as soon as this script runs (the guest booted)
+#   status   the exit status of the run, written on every exit path
+#
+# Sets up: the zfs module, a loopback sshd playing the remote "backup" host, a client ssh
+# config, and the environment the tests in tests/realzfs read (ZMAKE_GUEST, ZMAKE_SSH_CONFIG,
+# ZMAKE_SSHD_LOG, ZMAKE_TEST_REMOTE, ZMAKE_RESULTS_DIR).
+set -euo pipefail
+
+RUN_DIR=${1:?usage: guest-init.sh RUN_DIR}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SSH_DIR=/tmp/zmake-ssh
+REMOTE=backup
+
+trap 'rc=$?; echo "$rc" > "$RUN_DIR/status"' EXIT
+: > "$RUN_DIR/started"
+
+say() { printf 'zmake-guest: %s\n' "$*"; }
+die() { say "setup failed: $*" >&2; exit 3; }
+
+load_zfs() {
+    modprobe zfs || die "modprobe zfs"
+    zfs version | head -1
+}
+
+quiet_root_shell() {
+    # sshd runs each remote command through root's shell, which sources /root/.bashrc; this
+    # image's .bashrc runs pyenv init (seconds per connection under emulation).
+    : > "$SSH_DIR/empty-bashrc"
+    if [ -e /root/.bashrc ]; then
+        mount --bind "$SSH_DIR/empty-bashrc" /root/.bashrc || die "bind-mount over /root/.bashrc"
+    fi
+}
+
+write_sshd_config() {
+    cat > "$SSH_DIR/sshd_config" <<EOF
+ListenAddress 127.0.0.1
+Port 22
+HostKey $SSH_DIR/host_ed25519
+AuthorizedKeysFile $SSH_DIR/authorized_keys
+PidFile $SSH_DIR/sshd.pid
+# Root's password is locked on this image: without PAM sshd refuses even key logins.
+UsePAM yes
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+# The keys live under /tmp (mode 1777), which StrictModes would reject.
+StrictModes no
+UseDNS no
+PrintMotd no
+LogLevel VERBOSE
+MaxStartups 200
+MaxSessions 200
+EOF
+}
+
+write_client_config() {
+    cat > "$SSH_DIR/config" <<EOF
+Host $REMOTE
+    HostName 127.0.0.1
+    Port 22
+    User root
+    IdentityFile $SSH_DIR/id_ed25519
+    IdentitiesOnly yes
+    StrictHostKeyChecking no
+    UserKnownHostsFile /dev/null
+    LogLevel ERROR
+    BatchMode yes
+EOF
+}
+
+start_sshd() {
+    # Host's /tmp shows through the guest's /tmp overlay: never reuse a stale directory.
+    rm -rf "$SSH_DIR"
+    mkdir -m 700 "$SSH_DIR"
+    mkdir -p -m 755 /run/sshd
+    ssh-keygen -q -t ed25519 -N '' -C zmake-host -f "$SSH_DIR/host_ed25519"
+    ssh-keygen -q -t ed25519 -N '' -C zmake-client -f "$SSH_DIR/id_ed25519"
+    cp "$SSH_DIR/id_ed25519.pub" "$SSH_DIR/authorized_keys"
+    write_sshd_config
+    write_client_config
+    quiet_root_shell
+    /usr/sbin/sshd -f "$SSH_DIR/sshd_config" -E "$SSH_DIR/sshd.log" || {
+        cat "$SSH_DIR/sshd.log" >&2 || true
+        die "sshd did not start"
+    }
+    ssh -F "$SSH_DIR/config" "$REMOTE" true || {
+        tail -20 "$SSH_DIR/sshd.log" >&2 || true
+        die "ssh -F $SSH_DIR/config $REMOTE true"
+    }
+}
+
+export_env() {
+    export PYTHONDONTWRITEBYTECODE=1
+    export PATH="$REPO/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    export TMPDIR=/tmp
+    export XDG_CACHE_HOME=/tmp/.cache
+    export HYPOTHESIS_STORAGE_DIRECTORY=/tmp/.hypothesis
+    export ZMAKE_GUEST=1
+    export ZMAKE_SSH_CONFIG="$SSH_DIR/config"
+    export ZMAKE_SSHD_LOG="$SSH_DIR/sshd.log"
+    export ZMAKE_TEST_REMOTE="$REMOTE"
+    export ZMAKE_RESULTS_DIR="$RUN_DIR"
+}
+
+run_payload() {
+    local mode
+    mode=$(cat "$RUN_DIR/mode")
+    cd "$REPO"
+    case "$mode" in
+        exec)
+            bash -c "$(cat "$RUN_DIR/command")"
+            ;;
+        pytest)
+            local -a args=()
+            mapfile -d '' -t args < "$RUN_DIR/argv"
+            python -m pytest -p no:cacheprovider "${args[@]}"
+            ;;
+        *)
+            die "unknown mode '$mode'"
+            ;;
+    esac
+}
+
+main() {
+    say "booted"
+    export_env
+    load_zfs
+    start_sshd
+    say "ready"
+    set +e
+    run_payload
+    local rc=$?
+    set -e
+    say "finished with status $rc"
+    exit "$rc"
+}
+
+main
