@@ -21,7 +21,8 @@ from zmake.generate import generate
 from zmake.model import pool_of
 from zmake.parse import render_capture
 from zmake.runner import Runner
-from zmake.send import Sender, SendOptions, human, read_remote_tree, umount
+from zmake.send import Sender, SendOptions, human, read_remote_tree, umount, write_stamp
+from zmake.slots import jobs_from_makeflags, ssh_slot
 
 EXAMPLES = """\
 examples:
@@ -108,6 +109,8 @@ def cmd_send(args: argparse.Namespace, runner: Runner) -> int:
     run_dir = ensure_run_dir(settings.run_dir)
     report_file = os.environ.get("ZMAKE_REPORT")
     options = SendOptions(
+        slots=slot_count(args),
+        stamp=Path(args.stamp) if args.stamp else None,
         target=target,
         compress=settings.compress,
         force=args.force,
@@ -122,14 +125,24 @@ def cmd_send(args: argparse.Namespace, runner: Runner) -> int:
     return 0
 
 
+def slot_count(args: argparse.Namespace) -> int:
+    if args.slots is not None:
+        return max(0, int(args.slots))
+    return jobs_from_makeflags(os.environ.get("MAKEFLAGS")) or 0
+
+
 def cmd_umount(args: argparse.Namespace, runner: Runner) -> int:
     """Unmount the backup of each source POOL: every dataset of the receiving pool (--dest,
     default the same name). Every send target of a generated Makefile depends on this."""
     settings = settings_from(args)
+    run_dir = ensure_run_dir(settings.run_dir)
     for pool in args.pools:
         target = settings.target(pool)  # refuses the source pool itself on this machine
-        done = umount(runner, target)
+        with ssh_slot(runner, run_dir, target, slot_count(args)) as slot_target:
+            done = umount(runner, slot_target)
         print(done.rstrip("\n") if done else f"{target.dest_pool}: nothing mounted")
+    if args.stamp:
+        write_stamp(Path(args.stamp), "unmounted\n")
     return 0
 
 
@@ -288,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="pv progress line (default: when stderr is a terminal)",
     )
     send.add_argument("-n", "--dry-run", action="store_true", help="print the pipeline only")
+    send.add_argument("--stamp", help="file to write when up to date (make's target)")
+    send.add_argument("--slots", type=int, help="ssh masters to share (default: make's -jN)")
     send.add_argument(
         "--no-wait",
         action="store_true",
@@ -332,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     unmount = command("umount", cmd_umount, "zmake umount tank --remote nas --dest backup")
     unmount.add_argument("pools", nargs="+", metavar="POOL", help="source pool(s)")
+    unmount.add_argument("--stamp", help="file to write when done (make's target)")
+    unmount.add_argument("--slots", type=int, help="ssh masters to share (default: make's -jN)")
     add_target_options(unmount)
     return parser
 

@@ -34,16 +34,19 @@ class Target:
     dest_pool: str
     remote: str | None = None
     ssh: str = "ssh"
+    slot_socket: str | None = None  # this send's own ssh master (see zmake/slots.py)
 
     def wrap(self, argv: Argv) -> Argv:
         """A control command as run on the receiving side."""
-        return argv if self.remote is None else ssh_argv(self.ssh, self.remote, [argv])
+        if self.remote is None:
+            return argv
+        return ssh_argv(self.ssh, self.remote, [argv], socket=self.slot_socket)
 
     def wrap_script(self, script: str) -> Argv:
         """Shell text run by the receiving side's shell (or `sh -c` locally)."""
         if self.remote is None:
             return ["sh", "-c", script]
-        return [*ssh_prefix(self.ssh), self.remote, script]
+        return [*ssh_prefix(self.ssh), *socket_options(self.slot_socket), self.remote, script]
 
 
 def ssh_prefix(ssh: str) -> Argv:
@@ -56,16 +59,49 @@ def ssh_prefix(ssh: str) -> Argv:
     return prefix
 
 
+def socket_options(socket: str | None, *, own_connection: bool = False) -> Argv:
+    """Through a slot's master when there is one (the slot lock makes it this send's alone);
+    else a data stream (`own_connection`) opts out of any multiplexing the user's ssh set up,
+    as parallel TCP streams are the point. -S wins over any -o ControlPath in --ssh."""
+    if socket is not None:
+        return ["-S", socket, "-o", "ControlMaster=no"]
+    return ["-S", "none"] if own_connection else []
+
+
 def ssh_argv(
-    ssh: str, remote: str, remote_pipeline: Sequence[Argv], *, own_connection: bool = False
+    ssh: str,
+    remote: str,
+    remote_pipeline: Sequence[Argv],
+    *,
+    own_connection: bool = False,
+    socket: str | None = None,
 ) -> Argv:
-    """ssh running `remote_pipeline` (stages joined by |) on `remote`, quoted once.
-    `own_connection` keeps a data stream off any multiplexed (ControlMaster) connection:
-    parallel TCP streams are the point."""
+    """ssh running `remote_pipeline` (stages joined by |) on `remote`, quoted once."""
     text = " | ".join(shlex.join(stage) for stage in remote_pipeline)
-    # -S wins over any -o ControlPath the user's --ssh words may carry (ssh keeps the first -o).
-    private = ["-S", "none"] if own_connection else []
-    return [*ssh_prefix(ssh), *private, remote, text]
+    options = socket_options(socket, own_connection=own_connection)
+    return [*ssh_prefix(ssh), *options, remote, text]
+
+
+MASTER_PERSIST_SECONDS = 120
+
+
+def master_start_argv(ssh: str, remote: str, socket: str) -> Argv:
+    """Open a slot's master: one TCP connection that stays up (idle at most
+    MASTER_PERSIST_SECONDS) for the sends that take this slot after this one."""
+    return [
+        *ssh_prefix(ssh), "-S", socket, "-o", "ControlMaster=yes",
+        "-o", f"ControlPersist={MASTER_PERSIST_SECONDS}", remote, "true",
+    ]  # fmt: skip
+
+
+def master_control_argv(ssh: str, remote: str, socket: str, command: str) -> Argv:
+    """`ssh -O check|exit` for a slot's master (no new connection)."""
+    return [*ssh_prefix(ssh), "-S", socket, "-O", command, remote]
+
+
+def ssh_config_argv(ssh: str, remote: str) -> Argv:
+    """`ssh -G`: the configuration ssh would use, without connecting."""
+    return [*ssh_prefix(ssh), "-G", remote]
 
 
 def source_list_argv(pools: Sequence[str]) -> Argv:
@@ -151,9 +187,18 @@ def data_pipeline(
         return [*stages, recv]
     if compress != "none":
         compressor, decompressor = COMPRESSORS[compress]
-        remote = ssh_argv(target.ssh, target.remote, [decompressor, recv], own_connection=True)
+        remote = ssh_argv(
+            target.ssh,
+            target.remote,
+            [decompressor, recv],
+            own_connection=True,
+            socket=target.slot_socket,
+        )
         return [*stages, compressor, remote]
-    return [*stages, ssh_argv(target.ssh, target.remote, [recv], own_connection=True)]
+    remote = ssh_argv(
+        target.ssh, target.remote, [recv], own_connection=True, socket=target.slot_socket
+    )
+    return [*stages, remote]
 
 
 def pipeline_text(stages: Sequence[Argv]) -> str:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from zmake import __version__
-from zmake.config import Settings
+from zmake.config import Settings, default_run_dir
 from zmake.errors import UsageError
 from zmake.model import RemoteDataset, dest_name
 from zmake.parse import Capture, parse_source
@@ -51,6 +51,7 @@ def generate(
             compress=settings.compress,
             command=command,
             source=source,
+            stamps=str((settings.run_dir or default_run_dir()) / "stamps"),
         ),
         __version__,
     )

@@ -5,6 +5,7 @@ literally, so `pool/my data` and `pool/vm:disk0` become ordinary targets."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ from importlib import resources
 
 import jinja2
 
-from zmake.plan import Plan
+from zmake.errors import UsageError
+from zmake.plan import Node, Plan
 
 TEMPLATE = "Makefile.j2"
 SAFE = re.compile(r"[A-Za-z0-9._/-]")
@@ -52,6 +54,7 @@ class Settings:
     compress: str
     command: str
     source: str
+    stamps: str = "/run/zmake/stamps"  # where make's targets (stamp files) live
 
 
 def environment() -> jinja2.Environment:
@@ -70,7 +73,38 @@ def environment() -> jinja2.Environment:
     return env
 
 
+UNSAFE_IN_TARGETS = re.compile(r"[\s:#%$'\"\\;=|&*?\[\]]")
+
+
+def stamp_name(node: Node) -> str:
+    """The stamp file for a node: its encoded name and the newest snapshot's guid, so a new
+    snapshot can never be mistaken for one already sent."""
+    newest = node.dataset.newest
+    encoded = target_name(node.dataset.name).removeprefix("send/")
+    return f"{encoded}@{newest.guid if newest else 'none'}"
+
+
+def generation(plan: Plan) -> str:
+    """Changes when any dataset's newest snapshot does (names the umount stamp)."""
+    digest = hashlib.sha256()
+    for node in plan.nodes:
+        digest.update(f"{node.dataset.name}\0{stamp_name(node)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def render_makefile(plan: Plan, settings: Settings, version: str) -> str:
+    if UNSAFE_IN_TARGETS.search(settings.stamps):
+        raise UsageError(
+            f"run directory {settings.stamps!r}: make targets live there, so it must not "
+            "contain spaces or any of : # % $ ' \" \\ ; = | & * ? [ ]"
+        )
     template = environment().get_template(TEMPLATE)
     source_pools = sorted({node.dataset.pool for node in plan.nodes})
-    return template.render(plan=plan, settings=settings, version=version, source_pools=source_pools)
+    return template.render(
+        plan=plan,
+        settings=settings,
+        version=version,
+        source_pools=source_pools,
+        generation=generation(plan),
+        stamp=stamp_name,
+    )

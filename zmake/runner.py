@@ -78,6 +78,17 @@ class Runner:
             stderr=decode(done.stderr),
         )
 
+    def detached(self, argv: Argv) -> Result:
+        """Run a command that leaves a background process behind (an ssh master): its stdio
+        are files, not pipes, so we never wait for an EOF the background process withholds."""
+        self.trace(" ".join(argv))
+        with tempfile.TemporaryFile() as err:
+            code = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=ENV
+            ).returncode
+            err.seek(0)
+            return Result(argv, code, "", decode(err.read()))
+
     def interactive(self, argv: Argv, env: dict[str, str]) -> int:
         """A long command (make) whose output goes straight to our stdout/stderr."""
         self.trace(" ".join(argv))

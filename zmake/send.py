@@ -31,6 +31,7 @@ from zmake.errors import (
 from zmake.model import Dataset, RemoteDataset, dest_name
 from zmake.parse import parse_local_dataset, parse_remote
 from zmake.runner import Runner
+from zmake.slots import ssh_slot
 
 MAX_STEPS = 4  # resume, full, incremental, and one spare: a loop beyond that is a bug
 
@@ -45,6 +46,8 @@ class SendOptions:
     wait_for_lock: bool = True
     run_dir: Path | None = None
     report_file: Path | None = None
+    slots: int = 0  # ssh masters shared by this run's jobs (zmake/slots.py); 0: none
+    stamp: Path | None = None  # written when the dataset is up to date (make's target)
 
 
 @dataclass
@@ -168,9 +171,16 @@ class Sender:
         self.target = options.target
 
     def send(self, name: str, run_dir: Path) -> SendReport:
-        with dataset_lock(run_dir, name, wait=self.options.wait_for_lock):
+        slots = 0 if self.options.dry_run else self.options.slots
+        with (
+            dataset_lock(run_dir, name, wait=self.options.wait_for_lock),
+            ssh_slot(self.runner, run_dir, self.options.target, slots) as target,
+        ):
+            self.target = target
             report = self.replicate(name)
         self.write_report(report)
+        if self.options.stamp is not None and not self.options.dry_run:
+            write_stamp(self.options.stamp, f"{name}\t{report.result}\n")
         return report
 
     def replicate(self, name: str) -> SendReport:
@@ -285,6 +295,14 @@ class Sender:
         }
         with open(self.options.report_file, "a") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+def write_stamp(path: Path, text: str) -> None:
+    """Mark a make target done. Only an optimisation: a send that runs asks the backup."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(text)
+    temp.replace(path)
 
 
 def umount(runner: Runner, target: Target) -> str:

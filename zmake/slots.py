@@ -1,0 +1,138 @@
+"""ssh slots: control cost O(jobs), not O(datasets).
+
+A run with N parallel jobs keeps up to N ssh masters, one per slot, each its own TCP
+connection. A send takes a free slot (an flock), runs its query and its one data stream
+through that slot's master, and gives the slot back; so at most one stream uses a
+connection at a time and N slots are still N independent flows.
+
+If the user's own ssh configuration sets a ControlPath, zmake does not override it: control
+queries go through the user's multiplexing and each data stream gets its own connection
+(`-S none`)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from zmake import commands, refine
+from zmake.commands import Target
+from zmake.runner import Runner
+
+# sockaddr_un holds 108 bytes; keep well below with the socket's own name appended.
+MAX_SOCKET_DIR = 70
+MAKE_JOBS = re.compile(r"(?:^|\s)-[a-zA-Z]*j(\d*)")
+UNLIMITED_JOBS_SLOTS = 8
+
+
+def jobs_from_makeflags(makeflags: str | None) -> int | None:
+    """N of `make -jN` as make passes it to recipes in MAKEFLAGS (` -j8 --jobserver-…`)."""
+    if not makeflags:
+        return None
+    match = MAKE_JOBS.search(makeflags)
+    if match is None:
+        return None
+    return int(match.group(1)) if match.group(1) else UNLIMITED_JOBS_SLOTS
+
+
+def connection_key(target: Target) -> str:
+    return hashlib.sha256(f"{target.ssh}\0{target.remote}".encode()).hexdigest()[:12]
+
+
+def socket_dir(run_dir: Path) -> Path:
+    """`run_dir/ssh`, or a short private directory under /tmp when that path is too long."""
+    preferred = run_dir / "ssh"
+    if len(str(preferred)) <= MAX_SOCKET_DIR:
+        folder = preferred
+    else:
+        digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:10]
+        folder = Path(f"/tmp/zmake-{os.geteuid()}-{digest}")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    return folder
+
+
+def user_multiplexes(runner: Runner, target: Target) -> bool:
+    assert target.remote is not None
+    result = runner.run(commands.ssh_config_argv(target.ssh, target.remote))
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "controlpath" and value.strip() not in ("", "none"):
+            return True
+    return False
+
+
+@contextmanager
+def take_slot(folder: Path, key: str, slots: int) -> Iterator[int]:
+    """Hold one of `slots` slot locks for `key`; wait while every slot is busy."""
+    handles = []
+    try:
+        for index in range(slots):
+            handle = open(folder / f"s{index}-{key}.lock", "w")  # noqa: SIM115
+            handles.append(handle)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            yield index
+            return
+        while True:  # every slot busy (another make shares this run directory): poll
+            for index, handle in enumerate(handles):
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                yield index
+                return
+            time.sleep(0.2)
+    finally:
+        for handle in handles:
+            handle.close()
+
+
+def ensure_master(runner: Runner, target: Target, socket: str) -> None:
+    assert target.remote is not None
+    check = runner.run(commands.master_control_argv(target.ssh, target.remote, socket, "check"))
+    if check.returncode == 0:
+        return
+    Path(socket).unlink(missing_ok=True)  # stale: its master died with a killed run
+    result = runner.detached(commands.master_start_argv(target.ssh, target.remote, socket))
+    if result.returncode != 0:
+        raise refine.control_error(result.argv, result.returncode, result.stderr, target.remote)
+
+
+@contextmanager
+def ssh_slot(runner: Runner, run_dir: Path, target: Target, slots: int) -> Iterator[Target]:
+    """The target to use while holding a slot (unchanged for local pools, or when the user's
+    own ssh config multiplexes)."""
+    if target.remote is None or slots < 1 or user_multiplexes(runner, target):
+        yield target
+        return
+    folder = socket_dir(run_dir)
+    key = connection_key(target)
+    with take_slot(folder, key, slots) as index:
+        socket = str(folder / f"s{index}-{key}")
+        ensure_master(runner, target, socket)
+        yield replace(target, slot_socket=socket)
+
+
+def close_masters(runner: Runner, run_dir: Path, target: Target) -> int:
+    """Close every slot master of `target` (end of `zmake backup`). Returns how many."""
+    if target.remote is None:
+        return 0
+    folder = socket_dir(run_dir)
+    closed = 0
+    for socket in sorted(folder.glob(f"s*-{connection_key(target)}")):
+        if socket.suffix == ".lock":
+            continue
+        argv = commands.master_control_argv(target.ssh, target.remote, str(socket), "exit")
+        if runner.run(argv).returncode == 0:
+            closed += 1
+        socket.unlink(missing_ok=True)
+    return closed
