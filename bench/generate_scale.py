@@ -31,7 +31,7 @@ def one_run(capture: Path) -> tuple[float, float, int]:
     )
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return seconds, usage.ru_maxrss / 1024, done.stdout.count(" send -- ")
+    return seconds, usage.ru_maxrss / 1024, done.stdout.count(" send --stamp ")
 
 
 def main() -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shlex
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,13 +21,15 @@ from zmake.config import Settings
 from zmake.confirm import confirm
 from zmake.decide import Action, decide
 from zmake.errors import LockBusy, TransferFailed, UsageError
-from zmake.generate import generate
+from zmake.generate import make_plan, makefile_text
 from zmake.model import Dataset, RemoteDataset, dest_name
 from zmake.parse import parse_source
 from zmake.plan import expected_bytes, select
 from zmake.prune import PRUNE_LIST_PROPS, SnapshotInfo, parse_snapshots, plan_prune
+from zmake.render import stamp_name
 from zmake.runner import Runner
 from zmake.send import human, read_remote_tree
+from zmake.slots import close_masters
 
 DEFAULT_NAME = "zmake-%Y%m%d-%H%M%S"
 
@@ -245,26 +248,27 @@ def backup(
     work = run_dir / ("backup-" + "-".join(pools))
     work.mkdir(mode=0o700, exist_ok=True)
     makefile, report = work / "Makefile", work / "report.jsonl"
+    # Stamps per backup target: a changed remote or dest never reuses another's.
+    key = hashlib.sha256(f"{settings.remote}\0{settings.dest}".encode()).hexdigest()[:12]
+    stamps = work / "stamps" / key
     capture = source.read_live(runner, pools)
     remote_state = None
     if request.check_remote:
         remote_state = {}
         for pool in pools:
             remote_state.update(read_remote_tree(runner, settings.target(pool)))
-    text = generate(
-        capture,
-        request.roots,
-        settings,
-        command=zmake_argv,
-        source=f"zmake backup of {' '.join(pools)}",
-        remote_state=remote_state,
-    )
-    makefile.write_text(text)
+    plan = make_plan(capture, request.roots, settings, remote_state)
+    source_text = f"zmake backup of {' '.join(pools)}"
+    makefile.write_text(makefile_text(plan, settings, zmake_argv, source_text))
     report.write_text("")
-    inventory = parse_source(capture.list_output, capture.get_output)
-    expected = select(inventory, request.roots, settings.exclude)
     env = {**os.environ, "ZMAKE_REPORT": str(report), "ZMAKE_RUN_DIR": str(run_dir)}
-    code = runner.interactive(["make", "-k", f"-j{request.jobs}", "-f", str(makefile)], env)
+    make = ["make", "-k", f"-j{request.jobs}", "-f", str(makefile), f"STAMPS={stamps}"]
+    try:
+        code = runner.interactive(make, env)
+    finally:
+        for pool in pools:
+            close_masters(runner, run_dir, settings.target(pool))
+    expected = {node.dataset.name: stamps / stamp_name(node) for node in plan.nodes}
     rows = summary_rows(expected, report)
     print_summary(rows, sys.stdout)
     unfinished = [r for r in rows if not r.done]
@@ -290,9 +294,10 @@ class Row:
         return self.result in ("sent", "up to date", "no snapshot")
 
 
-def summary_rows(expected: Sequence[str], report: Path) -> list[Row]:
-    """One row per expected dataset from the JSON lines `zmake send` appended; a dataset
-    without a line did not finish (make -k went on with the others)."""
+def summary_rows(expected: Mapping[str, Path], report: Path) -> list[Row]:
+    """One row per expected dataset (name → its stamp file) from the JSON lines `zmake send`
+    appended. Without a line, a dataset was either finished by an earlier run (its stamp
+    exists, make skipped it) or did not finish (make -k went on with the others)."""
     done = {}
     for line in report.read_text().splitlines():
         record = json.loads(line)
@@ -301,7 +306,10 @@ def summary_rows(expected: Sequence[str], report: Path) -> list[Row]:
     for name in expected:
         record = done.get(name)
         if record is None:
-            rows.append(Row(name, "failed"))
+            stamped = expected[name].exists()
+            rows.append(
+                Row(name, "up to date", action="- (stamp)") if stamped else Row(name, "failed")
+            )
             continue
         result = str(record["result"])
         if result.startswith("up to date"):

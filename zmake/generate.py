@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from zmake import __version__
 from zmake.config import Settings, default_run_dir
 from zmake.errors import UsageError
-from zmake.model import RemoteDataset, dest_name
+from zmake.model import RemoteDataset, dest_name, pool_of
 from zmake.parse import Capture, parse_source
-from zmake.plan import build_plan, select
+from zmake.plan import Plan, build_plan, select
 from zmake.render import Settings as RenderSettings
 from zmake.render import render_makefile
 
@@ -19,6 +19,27 @@ from zmake.render import render_makefile
 def zmake_command() -> str:
     """How recipes call zmake: this interpreter, so the Makefile works outside a venv too."""
     return shlex.join([sys.executable, "-m", "zmake"])
+
+
+def make_plan(
+    capture: Capture,
+    roots: Sequence[str],
+    settings: Settings,
+    remote_state: Mapping[str, RemoteDataset] | None = None,
+) -> Plan:
+    inventory = parse_source(capture.list_output, capture.get_output)
+    chosen = select(inventory, roots or capture.pools, settings.exclude)
+    pools = sorted({pool_of(name) for name in chosen})
+    if len(pools) > 1 and settings.dest:
+        raise UsageError("several source pools cannot share one --dest pool: generate per pool")
+    targets = {pool: settings.target(pool) for pool in pools}  # refuses the source pool itself
+    remote = None
+    if remote_state is not None:
+        remote = {
+            name: remote_state.get(dest_name(name, targets[pool_of(name)].dest_pool))
+            for name in chosen
+        }
+    return build_plan(inventory, chosen, remote)
 
 
 def generate(
@@ -30,17 +51,12 @@ def generate(
     source: str,
     remote_state: Mapping[str, RemoteDataset] | None = None,
 ) -> str:
-    inventory = parse_source(capture.list_output, capture.get_output)
-    chosen = select(inventory, roots or capture.pools, settings.exclude)
-    pools = {name.split("/")[0] for name in chosen}
-    if len(pools) > 1 and settings.dest:
-        raise UsageError("several source pools cannot share one --dest pool: generate per pool")
-    dest = settings.dest or next(iter(pools))
-    settings.target(next(iter(pools)))  # refuses receiving into the source pool itself
-    remote = None
-    if remote_state is not None:
-        remote = {name: remote_state.get(dest_name(name, dest)) for name in chosen}
-    plan = build_plan(inventory, chosen, remote)
+    return makefile_text(
+        make_plan(capture, roots, settings, remote_state), settings, command, source
+    )
+
+
+def makefile_text(plan: Plan, settings: Settings, command: str, source: str) -> str:
     return render_makefile(
         plan,
         RenderSettings(

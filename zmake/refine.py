@@ -23,7 +23,10 @@ ZFS_UNAVAILABLE = re.compile(
     r"/dev/zfs|zfs: (command )?not found)",
     re.MULTILINE,
 )
-MISSING = re.compile(r"^cannot open '([^']+)': dataset does not exist", re.MULTILINE)
+MISSING = re.compile(
+    r"^cannot (?:open '([^']+)': dataset|receive: specified fs \((.+)\)) does not exist",
+    re.MULTILINE,
+)
 MODIFIED = re.compile(r"destination (.+) has been modified", re.MULTILINE)
 NOISE = re.compile(r"^(Warning: Permanently added|\s*$)")
 
@@ -43,7 +46,7 @@ def zfs_unavailable(stderr: str) -> ZfsUnavailable | None:
 
 def missing_dataset(stderr: str) -> str | None:
     match = MISSING.search(stderr)
-    return match.group(1) if match else None
+    return (match.group(1) or match.group(2)) if match else None
 
 
 def control_error(

@@ -8,24 +8,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.realzfs.conftest import snapshot_guids, zfs
+
+__all__ = ["Zmake", "execute", "exists", "fill", "prop", "snapshot_guids", "source_of", "zfs"]
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run(
+def execute(
     *argv: str, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """Run a command and return its result; with `check`, a failure raises with its stderr."""
     done = subprocess.run(argv, capture_output=True, text=True, env=env)
     if check and done.returncode != 0:
         raise AssertionError(f"{argv} exited {done.returncode}: {done.stderr.strip()}")
     return done
 
 
-def zfs(*args: str) -> str:
-    return run("zfs", *args).stdout
-
-
 def exists(name: str) -> bool:
-    return run("zfs", "list", "-H", "-o", "name", name, check=False).returncode == 0
+    return execute("zfs", "list", "-H", "-o", "name", name, check=False).returncode == 0
 
 
 def prop(name: str, prop_name: str) -> str:
@@ -36,26 +37,9 @@ def source_of(name: str, prop_name: str) -> str:
     return zfs("get", "-H", "-o", "source", prop_name, name).strip()
 
 
-def snapshot_guids(root: str) -> dict[str, int]:
-    """Snapshots under `root` keyed by their name relative to the pool, with their guids."""
-    done = run(
-        "zfs", "list", "-H", "-p", "-o", "name,guid", "-t", "snapshot", "-r", root, check=False
-    )
-    if done.returncode != 0:
-        return {}
-    result = {}
-    for line in done.stdout.splitlines():
-        name, guid = line.split("\t")
-        dataset, _, snapshot = name.partition("@")
-        relative = dataset.partition("/")[2]
-        result[f"{relative}@{snapshot}"] = int(guid)
-    return result
-
-
 def fill(dataset: str, megabytes: float, label: str = "data") -> None:
     """Write random bytes into a mounted filesystem (mountpoints live under /tmp)."""
-    mountpoint = prop(dataset, "mountpoint")
-    path = Path(mountpoint) / f"{label}-{os.urandom(4).hex()}.bin"
+    path = Path(prop(dataset, "mountpoint")) / f"{label}-{os.urandom(4).hex()}.bin"
     path.write_bytes(os.urandom(int(megabytes * 1024 * 1024)))
 
 
@@ -83,7 +67,7 @@ class Zmake:
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "zmake", *args]
-        return run(*argv, check=check, env=self.env())
+        return execute(*argv, check=check, env=self.env())
 
     def send(
         self, dataset: str, *extra: str, check: bool = True

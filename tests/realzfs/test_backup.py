@@ -73,7 +73,7 @@ def test_prune_without_terminal_or_yes_refuses(pools, tree, zm) -> None:
     for n in range(3):
         zfs("snapshot", "-r", f"{pools.src}@zmake-2026010{n}-000000")
     before = snapshot_guids(pools.src)
-    done = subprocess.run(
+    done = subprocess.execute(
         ["python3", "-m", "zmake", "prune", pools.src, "--keep", "1", *zm.target_args()],
         env=zm.env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
     )  # fmt: skip
@@ -110,6 +110,7 @@ def test_second_backup_refuses_while_one_runs(pools, tree, zm) -> None:
 def test_status_states(pools, tree, zm) -> None:
     zfs("snapshot", "-r", f"{pools.src}@zmake-a")
     zm.send(f"{pools.src}/docs/old letters")
+    fill(f"{pools.src}/docs/old letters", 0.2)
     zfs("snapshot", "-r", f"{pools.src}@zmake-b")
     zm.send(f"{pools.src}/vm:images")
     done = zm("status", pools.src, *zm.target_args(), "--json")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.realzfs.support import Zmake, fill, run, snapshot_guids, zfs
+from tests.realzfs.support import Zmake, execute, fill, snapshot_guids, zfs
 
 TREE = ("home", "home/alice", "home/bob smith", "media", "media/films:2024", "vm")
 
@@ -36,7 +36,7 @@ def tree(pools) -> list[str]:
 
 def counting_zfs(tmp_path: Path) -> tuple[Path, Path]:
     """A PATH directory whose `zfs` logs each call, then runs the real zfs."""
-    real = run("sh", "-c", "command -v zfs").stdout.strip()
+    real = execute("sh", "-c", "command -v zfs").stdout.strip()
     folder = tmp_path / "counting"
     folder.mkdir()
     log = tmp_path / "zfs-calls.log"
@@ -51,16 +51,16 @@ def test_generate_reads_pool_with_two_zfs_calls(pools, tree, zm, tmp_path) -> No
     env = zm.env()
     env["PATH"] = f"{folder}:{env['PATH']}"
     makefile = tmp_path / "Makefile"
-    done = subprocess.run(
+    done = subprocess.execute(
         ["python3", "-m", "zmake", "generate", pools.src, *zm.target_args(), "-o", str(makefile)],
         env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert log.read_text().split() == ["list", "get"]
-    dry = run("make", "-n", "-f", str(makefile)).stdout
-    sends = [line for line in dry.splitlines() if " send -- " in line]
+    dry = execute("make", "-n", "-f", str(makefile)).stdout
+    sends = [line for line in dry.splitlines() if " send --stamp " in line]
     assert len(sends) == len(tree) + 1  # every dataset and the pool root
-    order = [line.split(" send -- ", 1)[1].strip("'") for line in sends]
+    order = [line.split("' -- ", 1)[1].strip("'") for line in sends]
     assert order.index(f"{pools.src}/home/alice") < order.index(f"{pools.src}/home")
     assert order[-1] == pools.src
 

@@ -1,0 +1,112 @@
+"""Control cost O(jobs), not O(datasets): ssh slot masters and stamp files (real sshd)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.realzfs.support import Zmake, execute, fill, snapshot_guids, zfs
+
+DATASETS = 16
+JOBS = 4
+
+
+@pytest.fixture
+def zm(pools, ssh_config, remote, tmp_path: Path) -> Zmake:
+    return Zmake(tmp_path / "run", ssh_config, remote, pools.dst)
+
+
+@pytest.fixture
+def flat16(pools) -> list[str]:
+    zfs("set", f"mountpoint=/tmp/{pools.src}", pools.src)
+    names = [f"{pools.src}/d{n:02d}{' x' if n % 5 == 0 else ''}" for n in range(DATASETS)]
+    for name in names:
+        zfs("create", name)
+        fill(name, 0.1)
+    zfs("snapshot", "-r", f"{pools.src}@flat")
+    return names
+
+
+def masters() -> list[tuple[int, str]]:
+    """Live ssh master processes (ControlPersist masters retitle themselves `ssh: … [mux]`)."""
+    done = execute("ps", "-eo", "pid=,args=", check=False)
+    found = []
+    for line in done.stdout.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if args.startswith("ssh:") and "[mux]" in args:
+            found.append((int(pid), args))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_masters_left() -> Iterator[None]:
+    """Masters idle up to ControlPersist after a plain make; end them between tests."""
+    yield
+    for pid, _ in masters():
+        os.kill(pid, signal.SIGTERM)
+
+
+def make(makefile: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", f"-j{JOBS}", "-f", str(makefile), *extra],
+        env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+
+def test_sixteen_datasets_use_at_most_jobs_connections(
+    pools, flat16, zm, sshd_connections, tmp_path
+) -> None:
+    makefile = tmp_path / "Makefile"
+    zm("generate", pools.src, *zm.target_args(), "--run-dir", str(zm.run_dir), "-o", str(makefile))
+    before = sshd_connections()
+    first = make(makefile, zm.env())
+    assert first.returncode == 0, first.stdout + first.stderr
+    opened = sshd_connections() - before
+    assert opened <= JOBS + 1, f"{opened} connections for {DATASETS} datasets at -j{JOBS}"
+    assert snapshot_guids(pools.dst) == snapshot_guids(pools.src)
+
+    before = sshd_connections()
+    again = make(makefile, zm.env())
+    assert again.returncode == 0, again.stderr
+    assert sshd_connections() - before == 0, again.stdout
+    assert "send" not in again.stdout  # nothing ran: every target is a stamp that exists
+    assert 1 <= len(masters()) <= JOBS  # idle masters wait for the next run (ControlPersist)
+
+
+def test_new_snapshot_is_never_mistaken_for_done(pools, flat16, zm, tmp_path) -> None:
+    makefile = tmp_path / "Makefile"
+    zm("generate", pools.src, *zm.target_args(), "--run-dir", str(zm.run_dir), "-o", str(makefile))
+    assert make(makefile, zm.env()).returncode == 0
+    fill(flat16[3], 0.1)
+    zfs("snapshot", "-r", f"{pools.src}@second")
+    zm("generate", pools.src, *zm.target_args(), "--run-dir", str(zm.run_dir), "-o", str(makefile))
+    second = make(makefile, zm.env())
+    assert second.returncode == 0, second.stderr
+    assert snapshot_guids(pools.dst) == snapshot_guids(pools.src)
+
+
+def test_backup_killed_then_rerun_converges_and_leaves_no_masters(
+    pools, flat16, zm, ssh_config
+) -> None:
+    argv = ["python3", "-m", "zmake", "backup", pools.src, "--remote", zm.remote, "--ssh",
+            f"ssh -F {ssh_config}", "--dest", pools.dst, "-j", str(JOBS), "--yes"]  # fmt: skip
+    proc = subprocess.Popen(argv, env=zm.env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(25)
+    assert proc.poll() is None, "the first backup finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert snapshot_guids(pools.dst) != snapshot_guids(pools.src)
+    done = zm("backup", pools.src, *zm.target_args(), "-j", str(JOBS), "--yes", check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert snapshot_guids(pools.dst) == snapshot_guids(pools.src)
+    assert masters() == []
+    again = zm("backup", pools.src, *zm.target_args(), "-j", str(JOBS), "--yes")
+    assert again.stdout.count("(stamp)") == DATASETS + 1
+    assert masters() == []
