@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +32,26 @@ GET = (
     "tank/vm:disk0\tencryption\toff\tdefault\n"
 )
 
+# What `zfs get` prints for the one dataset `zmake send` reads.
+SEND_GET = (
+    "tank/my data\ttype\tfilesystem\t-\n"
+    "tank/my data\tguid\t2\t-\n"
+    "tank/my data\tcreatetxg\t5\t-\n"
+    "tank/my data\twritten\t0\t-\n"
+    "tank/my data\treferenced\t200\t-\n"
+    "tank/my data\tused\t200\t-\n"
+    "tank/my data\tmountpoint\t/data\tlocal\n"
+    "tank/my data\tencryption\toff\tdefault\n"
+    "tank/my data@s1\ttype\tsnapshot\t-\n"
+    "tank/my data@s1\tguid\t12\t-\n"
+    "tank/my data@s1\tcreatetxg\t7\t-\n"
+    "tank/my data@s1\twritten\t200\t-\n"
+    "tank/my data@s1\treferenced\t200\t-\n"
+    "tank/my data@s1\tused\t0\t-\n"
+    "tank/my data@s1\tmountpoint\t-\t-\n"
+    "tank/my data@s1\tencryption\toff\tdefault\n"
+)
+
 
 def fake_zfs(
     tmp_path: Path, list_output: str = LIST, fail: str = ""
@@ -49,7 +71,8 @@ def fake_zfs(
     )
     script.chmod(0o755)
     env = {**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"}
-    env = {k: v for k, v in env.items() if not k.startswith("ZMAKE_")}
+    env = {k: v for k, v in env.items() if not k.startswith(("ZMAKE_", "MAKE"))}
+    env["ZMAKE_RUN_DIR"] = str(tmp_path / "run")  # never /run: stamps, locks, sockets
     return env, log
 
 
@@ -69,21 +92,38 @@ def test_generate_reads_zfs_once_each_whatever_the_dataset_count(tmp_path: Path)
     calls = log.read_text().splitlines()
     assert [call.split()[0] for call in calls] == ["list", "get"]
     assert "-H -p" in calls[0] and "-r tank" in calls[0]
-    assert done.stdout.count("send -- ") == 503
+    assert done.stdout.count(" send --stamp ") == 503
 
 
 def test_generate_quotes_names_for_make_and_shell(tmp_path: Path) -> None:
     env, _ = fake_zfs(tmp_path)
     done = zmake(["generate", "tank", "--remote", "nas"], env)
-    assert "send -- 'tank/my data'" in done.stdout
-    assert "send/tank/vm+3Adisk0:" in done.stdout
+    assert "--stamp '$@' -- 'tank/my data'" in done.stdout
+    assert "\nsend/tank/vm+3Adisk0: $(STAMPS)/tank/vm+3Adisk0@13\n" in done.stdout
     makefile = tmp_path / "Makefile"
     makefile.write_text(done.stdout)
     dry = subprocess.run(
-        ["make", "-n", "-f", str(makefile)], capture_output=True, text=True, check=True
+        ["make", "-n", "-f", str(makefile)], capture_output=True, text=True, check=True, env=env
     )
-    lines = [line for line in dry.stdout.splitlines() if " send -- " in line]
-    assert lines[-1].endswith("send -- tank")
+    lines = [shlex.split(line)[-5:] for line in dry.stdout.splitlines()]
+    stamps = tmp_path / "run" / "stamps" / "nas-same"
+    umount_stamp = re.escape(f"{stamps}/umount@") + "[0-9a-f]{16}"
+    assert lines[0][:2] == ["umount", "--stamp"] and re.fullmatch(umount_stamp, lines[0][2])
+    assert lines[0][3:] == ["--", "tank"]
+    assert lines[1:] == [
+        ["send", "--stamp", f"{stamps}/tank/my+20data@12", "--", "tank/my data"],  # larger first
+        ["send", "--stamp", f"{stamps}/tank/vm+3Adisk0@13", "--", "tank/vm:disk0"],
+        ["send", "--stamp", f"{stamps}/tank@11", "--", "tank"],
+    ]
+    assert not (tmp_path / "run").exists()  # generate and make -n write nothing there
+
+
+def test_generate_refuses_a_run_dir_make_cannot_name(tmp_path: Path) -> None:
+    env, _ = fake_zfs(tmp_path)
+    env["ZMAKE_RUN_DIR"] = str(tmp_path / "my run")
+    done = zmake(["generate", "tank", "--remote", "nas"], env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "run directory" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_output_file_is_written_atomically_and_not_on_error(tmp_path: Path) -> None:
@@ -92,11 +132,11 @@ def test_output_file_is_written_atomically_and_not_on_error(tmp_path: Path) -> N
     target.write_text("old")
     done = zmake(["generate", "tank", "--remote", "nas", "-o", str(target)], env)
     assert done.returncode == 0 and done.stdout == ""
-    assert "send -- 'tank/my data'" in target.read_text()
+    assert "' -- 'tank/my data'" in target.read_text()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".Makefile")] == []
     failed = zmake(["generate", "nosuch", "--remote", "nas", "-o", str(target)], env)
     assert failed.returncode == 2 and failed.stdout == ""
-    assert "send -- 'tank/my data'" in target.read_text()
+    assert "' -- 'tank/my data'" in target.read_text()
 
 
 @pytest.mark.parametrize(
@@ -180,26 +220,7 @@ def test_send_dry_run_prints_the_pipeline(tmp_path: Path) -> None:
         "  send) printf 'full\\tx\\t4096\\nsize\\t4096\\n';;\n"
         "esac\n"
     )
-    get = tmp_path / "get.txt"
-    get.write_text(
-        "tank/my data\ttype\tfilesystem\t-\n"
-        "tank/my data\tguid\t2\t-\n"
-        "tank/my data\tcreatetxg\t5\t-\n"
-        "tank/my data\twritten\t0\t-\n"
-        "tank/my data\treferenced\t200\t-\n"
-        "tank/my data\tused\t200\t-\n"
-        "tank/my data\tmountpoint\t/data\tlocal\n"
-        "tank/my data\tencryption\toff\tdefault\n"
-        "tank/my data@s1\ttype\tsnapshot\t-\n"
-        "tank/my data@s1\tguid\t12\t-\n"
-        "tank/my data@s1\tcreatetxg\t7\t-\n"
-        "tank/my data@s1\twritten\t200\t-\n"
-        "tank/my data@s1\treferenced\t200\t-\n"
-        "tank/my data@s1\tused\t0\t-\n"
-        "tank/my data@s1\tmountpoint\t-\t-\n"
-        "tank/my data@s1\tencryption\toff\tdefault\n"
-    )
-    env["ZMAKE_RUN_DIR"] = str(tmp_path / "run")
+    (tmp_path / "get.txt").write_text(SEND_GET)
     done = zmake(["send", "tank/my data", "--dest", "backup", "-n", "--compress", "zstd"], env)
     assert done.returncode == 0, done.stderr
     assert "set -o pipefail; zfs send -L -c 'tank/my data@s1' | zfs recv" in done.stdout
@@ -207,3 +228,59 @@ def test_send_dry_run_prints_the_pipeline(tmp_path: Path) -> None:
     assert "zstd" not in done.stdout  # no compression without a network hop
     calls = [line.split()[0] for line in log.read_text().splitlines()]
     assert calls == ["get", "list", "send"]  # one read per side, one size estimate
+
+
+def up_to_date_zfs(tmp_path: Path, log: Path, backup_answers: bool = True) -> None:
+    """`zfs get` describes tank/my data (newest snapshot guid 12); `zfs list` of the backup
+    shows that snapshot received, so `zmake send` has nothing to do (or, if the backup does
+    not answer, fails)."""
+    listing = f"cat {tmp_path}/remote.txt" if backup_answers else "echo 'no answer' >&2; exit 1"
+    (tmp_path / "bin" / "zfs").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        'case "$1" in\n'
+        f"  get) cat {tmp_path}/get.txt;;\n"
+        f"  list) {listing};;\n"
+        "  *) exit 1;;\n"
+        "esac\n"
+    )
+    (tmp_path / "get.txt").write_text(SEND_GET)
+    (tmp_path / "remote.txt").write_text(
+        "backup/my data\tfilesystem\t900\t5\t200\t0\t-\toff\n"
+        "backup/my data@s1\tsnapshot\t12\t6\t200\t200\t-\toff\n"
+    )
+
+
+def test_send_writes_its_stamp_only_when_up_to_date(tmp_path: Path) -> None:
+    env, log = fake_zfs(tmp_path)
+    up_to_date_zfs(tmp_path, log)
+    stamp = tmp_path / "stamps" / "local-backup" / "tank" / "my+20data@12"
+    args = ["send", "tank/my data", "--dest", "backup", "--stamp", str(stamp)]
+    dry = zmake([*args, "-n"], env)
+    assert dry.returncode == 0, dry.stderr
+    assert not stamp.parent.exists()  # a dry run stamps nothing
+    done = zmake(args, env)
+    assert done.returncode == 0, done.stderr
+    assert stamp.read_text() == "tank/my data\tup to date (@s1)\n"
+    assert [p.name for p in stamp.parent.iterdir()] == [stamp.name]  # no temp file left
+    stamp.unlink()
+    up_to_date_zfs(tmp_path, log, backup_answers=False)
+    failed = zmake(args, env)
+    assert failed.returncode == 5, failed.stderr
+    assert not stamp.exists()
+
+
+def test_umount_writes_its_stamp_only_when_done(tmp_path: Path) -> None:
+    env, _ = fake_zfs(tmp_path)
+    stamp = tmp_path / "stamps" / "local-backup" / "umount@0123456789abcdef"
+    args = ["umount", "tank", "--dest", "backup", "--stamp", str(stamp)]
+    done = zmake(args, env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "backup: nothing mounted\n"
+    assert stamp.read_text() == "unmounted\n"
+    stamp.unlink()
+    (tmp_path / "missing").mkdir()
+    missing, _ = fake_zfs(tmp_path / "missing", fail="cannot open 'backup': no such pool")
+    refused = zmake(args, missing)
+    assert refused.returncode == 7, refused.stderr
+    assert not stamp.exists()
