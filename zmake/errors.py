@@ -57,6 +57,10 @@ class TransferFailed(ZmakeError):
     exit_code = 8
 
 
+class ParentRace(TransferFailed):
+    """A sibling's receive created the shared parent placeholder first; retrying succeeds."""
+
+
 class Refused(ZmakeError):
     """zmake will not proceed without an explicit option (--force, --yes)."""
 

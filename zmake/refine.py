@@ -6,10 +6,13 @@ command's own first error line rather than guessed at."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from zmake.errors import (
     CommandFailed,
     Diverged,
+    ParentRace,
     RemotePoolMissing,
     RemoteUnreachable,
     TransferFailed,
@@ -28,6 +31,7 @@ MISSING = re.compile(
     re.MULTILINE,
 )
 MODIFIED = re.compile(r"destination (.+) has been modified", re.MULTILINE)
+ALREADY_EXISTS = re.compile(r"^cannot create '([^']+)': dataset already exists", re.MULTILINE)
 NOISE = re.compile(r"^(Warning: Permanently added|\s*$)")
 
 
@@ -66,22 +70,52 @@ def control_error(
     )
 
 
+@dataclass(frozen=True)
+class StageOutcome:
+    argv: list[str]
+    returncode: int
+    stderr: str
+
+    @property
+    def failed(self) -> bool:
+        return self.returncode != 0
+
+    @property
+    def broken_pipe(self) -> bool:
+        """Failed only because the next stage stopped reading."""
+        return self.returncode in (-13, 141) or "Broken pipe" in self.stderr
+
+
 def transfer_error(
-    dataset: str,
-    stage_argv: list[str],
-    returncode: int,
-    stderr: str,
-    *,
-    remote: str | None,
-    dest_pool: str,
-    is_sender: bool,
+    dataset: str, stages: Sequence[StageOutcome], *, remote: str | None, dest_pool: str
 ) -> ZmakeError:
-    """The error for a failed data pipeline, blamed on the stage that failed first."""
-    if is_sender:
+    """The error for a failed data pipeline. What the receiver said wins when it is
+    recognised (a sender then only failed of the broken pipe); else the first stage that
+    failed on its own is blamed."""
+    receiver = stages[-1]
+    if receiver.failed:
+        known = receiver_error(dataset, receiver, remote=remote, dest_pool=dest_pool)
+        if known is not None:
+            return known
+    sender = stages[0]
+    if sender.failed and not sender.broken_pipe:
         return TransferFailed(
-            f"{dataset}: zfs send failed (exit {returncode}): {first_line(stderr)}"
+            f"{dataset}: zfs send failed (exit {sender.returncode}): {first_line(sender.stderr)}"
         )
-    if remote is not None and returncode == SSH_FAILED:
+    culprit = next((s for s in stages if s.failed and not s.broken_pipe), receiver)
+    hint = " (partial receive saved: run again to resume)" if "saved" in receiver.stderr else ""
+    stage = culprit.argv[0] if culprit.argv else "?"
+    return TransferFailed(
+        f"{dataset}: receive failed ({stage} exit {culprit.returncode}): "
+        f"{first_line(culprit.stderr or receiver.stderr)}{hint}"
+    )
+
+
+def receiver_error(
+    dataset: str, receiver: StageOutcome, *, remote: str | None, dest_pool: str
+) -> ZmakeError | None:
+    stderr = receiver.stderr
+    if remote is not None and receiver.returncode == SSH_FAILED:
         return RemoteUnreachable(f"cannot reach {remote} over ssh: {first_line(stderr)}")
     unavailable = zfs_unavailable(stderr)
     if unavailable is not None:
@@ -89,14 +123,15 @@ def transfer_error(
     if missing_dataset(stderr) == dest_pool:
         where = f" on {remote}" if remote else ""
         return RemotePoolMissing(f"receiving pool {dest_pool!r} does not exist{where}")
+    raced = ALREADY_EXISTS.search(stderr)
+    if raced:
+        return ParentRace(
+            f"{dataset}: a parallel receive created {raced.group(1)} first; retry succeeds"
+        )
     modified = MODIFIED.search(stderr)
     if modified:
         return Diverged(
             f"{dataset}: backup {modified.group(1)} was modified since its newest snapshot "
             "(use --force to roll it back)"
         )
-    hint = " (partial receive saved: run again to resume)" if "saved" in stderr else ""
-    stage = stage_argv[0] if stage_argv else "?"
-    return TransferFailed(
-        f"{dataset}: receive failed ({stage} exit {returncode}): {first_line(stderr)}{hint}"
-    )
+    return None

@@ -39,12 +39,6 @@ class PipelineResult:
     def ok(self) -> bool:
         return all(stage.returncode == 0 for stage in self.stages)
 
-    def first_failure(self) -> Result | None:
-        """The stage to blame: the first one that failed on its own (not of SIGPIPE)."""
-        failed = [s for s in self.stages if s.returncode != 0]
-        real = [s for s in failed if s.returncode not in (-13, 141)]
-        return (real or failed)[0] if failed else None
-
 
 class Runner:
     def __init__(self, *, verbose: bool = False) -> None:

@@ -23,6 +23,7 @@ from zmake.decide import Action, Step, apply, decide
 from zmake.errors import (
     Diverged,
     LockBusy,
+    ParentRace,
     RawMismatch,
     RemotePoolMissing,
     StaleResumeToken,
@@ -33,6 +34,7 @@ from zmake.parse import parse_local_dataset, parse_remote
 from zmake.runner import Runner
 from zmake.slots import ssh_slot
 
+PARENT_RACE_ATTEMPTS = 3
 MAX_STEPS = 4  # resume, full, incremental, and one spare: a loop beyond that is a bug
 
 
@@ -262,19 +264,27 @@ class Sender:
         if self.options.dry_run:
             print(commands.pipeline_text(stages))
             return
-        result = self.runner.pipeline(stages, passthrough=1 if progress else None)
+        for attempt in range(1, PARENT_RACE_ATTEMPTS + 1):
+            try:
+                self.run_pipeline(local.name, stages, passthrough=1 if progress else None)
+                return
+            except ParentRace as race:
+                # Siblings received in parallel both auto-create their missing parent; the
+                # loser fails before any data moved, and the parent now exists.
+                if attempt == PARENT_RACE_ATTEMPTS:
+                    raise
+                print(f"zmake: {race}", file=sys.stderr)
+                time.sleep(attempt)
+
+    def run_pipeline(self, name: str, stages: list[list[str]], passthrough: int | None) -> None:
+        result = self.runner.pipeline(stages, passthrough=passthrough)
         if result.ok:
             return
-        failed = result.first_failure()
-        assert failed is not None
         raise refine.transfer_error(
-            local.name,
-            failed.argv,
-            failed.returncode,
-            failed.stderr or result.stages[-1].stderr,
+            name,
+            [refine.StageOutcome(s.argv, s.returncode, s.stderr) for s in result.stages],
             remote=self.target.remote,
             dest_pool=self.target.dest_pool,
-            is_sender=failed is result.stages[0],
         )
 
     def progress_argv(self, name: str, size: int) -> list[str] | None:

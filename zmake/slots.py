@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from zmake import commands, refine
 from zmake.commands import Target
+from zmake.errors import UsageError
 from zmake.runner import Runner
 
 # sockaddr_un holds 108 bytes; keep well below with the socket's own name appended.
@@ -35,7 +37,8 @@ def jobs_from_makeflags(makeflags: str | None) -> int | None:
     """N of `make -jN` as make passes it to recipes in MAKEFLAGS (` -j8 --jobserver-…`)."""
     if not makeflags:
         return None
-    match = MAKE_JOBS.search(makeflags)
+    flags = re.split(r"(?:^|\s)--(?:\s|$)", makeflags, maxsplit=1)[0]  # not the variables
+    match = MAKE_JOBS.search(flags)
     if match is None:
         return None
     return int(match.group(1)) if match.group(1) else UNLIMITED_JOBS_SLOTS
@@ -46,15 +49,29 @@ def connection_key(target: Target) -> str:
 
 
 def socket_dir(run_dir: Path) -> Path:
-    """`run_dir/ssh`, or a short private directory under /tmp when that path is too long."""
+    """`run_dir/ssh`, or a short private directory under /tmp when that path is too long
+    (in bytes) for a Unix socket, or holds a `%` (ssh expands %-tokens in socket paths)."""
     preferred = run_dir / "ssh"
-    if len(str(preferred)) <= MAX_SOCKET_DIR:
+    if len(os.fsencode(preferred)) <= MAX_SOCKET_DIR and "%" not in str(preferred):
         folder = preferred
     else:
-        digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:10]
+        digest = hashlib.sha256(os.fsencode(run_dir.resolve())).hexdigest()[:10]
         folder = Path(f"/tmp/zmake-{os.geteuid()}-{digest}")
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    folder.chmod(0o700)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:  # a file or a dangling symlink is in the way
+        reason = "not a directory of ours (a file or dangling symlink); remove it"
+        raise UsageError(f"{folder}: {reason}") from None
+    return private_directory(folder)
+
+
+def private_directory(folder: Path) -> Path:
+    """Refuse a folder someone else could have planted (a symlink, another owner), then
+    make sure only we can use it."""
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise UsageError(f"{folder}: not a directory of ours (symlink or other owner); remove it")
+    os.chmod(folder, 0o700, follow_symlinks=False)
     return folder
 
 

@@ -19,9 +19,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.realzfs.support import Zmake
 
 IN_GUEST = os.environ.get("ZMAKE_GUEST") == "1"
 SKIP_REQUESTED = os.environ.get("ZMAKE_SKIP_REALZFS") == "1"
@@ -307,3 +310,11 @@ def remote() -> str:
 def sshd_connections() -> Callable[[], int]:
     """The sshd_connection_count function: `before = sshd_connections()` ... difference."""
     return sshd_connection_count
+
+
+@pytest.fixture
+def zm(pools: Pools, ssh_config: Path, remote: str, tmp_path: Path) -> Zmake:
+    """zmake itself, run as a user runs it, against this test's pools over the real ssh."""
+    from tests.realzfs.support import Zmake as ZmakeRunner  # support imports this module
+
+    return ZmakeRunner(tmp_path / "run", str(ssh_config), remote, pools.dst)

@@ -5,19 +5,13 @@ from __future__ import annotations
 import fcntl
 import json
 import subprocess
-from pathlib import Path
 
 import jsonschema
 import pytest
 
-from tests.realzfs.support import REPO, Zmake, exists, fill, snapshot_guids, zfs
+from tests.realzfs.support import REPO, exists, fill, snapshot_guids, zfs
 
 SCHEMA = json.loads((REPO / "docs" / "status.schema.json").read_text())
-
-
-@pytest.fixture
-def zm(pools, ssh_config, remote, tmp_path: Path) -> Zmake:
-    return Zmake(tmp_path / "run", ssh_config, remote, pools.dst)
 
 
 @pytest.fixture
@@ -73,7 +67,7 @@ def test_prune_without_terminal_or_yes_refuses(pools, tree, zm) -> None:
     for n in range(3):
         zfs("snapshot", "-r", f"{pools.src}@zmake-2026010{n}-000000")
     before = snapshot_guids(pools.src)
-    done = subprocess.execute(
+    done = subprocess.run(
         ["python3", "-m", "zmake", "prune", pools.src, "--keep", "1", *zm.target_args()],
         env=zm.env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
     )  # fmt: skip

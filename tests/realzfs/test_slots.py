@@ -11,15 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.realzfs.support import Zmake, execute, fill, snapshot_guids, zfs
+from tests.realzfs.support import execute, fill, snapshot_guids, zfs
 
 DATASETS = 16
 JOBS = 4
-
-
-@pytest.fixture
-def zm(pools, ssh_config, remote, tmp_path: Path) -> Zmake:
-    return Zmake(tmp_path / "run", ssh_config, remote, pools.dst)
 
 
 @pytest.fixture
@@ -34,13 +29,20 @@ def flat16(pools) -> list[str]:
 
 
 def masters() -> list[tuple[int, str]]:
-    """Live ssh master processes (ControlPersist masters retitle themselves `ssh: … [mux]`)."""
-    done = execute("ps", "-eo", "pid=,args=", check=False)
+    """Live ssh master processes (ControlPersist masters retitle themselves `ssh: … [mux]`).
+
+    Read /proc, not `ps`: without a terminal ps cuts arguments at 80 columns.
+    """
     found = []
-    for line in done.stdout.splitlines():
-        pid, _, args = line.strip().partition(" ")
-        if args.startswith("ssh:") and "[mux]" in args:
-            found.append((int(pid), args))
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # the process ended while we looked
+        if title.startswith("ssh:") and "[mux]" in title:
+            found.append((int(entry.name), title.strip()))
     return found
 
 
@@ -76,7 +78,9 @@ def test_sixteen_datasets_use_at_most_jobs_connections(
     assert again.returncode == 0, again.stderr
     assert sshd_connections() - before == 0, again.stdout
     assert "send" not in again.stdout  # nothing ran: every target is a stamp that exists
-    assert 1 <= len(masters()) <= JOBS  # idle masters wait for the next run (ControlPersist)
+    # idle masters wait for the next run (ControlPersist)
+    processes = execute("ps", "-eo", "pid=,args=").stdout
+    assert 1 <= len(masters()) <= JOBS, processes
 
 
 def test_new_snapshot_is_never_mistaken_for_done(pools, flat16, zm, tmp_path) -> None:

@@ -106,7 +106,7 @@ def test_generate_quotes_names_for_make_and_shell(tmp_path: Path) -> None:
         ["make", "-n", "-f", str(makefile)], capture_output=True, text=True, check=True, env=env
     )
     lines = [shlex.split(line)[-5:] for line in dry.stdout.splitlines()]
-    stamps = tmp_path / "run" / "stamps" / "nas-same"
+    stamps = tmp_path / "run" / "stamps" / "nas" / "_0"  # REMOTE=nas, DEST empty
     umount_stamp = re.escape(f"{stamps}/umount@") + "[0-9a-f]{16}"
     assert lines[0][:2] == ["umount", "--stamp"] and re.fullmatch(umount_stamp, lines[0][2])
     assert lines[0][3:] == ["--", "tank"]
@@ -188,8 +188,8 @@ def test_config_file_and_command_line_precedence(tmp_path: Path) -> None:
     config.write_text('remote = "from-config"\ncompress = "zstd"\nexclude = ["tank/vm*"]\n')
     done = zmake(["generate", "tank", "-c", str(config), "--remote", "from-cli"], env)
     assert done.returncode == 0, done.stderr
-    assert "REMOTE ?= from-cli" in done.stdout
-    assert "COMPRESS ?= zstd" in done.stdout
+    assert re.search(r"^REMOTE = from-cli$", done.stdout, re.MULTILINE)
+    assert re.search(r"^COMPRESS = zstd$", done.stdout, re.MULTILINE)
     assert "vm:disk0" not in done.stdout.split("umount --")[1]
     bad = tmp_path / "bad.toml"
     bad.write_text('colour = "blue"\n')
@@ -254,7 +254,7 @@ def up_to_date_zfs(tmp_path: Path, log: Path, backup_answers: bool = True) -> No
 def test_send_writes_its_stamp_only_when_up_to_date(tmp_path: Path) -> None:
     env, log = fake_zfs(tmp_path)
     up_to_date_zfs(tmp_path, log)
-    stamp = tmp_path / "stamps" / "local-backup" / "tank" / "my+20data@12"
+    stamp = tmp_path / "stamps" / "_0" / "backup" / "tank" / "my+20data@12"
     args = ["send", "tank/my data", "--dest", "backup", "--stamp", str(stamp)]
     dry = zmake([*args, "-n"], env)
     assert dry.returncode == 0, dry.stderr
@@ -272,7 +272,7 @@ def test_send_writes_its_stamp_only_when_up_to_date(tmp_path: Path) -> None:
 
 def test_umount_writes_its_stamp_only_when_done(tmp_path: Path) -> None:
     env, _ = fake_zfs(tmp_path)
-    stamp = tmp_path / "stamps" / "local-backup" / "umount@0123456789abcdef"
+    stamp = tmp_path / "stamps" / "_0" / "backup" / "umount@0123456789abcdef"
     args = ["umount", "tank", "--dest", "backup", "--stamp", str(stamp)]
     done = zmake(args, env)
     assert done.returncode == 0, done.stderr

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -710,8 +711,9 @@ SETTING_TEXT = st.text(
 
 
 def through_make(value: str, env: dict[str, str] | None = None) -> str:
-    """What a recipe's environment receives for `X ?= make_value(value)`, exported."""
-    makefile = f"X ?= {make_value(value)}\nexport V = $(X)\nall:\n\t@printf '%s' \"$$V\"\n"
+    """What a recipe's environment receives for `X = make_value(value)` (the template's
+    assignments), exported."""
+    makefile = f"X = {make_value(value)}\nexport V = $(X)\nall:\n\t@printf '%s' \"$$V\"\n"
     return run_make(["-s", "-f", "-"], stdin=makefile, env=env).stdout
 
 
@@ -746,7 +748,9 @@ def test_make_value_ending_in_a_backslash_ignores_the_environment() -> None:
 
 # --- GNU make on the rendered Makefile ---------------------------------------------------------
 
-# Variables the Makefile sets with `?=`: an environment value would win, so keep them out.
+# The Makefile's settings. It assigns them with a plain `=`, so an environment value must not
+# matter; they are kept out of make's environment all the same, and only the precedence tests
+# (test_the_environment_never_changes_a_setting) put them back on purpose.
 MAKEFILE_VARIABLES = ("ZMAKE", "REMOTE", "SSH", "DEST", "COMPRESS", "STAMPS")
 
 
@@ -789,7 +793,7 @@ def argvs_of(records: list[dict[str, Any]]) -> list[list[str]]:
 @dataclass(frozen=True)
 class Workspace:
     """A temporary directory with a rendered Makefile whose Settings.stamps (`base`) is in
-    there too; make appends `<REMOTE or local>-<DEST or same>` to it."""
+    there too; make appends `<safe REMOTE>/<safe DEST>` to it (zmake_safe: `_0` when empty)."""
 
     root: Path
     base: Path
@@ -802,7 +806,7 @@ class Workspace:
     def log(self) -> Path:
         return self.root / "calls.jsonl"
 
-    def stamps(self, folder: str = "local-same") -> Path:
+    def stamps(self, folder: str = "_0/_0") -> Path:
         return self.base / folder
 
     def render(self, recorders: Recorders, plan: Plan, **overrides: str) -> None:
@@ -810,16 +814,21 @@ class Workspace:
         self.makefile.write_text(render_makefile(plan, settings_, "test"), encoding="utf-8")
 
     def make(
-        self, *args: str, fail: tuple[str, ...] = (), check: bool = True
+        self,
+        *args: str,
+        fail: tuple[str, ...] = (),
+        check: bool = True,
+        env: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Run make in the workspace: every record the recorder logged during this run.
-        `fail`: datasets whose send fails (exit 1, no stamp)."""
+        `fail`: datasets whose send fails (exit 1, no stamp); `env`: added to make's
+        environment."""
         self.log.unlink(missing_ok=True)
         run_make(
             [*args, "-f", str(self.makefile)],
             cwd=str(self.root),
             log=self.log,
-            env={"RECORDER_FAIL": json.dumps(fail)},
+            env={**(env or {}), "RECORDER_FAIL": json.dumps(fail)},
             check=check,
         )
         return read_log(self.log)
@@ -971,7 +980,11 @@ def test_a_failed_send_stamps_nothing_and_the_next_run_finishes(recorders: Recor
         tried = sent_names(argvs_of(failed)[1:], space.stamps(), scenario.plan)
         # make -k went on with everything that does not need tank/secret
         assert sorted(tried) == sorted(set(scenario.selected) - needs_secret)
-        stamped = {f.partition("/")[2] for f in space.stamp_files()}
+        stamped = {
+            str(Path(space.base, f).relative_to(space.stamps())) for f in space.stamp_files()
+        }
+        assert expected_stamp(scenario.inventory.datasets["tank/secret/b"]) not in stamped
+        assert expected_stamp(scenario.inventory.datasets["tank/plain"]) in stamped
         assert expected_stamp(scenario.inventory.datasets["tank/secret"]) not in stamped
         # the next run sends what is left, in order, and nothing else
         rest = sent_names(argvs_of(space.make("-j4")), space.stamps(), scenario.plan)
@@ -993,7 +1006,7 @@ def test_a_new_snapshot_sends_that_dataset_after_a_new_umount(recorders: Recorde
         assert len(second) == 2
         check_umount(second[0], space.stamps(), ["tank"])
         assert second[0][2] != first[0][2]
-        assert second[1] == ["send", "--stamp", str(space.stamps("local-same/tank/plain@5000")),
+        assert second[1] == ["send", "--stamp", str(space.stamps("_0/_0/tank/plain@5000")),
                              "--", "tank/plain"]  # fmt: skip
         assert space.make("-j4") == []
 
@@ -1016,7 +1029,7 @@ def test_make_passes_settings_to_zmake_send(recorders: Recorders) -> None:
         "ZMAKE_COMPRESS": "zstd",
     }
     assert all(c["env"] == env for c in default_calls)
-    stamps = space.stamps("me@backup.example-b_ack")
+    stamps = space.stamps("me@backup_oexample/b_cack")  # `.` → _o, `:` → _c
     argvs = argvs_of(default_calls)
     check_umount(argvs[0], stamps, ["tank"])
     assert argvs[1:] == [
@@ -1026,8 +1039,8 @@ def test_make_passes_settings_to_zmake_send(recorders: Recorders) -> None:
     # another REMOTE: its own stamps, so everything is sent again
     overridden = override_calls[-1]["env"]
     assert (overridden["ZMAKE_REMOTE"], overridden["ZMAKE_COMPRESS"]) == ("other", "none")
-    check_umount(argvs_of(override_calls)[0], space.stamps("other-b_ack"), ["tank"])
-    sent = sent_names(argvs_of(override_calls)[1:], space.stamps("other-b_ack"), plan)
+    check_umount(argvs_of(override_calls)[0], space.stamps("other/b_cack"), ["tank"])
+    sent = sent_names(argvs_of(override_calls)[1:], space.stamps("other/b_cack"), plan)
     assert sent == ["tank/my data", "tank"]
 
 
@@ -1042,11 +1055,12 @@ def test_stamps_are_kept_per_remote_and_dest(recorders: Recorders) -> None:
             ("x", "a b:c")
         }
         argvs = argvs_of(other)
-        check_umount(argvs[0], space.stamps("x-a_b_c"), ["tank"])
-        assert sorted(sent_names(argvs[1:], space.stamps("x-a_b_c"), plan)) == everything
+        check_umount(argvs[0], space.stamps("x/a_sb_cc"), ["tank"])  # space → _s, : → _c
+        assert sorted(sent_names(argvs[1:], space.stamps("x/a_sb_cc"), plan)) == everything
         assert space.make("-j4", "REMOTE=x", "DEST=a b:c") == []
         assert space.make("-j4") == []
-        assert {f.partition("/")[0] for f in space.stamp_files()} == {"local-same", "x-a_b_c"}
+        folders = {"/".join(Path(f).parts[:2]) for f in space.stamp_files()}
+        assert folders == {"_0/_0", "x/a_sb_cc"}
         # STAMPS on the command line names the folder itself
         elsewhere = space.root / "elsewhere"
         argvs = argvs_of(space.make("-j4", f"STAMPS={elsewhere}"))
@@ -1055,41 +1069,139 @@ def test_stamps_are_kept_per_remote_and_dest(recorders: Recorders) -> None:
         assert space.make("-j4", f"STAMPS={elsewhere}") == []
 
 
+# The stamps folder is `<Settings.stamps>/<zmake_safe REMOTE>/<zmake_safe DEST>`. zmake_safe
+# (templates/Makefile.j2) escapes `_` first, then each character make or the recipe's quoting
+# cannot take, as `_` and a letter; an empty value is `_0`. Written out here independently:
+SAFE_ESCAPES = {
+    "_": "_u", " ": "_s", ":": "_c", "/": "_l", "%": "_p", "*": "_a", "?": "_q", "[": "_b",
+    "]": "_k", "'": "_t", '"': "_d", ";": "_m", "|": "_v", "\\": "_r", "&": "_n", "=": "_e",
+    ".": "_o",
+}  # fmt: skip
+
+
+def zmake_safe(value: str) -> str:
+    """One level of the stamps folder, as documented."""
+    return "".join(SAFE_ESCAPES.get(char, char) for char in value) or "_0"
+
+
+# What zmake_safe must tell apart: everything it escapes, the letters of its escapes, and
+# characters it leaves alone (no `$`: make expands it on the command line, as it should).
+ENCODED_ALPHABET = "".join(SAFE_ESCAPES) + "usclpaqbktdmvrneo0" + "@-#,()!~{}+xé"
+PROBE_MAKEFILE = (
+    "probe:\n\t@printf '%s\\n' \"$$PROBE_STAMPS\"{outputs}\nexport PROBE_STAMPS = $(STAMPS)\n"
+)
+
+
+def stamps_folder_of(tmp_path: Path, *assignments: str) -> tuple[str, list[str]]:
+    """(STAMPS relative to Settings.stamps, [zmake_safe of P0, P1, …]) as GNU make computes
+    them in a rendered Makefile, with `assignments` on make's command line."""
+    base = tmp_path / "stamps"
+    settings_ = Settings("z", "", "ssh", "", "none", "c", "s", stamps=str(base))
+    makefile = tmp_path / "Makefile"
+    makefile.write_text(render_makefile(mixed_scenario().plan, settings_, "t"), encoding="utf-8")
+    count = sum(a.startswith("P") for a in assignments)
+    probe = tmp_path / "probe.mk"
+    probe.write_text(
+        PROBE_MAKEFILE.format(outputs="".join(f' "$$PROBE_{i}"' for i in range(count)))
+        + "".join(f"export PROBE_{i} = $(call zmake_safe,$(P{i}))\n" for i in range(count)),
+        encoding="utf-8",
+    )
+    done = run_make(["-s", "-f", str(makefile), "-f", str(probe), *assignments, "probe"])
+    stamps, *encoded = done.stdout.split("\n")[:-1]
+    return str(Path(stamps).relative_to(base)), encoded
+
+
+@pytest.mark.parametrize(
+    ("remote", "dest", "folder"),
+    [
+        ("nas", "", "nas/_0"),
+        ("", "backup", "_0/backup"),
+        ("", "", "_0/_0"),
+        ("me@backup.example", "b:ack", "me@backup_oexample/b_cack"),
+        ("a_b", "_0", "a_ub/_u0"),  # `_` is escaped first: an escape in a value stays apart
+        ("ssh://me@nas:2222", "back up", "ssh_c_l_lme@nas_c2222/back_sup"),
+        ("[fe80::1%eth0]", "x*y?", "_bfe80_c_c1_peth0_k/x_ay_q"),
+        ('o\'brien@"nas"', "x;y|z", "o_tbrien@_dnas_d/x_my_vz"),
+        ("a\\b&c=d", "é#(,)", "a_rb_nc_ed/é#(,)"),
+    ],
+)
+def test_stamps_folder_is_the_encoded_remote_then_the_encoded_dest(
+    tmp_path: Path, remote: str, dest: str, folder: str
+) -> None:
+    assert zmake_safe(remote) + "/" + zmake_safe(dest) == folder  # the table is the spec
+    assert stamps_folder_of(tmp_path, f"REMOTE={remote}", f"DEST={dest}") == (folder, [])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=ENCODED_ALPHABET, max_size=8).filter(lambda v: not v.startswith(" ")),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_make_s_zmake_safe_is_the_documented_encoding(values: list[str]) -> None:
+    """(make drops a command-line value's leading blanks: none here.)"""
+    with tempfile.TemporaryDirectory() as work:
+        assignments = [f"P{i}={value}" for i, value in enumerate(values)]
+        _, encoded = stamps_folder_of(Path(work), *assignments)
+    assert encoded == [zmake_safe(value) for value in values]
+
+
+@given(st.text(alphabet=ENCODED_ALPHABET), st.text(alphabet=ENCODED_ALPHABET))
+def test_zmake_safe_is_injective_and_gives_one_plain_file_name(a: str, b: str) -> None:
+    if a != b:
+        assert zmake_safe(a) != zmake_safe(b)
+    assert not set(SAFE_ESCAPES) - {"_"} & set(zmake_safe(a)), zmake_safe(a)
+    assert re.fullmatch(r"([^_]|_[usclpaqbktdmvrneo0])+", zmake_safe(a)), zmake_safe(a)
+
+
+def test_zmake_safe_exhaustive_short_strings() -> None:
+    alphabet = "_usc0 :/"
+    names = ["".join(p) for n in range(5) for p in itertools.product(alphabet, repeat=n)]
+    assert len({zmake_safe(n) for n in names}) == len(names)
+
+
 @pytest.mark.parametrize(
     "remote",
     [
         "ssh://me@nas:2222",
         "[fe80::1%eth0]",
         "me@nas*?",
-        pytest.param(
-            "o'brien@nas",
-            marks=pytest.mark.xfail(
-                strict=True, reason="BUG: zmake_safe keeps ' in STAMPS; recipe --stamp '$@'"
-            ),
-        ),
+        "o'brien@nas",
+        'me@"nas"',
+        "a;b|c&d=e\\f",
+        "me@nas#2 (x),y",
+        "_0",
+        "..",
     ],
 )
 def test_odd_remotes_get_their_own_stamps(recorders: Recorders, remote: str) -> None:
     plan = full_plan(inventory_of(MIXED_TREE))
     with workspace(recorders, plan) as space:
-        argvs = argvs_of(space.make("-j4", f"REMOTE={remote}"))
+        calls = space.make("-j4", f"REMOTE={remote}")
+        argvs = argvs_of(calls)
         assert len(argvs) == len(MIXED_TREE) + 1
-        folder = Path(argvs[0][2]).parent
-        assert folder.parent == space.base and folder.name != "local-same"
+        assert {c["env"]["ZMAKE_REMOTE"] for c in calls} == {remote}
+        folder = space.stamps(f"{zmake_safe(remote)}/_0")
+        check_umount(argvs[0], folder, ["tank"])
+        assert sorted(sent_names(argvs[1:], folder, plan)) == sorted(n for n, _, _ in MIXED_TREE)
+        assert folder.resolve().parent.parent == space.base.resolve()  # below the stamps root
+        assert len(space.stamp_files()) == len(argvs)
         assert space.make("-j4", f"REMOTE={remote}") == []
         assert len(argvs_of(space.make("-j4"))) == len(MIXED_TREE) + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the stamps folder `<safe REMOTE>-<safe DEST>` is not injective "
-    "(templates/Makefile.j2: zmake_safe maps : / space % * ? [ ] to _, and - joins)",
-)
 @pytest.mark.parametrize(
     ("first", "second"),
     [
         (("REMOTE=nas", "DEST=backup-tank"), ("REMOTE=nas-backup", "DEST=tank")),
         (("REMOTE=nas", "DEST=back:up"), ("REMOTE=nas", "DEST=back_up")),
+        (("REMOTE=nas", "DEST=back:up"), ("REMOTE=nas", "DEST=back_cup")),  # `:` → _c
+        (("REMOTE=nas/x", "DEST=y"), ("REMOTE=nas", "DEST=x/y")),
+        (("REMOTE=", "DEST=x"), ("REMOTE=_0", "DEST=x")),  # empty → _0
+        (("REMOTE=a b", "DEST=c"), ("REMOTE=a_sb", "DEST=c")),
+        (("REMOTE=x", "DEST=."), ("REMOTE=.", "DEST=x")),
     ],
 )
 def test_different_backup_targets_never_share_stamps(
@@ -1099,6 +1211,87 @@ def test_different_backup_targets_never_share_stamps(
         assert len(argvs_of(space.make("-j4", *first))) == len(MIXED_TREE) + 1
         # a different receiving host or pool holds none of it yet: all must be sent
         assert len(argvs_of(space.make("-j4", *second))) == len(MIXED_TREE) + 1
+        assert space.make("-j4", *first) == space.make("-j4", *second) == []
+
+
+# --- settings: make's command line overrides them, the environment never does -----------------
+
+SMALL_TREE = [("tank", 1, "off"), ("tank/a b", 2, "off")]
+DEFAULT_ENV = {"ZMAKE_REMOTE": "", "ZMAKE_SSH": "ssh", "ZMAKE_DEST": "", "ZMAKE_COMPRESS": "none"}
+
+
+def check_calls(
+    calls: list[dict[str, Any]], argv0: str, env: dict[str, str], stamps: Path, plan: Plan
+) -> None:
+    """Every dataset sent once after the umount, by `argv0`, with `env`, stamped in `stamps`."""
+    assert {c["argv0"] for c in calls} == {argv0}
+    assert all(c["env"] == env for c in calls), [c["env"] for c in calls]
+    argvs = argvs_of(calls)
+    check_umount(argvs[0], stamps, ["tank"])
+    assert sent_names(argvs[1:], stamps, plan) == ["tank/a b", "tank"]
+
+
+def test_the_environment_never_changes_a_setting(recorders: Recorders) -> None:
+    plan = full_plan(inventory_of(SMALL_TREE))
+    with workspace(recorders, plan) as space:
+        evil_stamps = space.root / "evil-stamps"
+        env = {
+            "ZMAKE": str(recorders.override),
+            "REMOTE": "evil",
+            "SSH": "evil -p 1",
+            "DEST": "evil",
+            "COMPRESS": "zstd",
+            "STAMPS": str(evil_stamps),
+            # what the recipes export for zmake send: the Makefile's values win there too
+            "ZMAKE_REMOTE": "evil",
+            "ZMAKE_SSH": "evil -p 1",
+            "ZMAKE_DEST": "evil",
+            "ZMAKE_COMPRESS": "zstd",
+        }
+        calls = space.make("-j2", env=env)
+        check_calls(calls, "zmake-default", DEFAULT_ENV, space.stamps(), plan)
+        assert space.make("-j2", env=env) == space.make("-j2") == []
+        assert not evil_stamps.exists()
+        # the command line still overrides, with the environment as it was
+        calls = space.make("-j2", "REMOTE=x", env=env)
+        check_calls(calls, "zmake-default", {**DEFAULT_ENV, "ZMAKE_REMOTE": "x"},
+                    space.stamps("x/_0"), plan)  # fmt: skip
+        assert not evil_stamps.exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "changed"),
+    [
+        ("ZMAKE", "<override recorder>", {}),
+        ("REMOTE", "me@nas", {"ZMAKE_REMOTE": "me@nas"}),
+        ("SSH", "ssh -p 2222", {"ZMAKE_SSH": "ssh -p 2222"}),
+        ("DEST", "backup", {"ZMAKE_DEST": "backup"}),
+        ("COMPRESS", "zstd", {"ZMAKE_COMPRESS": "zstd"}),
+        ("STAMPS", "<root>/mine", {}),
+    ],
+)
+def test_a_setting_comes_from_make_s_command_line_not_the_environment(
+    recorders: Recorders, variable: str, value: str, changed: dict[str, str]
+) -> None:
+    plan = full_plan(inventory_of(SMALL_TREE))
+    with workspace(recorders, plan) as space:
+        value = value.replace("<override recorder>", str(recorders.override))
+        value = value.replace("<root>", str(space.root))
+        evil = {variable: value}  # the very value, in the environment: ignored
+        check_calls(space.make("-j2", env=evil), "zmake-default", DEFAULT_ENV, space.stamps(), plan)
+        assert not (space.root / "mine").exists()
+        assert space.make("-j2", env=evil) == []
+        # on the command line (the environment holding something else): it counts
+        shutil.rmtree(space.base)  # from scratch: that run must send everything again
+        calls = space.make("-j2", f"{variable}={value}", env={variable: "evil"})
+        stamps = {
+            "REMOTE": space.stamps(f"{zmake_safe(value)}/_0"),
+            "DEST": space.stamps(f"_0/{zmake_safe(value)}"),
+            "STAMPS": Path(value),
+        }.get(variable, space.stamps())
+        argv0 = "zmake-override" if variable == "ZMAKE" else "zmake-default"
+        check_calls(calls, argv0, {**DEFAULT_ENV, **changed}, stamps, plan)
+        assert space.make("-j2", f"{variable}={value}") == []
 
 
 @pytest.mark.parametrize("char", [" ", "\t", "\n", *":#%$'\"\\;=|&*?[]"])
@@ -1131,6 +1324,12 @@ def test_makefile_header_and_defaults(tree: GenTree) -> None:
     assert makefile.startswith("# Generated by zmake 9.9.")
     assert "zmake generate x" in makefile.splitlines()[1]
     assert ".DEFAULT_GOAL := all" in makefile
-    for variable in ("ZMAKE", "REMOTE", "SSH", "DEST", "COMPRESS"):
-        assert re.search(rf"^{variable} \?= ", makefile, re.MULTILINE)
-    assert re.search(r"^STAMPS \?= /run/zmake/stamps/", makefile, re.MULTILINE)
+    for variable in MAKEFILE_VARIABLES:  # plain `=`: the command line overrides, not the env
+        assert len(re.findall(rf"^{variable} = ", makefile, re.MULTILINE)) == 1, variable
+    assert not re.search(r"^[^#\t]*\?=", makefile, re.MULTILINE)
+    assert re.search(
+        r"^STAMPS = /run/zmake/stamps/\$\(call zmake_safe,\$\(REMOTE\)\)/"
+        r"\$\(call zmake_safe,\$\(DEST\)\)$",
+        makefile,
+        re.MULTILINE,
+    )

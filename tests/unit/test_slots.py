@@ -86,6 +86,10 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
         (" -j3 --jobserver-auth=3,4 -- REMOTE=nas", 3),  # make -j3 REMOTE=nas
         (" -- REMOTE=nas", None),  # make REMOTE=nas
         (" -- SSH=ssh\\ -p\\ 2222", None),  # make SSH='ssh -p 2222'
+        (" -- SSH=ssh\\ -ljdoe", None),  # make SSH='ssh -ljdoe': not -j of make
+        ("k -- X=a\\ -j9", None),  # make -k X='a -j9'
+        (" -j3 --jobserver-auth=3,4 -- X=a\\ -j9", 3),  # make -j3 X='a -j9'
+        (" -j2 --jobserver-auth=3,4 -- X=a\\ --\\ -j9", 2),  # make -j2 X='a -- -j9'
         ("kj4", None),  # never written by make: -j takes an argument, so not in the first word
     ],
 )
@@ -127,6 +131,7 @@ def under_make(tmp_path: Path, args: list[str]) -> tuple[str | None, int | None]
         (["-l2", "-j3"], 3),
         (["-j2", "REMOTE=nas-j9", "DEST=x -j7"], 2),
         (["REMOTE=nas", "SSH=ssh -p 2222"], None),
+        (["-j3", "X=a -- -j9"], 3),
     ],
 )
 def test_jobs_from_makeflags_under_gnu_make(
@@ -136,12 +141,7 @@ def test_jobs_from_makeflags_under_gnu_make(
     assert found == jobs, makeflags
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: zmake/slots.py MAKE_JOBS also matches inside the command line's variable "
-    "assignments, which make appends to MAKEFLAGS after ` -- `",
-)
-@pytest.mark.parametrize("assignment", ["SSH=ssh -ljdoe", "X=a -j9"])
+@pytest.mark.parametrize("assignment", ["SSH=ssh -ljdoe", "X=a -j9", "X=a -- -j9"])
 def test_variables_on_make_s_command_line_are_not_job_flags(
     tmp_path: Path, assignment: str
 ) -> None:
@@ -180,7 +180,7 @@ def fallbacks() -> Iterator[list[Path]]:
     made: list[Path] = []
     yield made
     for folder in made:
-        if folder.is_symlink():
+        if folder.is_symlink() or folder.is_file():
             folder.unlink()
         elif folder.exists():
             folder.chmod(0o700)
@@ -245,10 +245,6 @@ def test_socket_dir_threshold(tmp_path_factory: pytest.TempPathFactory) -> None:
                 shutil.rmtree(folder)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: zmake/slots.py socket_dir measures len(str(path)) in characters, not bytes",
-)
 def test_socket_dir_counts_bytes_not_characters(
     tmp_path_factory: pytest.TempPathFactory, fallbacks: list[Path]
 ) -> None:
@@ -269,34 +265,44 @@ def fallback_of(run_dir: Path, fallbacks: list[Path]) -> Path:
     return folder
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: zmake/slots.py socket_dir trusts an existing /tmp fallback folder: follows a "
-    "symlink (and chmods its target) and accepts another user's folder",
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "symlink",
+        pytest.param("other owner", marks=needs_root),
+        "dangling symlink",
+        "symlink to a file",
+        "file",
+    ],
 )
-@pytest.mark.parametrize("planted", ["symlink", pytest.param("other owner", marks=needs_root)])
 def test_socket_dir_refuses_a_planted_fallback(
     tmp_path: Path, fallbacks: list[Path], planted: str
 ) -> None:
+    """Someone else can create /tmp/zmake-<uid>-<digest> before us: socket_dir refuses it
+    (UsageError) without touching what it points to."""
     run_dir = tmp_path / ("r" * 120)
     folder = fallback_of(run_dir, fallbacks)
     victim = tmp_path / "victim"
-    victim.mkdir(mode=0o755)
-    victim.chmod(0o755)
-    if planted == "symlink":
-        folder.symlink_to(victim)
+    if planted == "symlink to a file":
+        victim.write_text("secret")
     else:
+        victim.mkdir(mode=0o755)
+    victim.chmod(0o755)
+    if planted == "other owner":
         folder.mkdir(mode=0o777)
         folder.chmod(0o777)
         os.chown(folder, 65534, 65534)
-    try:
-        chosen: Path | None = socket_dir(run_dir)
-    except (UsageError, OSError):
-        chosen = None
-    assert mode(victim) == 0o755
-    if chosen is not None:
-        assert not chosen.is_symlink() and chosen.stat().st_uid == os.geteuid()
-        assert mode(chosen) == 0o700
+    elif planted == "file":
+        folder.write_text("planted")
+    else:
+        folder.symlink_to(tmp_path / "nowhere" if planted == "dangling symlink" else victim)
+    with pytest.raises(UsageError, match="not a directory of ours"):
+        socket_dir(run_dir)
+    assert mode(victim) == 0o755 and not (tmp_path / "nowhere").exists()
+    assert not victim.is_dir() or list(victim.iterdir()) == []
+    assert folder.is_symlink() or planted in ("other owner", "file")  # left as it was
+    if planted == "other owner":
+        assert mode(folder) == 0o777 and folder.lstat().st_uid == 65534
 
 
 # --- taking a slot ------------------------------------------------------------------------------
@@ -604,16 +610,19 @@ def test_ssh_uses_the_slot_socket(ssh: str) -> None:
 
 
 @needs_ssh
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ssh percent-expands -S; a run dir holding % gives slot sockets ssh rejects",
-)
 def test_a_run_dir_with_a_percent_sign_still_gives_usable_sockets(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, fallbacks: list[Path]
 ) -> None:
-    folder = socket_dir(tmp_path_factory.mktemp("p") / "100%" / "run")
+    """ssh percent-expands -S: a run dir holding `%`, however short, gets the /tmp fallback."""
+    run_dir = tmp_path_factory.mktemp("p") / "100%" / "run"
+    assert len(os.fsencode(run_dir / "ssh")) <= slots.MAX_SOCKET_DIR  # short enough otherwise
+    folder = socket_dir(run_dir)
+    fallbacks.append(folder)
+    assert not folder.is_relative_to(run_dir) and "%" not in str(folder)
+    assert folder.is_dir() and not folder.is_symlink() and mode(folder) == 0o700
+    assert socket_dir(run_dir) == folder
+    assert_sockets_fit(folder)
     path = str(folder / f"s0-{KEY}")
-    assert "%" in path  # short enough to stay in the run dir
     target = Target("backup", "me@nas", "ssh -F /dev/null", slot_socket=path)
     done = subprocess.run(
         ["ssh", "-G", *target.wrap(["true"])[1:]], capture_output=True, text=True, timeout=30
