@@ -104,40 +104,25 @@ def decide_incremental(
     position = next(i for i, s in enumerate(remote.snapshots) if s.guid == common.guid)
     remote_common = remote.snapshots[position]
     remote_only = remote.snapshots[position + 1 :]
-    incremental = Step(Action.INCREMENTAL, to_snapshot=newest, from_snapshot=common)
+    if not remote_only and remote.written == 0:
+        return Step(Action.INCREMENTAL, to_snapshot=newest, from_snapshot=common)
+    if force:
+        return Step(
+            Action.INCREMENTAL,
+            to_snapshot=newest,
+            from_snapshot=common,
+            rollback_to=remote_common,
+            reason=f"--force: rolling the backup back to @{remote_common.short}",
+        )
     if remote_only:
-        if force:
-            return Step(
-                Action.INCREMENTAL,
-                to_snapshot=newest,
-                from_snapshot=common,
-                rollback_to=remote_common,
-                reason="--force: rolling back the backup",
-            )
-        return Step(
-            Action.DIVERGED,
-            reason=(
-                f"backup {remote.name} has snapshots newer than the common @{common.short}: "
-                f"{', '.join('@' + s.short for s in remote_only)} (use --force to roll it back)"
-            ),
+        found = f"has snapshots newer than the common @{common.short}: " + ", ".join(
+            "@" + s.short for s in remote_only
         )
-    if remote.written > 0:
-        if force:
-            return Step(
-                Action.INCREMENTAL,
-                to_snapshot=newest,
-                from_snapshot=common,
-                rollback_to=remote_common,
-                reason="--force: discarding changes on the backup",
-            )
-        return Step(
-            Action.DIVERGED,
-            reason=(
-                f"backup {remote.name} was modified ({remote.written} bytes) since "
-                f"@{remote_common.short} (use --force to roll it back)"
-            ),
-        )
-    return incremental
+    else:
+        found = f"was modified ({remote.written} bytes) since @{remote_common.short}"
+    return Step(
+        Action.DIVERGED, reason=f"backup {remote.name} {found} (use --force to roll it back)"
+    )
 
 
 def newest_common(local: tuple[Snapshot, ...], remote_guids: set[int]) -> Snapshot | None:

@@ -88,18 +88,9 @@ def user_multiplexes(runner: Runner, target: Target) -> bool:
 @contextmanager
 def take_slot(folder: Path, key: str, slots: int) -> Iterator[int]:
     """Hold one of `slots` slot locks for `key`; wait while every slot is busy."""
-    handles = []
+    handles = [open(folder / f"s{index}-{key}.lock", "w") for index in range(slots)]  # noqa: SIM115
     try:
-        for index in range(slots):
-            handle = open(folder / f"s{index}-{key}.lock", "w")  # noqa: SIM115
-            handles.append(handle)
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            yield index
-            return
-        while True:  # every slot busy (another make shares this run directory): poll
+        while True:  # all busy only when another make shares this run directory: poll
             for index, handle in enumerate(handles):
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
