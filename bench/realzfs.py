@@ -1,0 +1,340 @@
+"""Real-OpenZFS benchmarks: zmake against syncoid and zfs-autobackup, inside the test guest.
+
+Run from the repository root (bench/run-realzfs.sh installs the peers and boots the guest):
+
+    bench/run-realzfs.sh                      # every section, full sizes (~40 min)
+    bench/run-realzfs.sh makespan --scale 0.1  # one section, a tenth of the data
+
+Sections:
+  makespan  12 nested datasets of skewed sizes, per-flow and link caps set by tc on loopback:
+            zmake -j1/-j4/-j8, syncoid --recursive, zfs-autobackup; wall seconds, ratios to
+            zmake -j8, and the lower bound max(total / link, largest / flow).
+  flat16    16 sibling datasets (issue "slots and stamps"): zmake -j8 vs syncoid, vs the bound,
+            and the ssh connections each run opened.
+  overhead  an up-to-date no-op over 60 datasets: ssh connections (sshd's log) and zfs
+            invocations (a counting wrapper bind-mounted over the zfs binary), per dataset.
+  datapath  one large dataset, no caps: zmake send vs the bare `zfs send | ssh zfs recv`.
+
+Every timed run starts from an empty backup pool and is checked (snapshot GUIDs equal on both
+sides) before its time is reported. Nothing here is pass/fail: it prints figures and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.realzfs.conftest import (  # noqa: E402  (the repository root is not installed)
+    remote_name,
+    run,
+    snapshot_guids,
+    ssh_config_path,
+    sshd_connection_count,
+    zfs,
+    zpool,
+)
+
+WORK = Path("/tmp/zmake-bench")
+SRC, DST = "bsrc", "bdst"
+MiB = 1024 * 1024
+FLOW_MBIT, LINK_MBIT = 2, 16
+PEERS_VENV = Path(os.environ.get("ZMAKE_BENCH_VENV", "/opt/zmake-bench"))
+
+# name below SRC → MiB written. Big leaves under small parents: children go before parents,
+# so a big parent over a big child would make the chain, not one flow, the bound.
+SKEWED = {
+    "bench": 1, "bench/vm": 1, "bench/vm/disk one": 24, "bench/media": 2,
+    "bench/media/photos": 16, "bench/media/music": 10, "bench/home": 2,
+    "bench/home/alice": 8, "bench/home/bob": 6, "bench/docs": 4, "bench/mail": 3,
+    "bench/db": 5,
+}  # fmt: skip
+FLAT16 = {"flat": 0.0, **{f"flat/d{n:02d}{' x' if n % 5 == 0 else ''}": 3.7 for n in range(16)}}
+MANY60 = {"many": 0.0, **{f"many/d{n:02d}": 0.06 for n in range(60)}}
+BIG = {"big": 256}  # the guest gets 6G: tmpfs holds both pools
+
+
+# --- pools, data, caps --------------------------------------------------------------------
+
+
+def fresh_pool(name: str) -> None:
+    with_output(["zpool", "destroy", "-f", name], check=False)
+    image = WORK / f"{name}.img"
+    image.unlink(missing_ok=True)
+    run(["truncate", "-s", "2G", str(image)])
+    zpool("create", "-o", "cachefile=none", "-m", "none", name, str(image))
+
+
+def build_source(tree: dict[str, float], scale: float) -> str:
+    """A fresh source pool holding `tree` (random data), one recursive snapshot; its root."""
+    fresh_pool(SRC)
+    root = f"{SRC}/{next(iter(tree))}"
+    for relative, mib in tree.items():
+        name = f"{SRC}/{relative}"
+        mountpoint = WORK / "mnt" / relative
+        zfs("create", "-o", f"mountpoint={mountpoint}", name)
+        write_random(mountpoint / "data.bin", int(mib * scale * MiB))
+    zfs("snapshot", "-r", f"{root}@bench")
+    return root
+
+
+def write_random(path: Path, size: int) -> None:
+    with path.open("wb") as out:
+        while size > 0:
+            chunk = min(size, MiB)
+            out.write(os.urandom(chunk))
+            size -= chunk
+
+
+def tree_bytes(root: str) -> dict[str, int]:
+    """What each dataset's full stream carries (referenced at the snapshot)."""
+    out = zfs("list", "-H", "-p", "-o", "name,referenced", "-t", "snapshot", "-r", root)
+    return {line.split("\t")[0]: int(line.split("\t")[1]) for line in out.splitlines()}
+
+
+@contextmanager
+def capped_link() -> Iterator[None]:
+    """The slow uplink: LINK_MBIT for everything on loopback, FLOW_MBIT per TCP flow."""
+    tc = ["tc", "qdisc"]
+    run([*tc, "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10"])
+    try:
+        run(["tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb",
+             "rate", f"{LINK_MBIT}mbit", "ceil", f"{LINK_MBIT}mbit"])  # fmt: skip
+        run([*tc, "add", "dev", "lo", "parent", "1:10", "handle", "10:", "fq",
+             "maxrate", f"{FLOW_MBIT}mbit"])  # fmt: skip
+        yield
+    finally:
+        run([*tc, "del", "dev", "lo", "root"])
+
+
+def lower_bound(sizes: dict[str, int]) -> float:
+    total, largest = sum(sizes.values()), max(sizes.values())
+    return max(total * 8 / (LINK_MBIT * 1e6), largest * 8 / (FLOW_MBIT * 1e6))
+
+
+# --- the tools ----------------------------------------------------------------------------
+
+
+def with_output(argv: list[str], check: bool = True, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if check and done.returncode != 0:
+        tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
+        raise RuntimeError(f"{shlex.join(argv)} exited {done.returncode}:\n" + "\n".join(tail))
+    return done.stdout
+
+
+def ssh_command() -> str:
+    return f"ssh -F {ssh_config_path()}"
+
+
+def zmake_backup(root: str, jobs: int, run_dir: Path | None = None) -> None:
+    run_dir = run_dir or Path(tempfile.mkdtemp(prefix="run-", dir=WORK))
+    with_output([sys.executable, "-m", "zmake", "backup", root, "-j", str(jobs), "--yes",
+                 "--remote", remote_name(), "--ssh", ssh_command(), "--dest", DST,
+                 "--run-dir", str(run_dir)])  # fmt: skip
+
+
+def syncoid(root: str) -> None:
+    key = ssh_config_path().parent / "id_ed25519"
+    options = ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "LogLevel=ERROR"]
+    with_output(["syncoid", "--recursive", "--no-sync-snap", "--compress=none",
+                 f"--sshkey={key}", *[f"--sshoption={o}" for o in options],
+                 root, f"root@127.0.0.1:{DST}/{root.partition('/')[2]}"])  # fmt: skip
+
+
+def zfs_autobackup(root: str) -> None:
+    label = root.partition("/")[2]
+    zfs("set", f"autobackup:{label}=true", root)
+    with_output([str(PEERS_VENV / "bin" / "zfs-autobackup"), "--ssh-config",
+                 str(ssh_config_path()), "--ssh-target", remote_name(), "--no-snapshot",
+                 "--other-snapshots", "--no-progress", "--clear-mountpoint", "--strip-path", "1",
+                 label, DST])  # fmt: skip
+
+
+@dataclass
+class Timed:
+    tool: str
+    seconds: float
+    connections: int
+
+
+def timed_run(tool: str, action: Callable[[], None], root: str) -> Timed:
+    """One run into an empty backup pool, verified (GUIDs) before its time counts."""
+    fresh_pool(DST)
+    before = sshd_connection_count()
+    started = time.monotonic()
+    action()
+    seconds = time.monotonic() - started
+    connections = sshd_connection_count() - before
+    mirror = f"{DST}/{root.partition('/')[2]}"
+    if snapshot_guids(mirror) != snapshot_guids(root):
+        raise RuntimeError(f"{tool}: {mirror} does not hold every snapshot of {root}")
+    print(f"  {tool:<16} {seconds:8.1f} s  {connections:3d} ssh connections", flush=True)
+    return Timed(tool, seconds, connections)
+
+
+# --- sections -----------------------------------------------------------------------------
+
+
+def makespan(scale: float, tree: dict[str, float], contenders: dict[str, Callable[[str], None]]):
+    root = build_source(tree, scale)
+    sizes = tree_bytes(root)
+    bound = lower_bound(sizes)
+    print(f"  {len(sizes)} datasets, {sum(sizes.values()) / MiB:.1f} MiB, largest "
+          f"{max(sizes.values()) / MiB:.1f} MiB; caps {FLOW_MBIT} Mbit/flow, {LINK_MBIT} Mbit "
+          f"link; lower bound {bound:.1f} s", flush=True)  # fmt: skip
+    with capped_link():
+        results = [timed_run(tool, lambda a=action: a(root), root)
+                   for tool, action in contenders.items()]  # fmt: skip
+    reference = next(r for r in results if r.tool == "zmake -j8")
+    print(f"  {'tool':<16} {'seconds':>8}  {'÷ zmake -j8':>11}  {'÷ bound':>8}  ssh/dataset")
+    for r in results:
+        print(f"  {r.tool:<16} {r.seconds:8.1f}  {r.seconds / reference.seconds:11.2f}  "
+              f"{r.seconds / bound:8.2f}  {r.connections / len(sizes):11.2f}")  # fmt: skip
+    return {"bound": bound, "bytes": sum(sizes.values()), "datasets": len(sizes),
+            "runs": [r.__dict__ for r in results]}  # fmt: skip
+
+
+def section_makespan(scale: float):
+    print("== makespan: 12 nested datasets, skewed sizes", flush=True)
+    return makespan(scale, SKEWED, {
+        "zmake -j1": lambda r: zmake_backup(r, 1),
+        "zmake -j4": lambda r: zmake_backup(r, 4),
+        "zmake -j8": lambda r: zmake_backup(r, 8),
+        "syncoid": syncoid,
+        "zfs-autobackup": zfs_autobackup,
+    })  # fmt: skip
+
+
+def section_flat16(scale: float):
+    print("== flat16: 16 sibling datasets", flush=True)
+    return makespan(scale, FLAT16, {"zmake -j8": lambda r: zmake_backup(r, 8), "syncoid": syncoid})
+
+
+@contextmanager
+def counting_zfs() -> Iterator[Path]:
+    """Every zfs invocation on this machine (both sides) appends a line to the yielded log."""
+    real = Path(shutil.which("zfs") or "/usr/sbin/zfs").resolve()
+    copy, wrapper, log = WORK / "zfs.real", WORK / "zfs-counting", WORK / "zfs-calls.log"
+    shutil.copy2(real, copy)
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {copy} "$@"\n')
+    wrapper.chmod(0o755)
+    log.write_text("")
+    run(["mount", "--bind", str(wrapper), str(real)])
+    try:
+        yield log
+    finally:
+        run(["umount", str(real)])
+
+
+def count_noop(tool: str, action: Callable[[], None], datasets: int, log: Path) -> dict:
+    before_ssh, before_zfs = sshd_connection_count(), len(log.read_text().splitlines())
+    started = time.monotonic()
+    action()
+    seconds = time.monotonic() - started
+    ssh = sshd_connection_count() - before_ssh
+    calls = len(log.read_text().splitlines()) - before_zfs
+    print(f"  {tool:<28} {seconds:7.1f} s  ssh {ssh:4d} ({ssh / datasets:.2f}/dataset)  "
+          f"zfs {calls:5d} ({calls / datasets:.2f}/dataset)", flush=True)  # fmt: skip
+    return {"tool": tool, "seconds": seconds, "ssh": ssh, "zfs": calls}
+
+
+def section_overhead(scale: float):
+    print("== overhead: an up-to-date no-op over 60 datasets", flush=True)
+    root = build_source(MANY60, 1.0)
+    datasets = len(tree_bytes(root))
+    fresh_pool(DST)
+    stamped = WORK / "run-stamped"
+    shutil.rmtree(stamped, ignore_errors=True)
+    zmake_backup(root, 8, stamped)  # the initial replication, not counted
+    with counting_zfs() as log:
+        return [
+            count_noop("zmake backup (stamps kept)", lambda: zmake_backup(root, 8, stamped),
+                       datasets, log),
+            count_noop("zmake backup (fresh run dir)", lambda: zmake_backup(root, 8),
+                       datasets, log),
+            count_noop("syncoid --recursive", lambda: syncoid(root), datasets, log),
+            count_noop("zfs-autobackup", lambda: zfs_autobackup(root), datasets, log),
+        ]  # fmt: skip
+
+
+def bare_pipeline(root: str) -> None:
+    command = (f"set -o pipefail; zfs send -L -c {shlex.quote(root + '@bench')} | "
+               f"{ssh_command()} {remote_name()} "
+               f"{shlex.quote(f'zfs recv -u -s -d {DST}')}")  # fmt: skip
+    with_output(["bash", "-c", command])
+
+
+def zmake_send(root: str, report: Path) -> None:
+    env = dict(os.environ, ZMAKE_REPORT=str(report), ZMAKE_RUN_DIR=str(WORK / "run-send"))
+    with_output([sys.executable, "-m", "zmake", "send", root, "--remote", remote_name(),
+                 "--ssh", ssh_command(), "--dest", DST], env=env)  # fmt: skip
+
+
+def section_datapath(scale: float):
+    print("== datapath: one large dataset, no caps", flush=True)
+    root = build_source(BIG, scale)
+    size = sum(tree_bytes(root).values())
+    report = WORK / "send-report.jsonl"
+    bare, ours, piped = [], [], []
+    for _ in range(2):  # alternate, keep the best of each
+        bare.append(timed_run("bare pipeline", lambda: bare_pipeline(root), root).seconds)
+        report.unlink(missing_ok=True)
+        ours.append(timed_run("zmake send", lambda: zmake_send(root, report), root).seconds)
+        piped.append(float(json.loads(report.read_text().splitlines()[-1])["seconds"]))
+    rate = size / MiB
+    print(f"  {size / MiB:.0f} MiB: bare {rate / min(bare):.2f} MiB/s; zmake send transfer "
+          f"{rate / min(piped):.2f} MiB/s (ratio {min(bare) / min(piped):.2f}), end to end "
+          f"{rate / min(ours):.2f} MiB/s (ratio {min(bare) / min(ours):.2f})")  # fmt: skip
+    return {"bytes": size, "bare": bare, "zmake_transfer": piped, "zmake_end_to_end": ours}
+
+
+SECTIONS = {
+    "makespan": section_makespan,
+    "flat16": section_flat16,
+    "overhead": section_overhead,
+    "datapath": section_datapath,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", help=f"any of {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply data sizes")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    unknown = [name for name in args.sections if name not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    WORK.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    version = zfs("version").splitlines()[0]
+    when = time.strftime("%Y-%m-%d %H:%M")
+    print(f"zmake bench {when} UTC, {version}, {os.cpu_count()} guest CPUs (TCG)", flush=True)
+    figures = {}
+    try:
+        for name in args.sections or SECTIONS:
+            figures[name] = SECTIONS[name](args.scale)
+    finally:
+        for pool in (SRC, DST):
+            with_output(["zpool", "destroy", "-f", pool], check=False)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
