@@ -31,8 +31,6 @@ from zmake.runner import Runner
 from zmake.send import human, read_remote_tree
 from zmake.slots import close_masters
 
-DEFAULT_NAME = "zmake-%Y%m%d-%H%M%S"
-
 
 def snapshot(runner: Runner, pools: Sequence[str], name_format: str, now: datetime) -> str:
     """One recursive snapshot of every pool, atomically (a single `zfs snapshot` call)."""

@@ -13,11 +13,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from zmake import __version__, backup, source
+from zmake import __version__, source
 from zmake.commands import COMPRESS_CHOICES, source_get_argv, source_list_argv
-from zmake.config import Settings, ensure_run_dir, resolve
+from zmake.config import DEFAULT_SNAPSHOT_NAME, Settings, ensure_run_dir, resolve
 from zmake.errors import UsageError, ZmakeError
-from zmake.generate import generate
 from zmake.model import pool_of
 from zmake.parse import render_capture
 from zmake.runner import Runner
@@ -90,6 +89,8 @@ def cmd_generate(args: argparse.Namespace, runner: Runner) -> int:
         remote_state = {}
         for pool in sorted(pools_seen):
             remote_state.update(read_remote_tree(runner, settings.target(pool)))
+    from zmake.generate import generate  # jinja2: only generate pays for it
+
     text = generate(
         capture,
         roots,
@@ -153,6 +154,8 @@ def source_pools(args: argparse.Namespace, settings: Settings, runner: Runner) -
 
 def cmd_snapshot(args: argparse.Namespace, runner: Runner) -> int:
     """Take one recursive, atomic snapshot of every given pool (name in UTC)."""
+    from zmake import backup
+
     settings = settings_from(args)
     pools = source_pools(args, settings, runner)
     name = backup.snapshot(runner, pools, args.name, datetime.now(UTC))
@@ -163,6 +166,8 @@ def cmd_snapshot(args: argparse.Namespace, runner: Runner) -> int:
 def cmd_prune(args: argparse.Namespace, runner: Runner) -> int:
     """Destroy zmake-owned snapshots beyond the newest N (never the backup's base, never a
     held or foreign snapshot); lists them and asks first unless --yes."""
+    from zmake import backup
+
     settings = settings_from(args)
     pools = source_pools(args, settings, runner)
     keep = args.keep if args.keep is not None else settings.keep
@@ -182,6 +187,8 @@ def cmd_prune(args: argparse.Namespace, runner: Runner) -> int:
 
 def cmd_status(args: argparse.Namespace, runner: Runner) -> int:
     """Per dataset: newest snapshot on each side, pending bytes, state (one read per side)."""
+    from zmake import backup
+
     settings = settings_from(args)
     pools = source_pools(args, settings, runner)
     rows = backup.status(runner, settings, pools)
@@ -201,6 +208,8 @@ def cmd_status(args: argparse.Namespace, runner: Runner) -> int:
 def cmd_backup(args: argparse.Namespace, runner: Runner) -> int:
     """The whole nightly job: [snapshot] → [prune] → generate → make -jN -k → summary.
     Exit 0 only when every dataset is up to date on the backup; run again to finish."""
+    from zmake import backup
+
     settings = settings_from(args)
     pools = source_pools(args, settings, runner)
     keep = args.keep if args.keep is not None else settings.keep
@@ -313,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     snap = command("snapshot", cmd_snapshot, "zmake snapshot tank --name 'zmake-%Y%m%d'")
     snap.add_argument("pools", nargs="*", metavar="POOL", help="default: config pools, or all")
     snap.add_argument(
-        "--name", default=backup.DEFAULT_NAME, help="strftime format, UTC (default %(default)s)"
+        "--name", default=DEFAULT_SNAPSHOT_NAME, help="strftime format, UTC (default %(default)s)"
     )
     add_target_options(snap)
 
@@ -337,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     bak = command("backup", cmd_backup, "zmake backup tank --snapshot --prune --keep 7 -j 8 --yes")
     bak.add_argument("pools", nargs="*", metavar="POOL", help="default: config pools, or all")
     bak.add_argument("--snapshot", action="store_true", help="take a snapshot first")
-    bak.add_argument("--name", default=backup.DEFAULT_NAME, help="snapshot name format")
+    bak.add_argument("--name", default=DEFAULT_SNAPSHOT_NAME, help="snapshot name format")
     bak.add_argument("--prune", action="store_true", help="prune both sides before sending")
     bak.add_argument("--keep", type=int, help="with --prune: snapshots to keep")
     bak.add_argument("-j", "--jobs", type=int, help="parallel transfers (default 4)")

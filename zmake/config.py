@@ -15,6 +15,8 @@ from typing import Any
 from zmake.commands import COMPRESS_CHOICES, Target
 from zmake.errors import UsageError
 
+DEFAULT_SNAPSHOT_NAME = "zmake-%Y%m%d-%H%M%S"  # the prefix marks snapshots zmake owns
+
 KNOWN_KEYS = {
     "remote": str,
     "ssh": str,
