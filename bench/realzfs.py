@@ -58,13 +58,13 @@ PEERS_VENV = Path(os.environ.get("ZMAKE_BENCH_VENV", "/opt/zmake-bench"))
 # so a big parent over a big child would make the chain, not one flow, the bound.
 SKEWED = {
     "bench": 1, "bench/vm": 1, "bench/vm/disk one": 24, "bench/media": 2,
-    "bench/media/photos": 16, "bench/media/music": 10, "bench/home": 2,
-    "bench/home/alice": 8, "bench/home/bob": 6, "bench/docs": 4, "bench/mail": 3,
-    "bench/db": 5,
+    "bench/media/photos": 16, "bench/media/music": 14, "bench/home": 2,
+    "bench/home/alice": 12, "bench/home/bob": 10, "bench/docs": 8, "bench/mail": 6,
+    "bench/db": 4,
 }  # fmt: skip
 FLAT16 = {"flat": 0.0, **{f"flat/d{n:02d}{' x' if n % 5 == 0 else ''}": 3.7 for n in range(16)}}
 MANY60 = {"many": 0.0, **{f"many/d{n:02d}": 0.06 for n in range(60)}}
-BIG = {"big": 256}  # the guest gets 6G: tmpfs holds both pools
+BIG = {"big": 192}  # the guest gets 6G: tmpfs holds both pools
 
 
 # --- pools, data, caps --------------------------------------------------------------------
@@ -128,8 +128,11 @@ def lower_bound(sizes: dict[str, int]) -> float:
 # --- the tools ----------------------------------------------------------------------------
 
 
+TOOL_TIMEOUT = 1800  # seconds; a run past it is reported as failed, the others go on
+
+
 def with_output(argv: list[str], check: bool = True, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, env=env)
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=TOOL_TIMEOUT)
     if check and done.returncode != 0:
         tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
         raise RuntimeError(f"{shlex.join(argv)} exited {done.returncode}:\n" + "\n".join(tail))
@@ -171,12 +174,17 @@ class Timed:
     connections: int
 
 
-def timed_run(tool: str, action: Callable[[], None], root: str) -> Timed:
-    """One run into an empty backup pool, verified (GUIDs) before its time counts."""
+def timed_run(tool: str, action: Callable[[], None], root: str) -> Timed | None:
+    """One run into an empty backup pool, verified (GUIDs) before its time counts; None
+    (and the reason printed) when the tool failed."""
     fresh_pool(DST)
     before = sshd_connection_count()
     started = time.monotonic()
-    action()
+    try:
+        action()
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        print(f"  {tool:<16} FAILED after {time.monotonic() - started:.0f} s: {exc}", flush=True)
+        return None
     seconds = time.monotonic() - started
     connections = sshd_connection_count() - before
     mirror = f"{DST}/{root.partition('/')[2]}"
@@ -197,8 +205,9 @@ def makespan(scale: float, tree: dict[str, float], contenders: dict[str, Callabl
           f"{max(sizes.values()) / MiB:.1f} MiB; caps {FLOW_MBIT} Mbit/flow, {LINK_MBIT} Mbit "
           f"link; lower bound {bound:.1f} s", flush=True)  # fmt: skip
     with capped_link():
-        results = [timed_run(tool, lambda a=action: a(root), root)
-                   for tool, action in contenders.items()]  # fmt: skip
+        runs = [timed_run(tool, lambda a=action: a(root), root)
+                for tool, action in contenders.items()]  # fmt: skip
+    results = [r for r in runs if r is not None]
     reference = next(r for r in results if r.tool == "zmake -j8")
     print(f"  {'tool':<16} {'seconds':>8}  {'÷ zmake -j8':>11}  {'÷ bound':>8}  ssh/dataset")
     for r in results:
@@ -243,7 +252,11 @@ def counting_zfs() -> Iterator[Path]:
 def count_noop(tool: str, action: Callable[[], None], datasets: int, log: Path) -> dict:
     before_ssh, before_zfs = sshd_connection_count(), len(log.read_text().splitlines())
     started = time.monotonic()
-    action()
+    try:
+        action()
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        print(f"  {tool:<28} FAILED: {exc}", flush=True)
+        return {"tool": tool, "failed": str(exc)}
     seconds = time.monotonic() - started
     ssh = sshd_connection_count() - before_ssh
     calls = len(log.read_text().splitlines()) - before_zfs
@@ -284,6 +297,12 @@ def zmake_send(root: str, report: Path) -> None:
                  "--ssh", ssh_command(), "--dest", DST], env=env)  # fmt: skip
 
 
+def checked(result: Timed | None) -> float:
+    if result is None:
+        raise RuntimeError("a data-path run failed; no ratio to report")
+    return result.seconds
+
+
 def section_datapath(scale: float):
     print("== datapath: one large dataset, no caps", flush=True)
     root = build_source(BIG, scale)
@@ -291,9 +310,9 @@ def section_datapath(scale: float):
     report = WORK / "send-report.jsonl"
     bare, ours, piped = [], [], []
     for _ in range(2):  # alternate, keep the best of each
-        bare.append(timed_run("bare pipeline", lambda: bare_pipeline(root), root).seconds)
+        bare.append(checked(timed_run("bare pipeline", lambda: bare_pipeline(root), root)))
         report.unlink(missing_ok=True)
-        ours.append(timed_run("zmake send", lambda: zmake_send(root, report), root).seconds)
+        ours.append(checked(timed_run("zmake send", lambda: zmake_send(root, report), root)))
         piped.append(float(json.loads(report.read_text().splitlines()[-1])["seconds"]))
     rate = size / MiB
     print(f"  {size / MiB:.0f} MiB: bare {rate / min(bare):.2f} MiB/s; zmake send transfer "
@@ -305,8 +324,8 @@ def section_datapath(scale: float):
 SECTIONS = {
     "makespan": section_makespan,
     "flat16": section_flat16,
-    "overhead": section_overhead,
     "datapath": section_datapath,
+    "overhead": section_overhead,
 }
 
 
@@ -322,12 +341,13 @@ def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     version = zfs("version").splitlines()[0]
-    when = time.strftime("%Y-%m-%d %H:%M")
-    print(f"zmake bench {when} UTC, {version}, {os.cpu_count()} guest CPUs (TCG)", flush=True)
+    print(f"zmake bench, {version}, {os.cpu_count()} guest CPUs (TCG), scale {args.scale}")
     figures = {}
     try:
         for name in args.sections or SECTIONS:
+            started = time.monotonic()
             figures[name] = SECTIONS[name](args.scale)
+            print(f"  ({name}: {time.monotonic() - started:.0f} s)", flush=True)
     finally:
         for pool in (SRC, DST):
             with_output(["zpool", "destroy", "-f", pool], check=False)
