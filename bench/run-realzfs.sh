@@ -15,5 +15,7 @@ if [ ! -x "$venv/bin/zfs-autobackup" ]; then
     "$venv/bin/pip" install -q zfs-autobackup==3.3
 fi
 [ -x .venv/bin/zmake ] || { python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'; }
+args=""
+for arg in "$@"; do args+=" $(printf '%q' "$arg")"; done
 exec .venv/bin/python tests/realzfs/guest.py --timeout 5400 --memory 6G \
-    --exec "python bench/realzfs.py $(printf '%q ' "$@")"
+    --exec "python bench/realzfs.py$args"
