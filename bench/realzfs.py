@@ -266,7 +266,7 @@ def count_noop(tool: str, action: Callable[[], None], datasets: int, log: Path) 
 
 
 def section_overhead(scale: float):
-    print("== overhead: an up-to-date no-op over 60 datasets", flush=True)
+    print("== overhead: an up-to-date no-op over 60 datasets and their parent", flush=True)
     root = build_source(MANY60, 1.0)
     datasets = len(tree_bytes(root))
     fresh_pool(DST)
