@@ -14,8 +14,9 @@ from typing import Any
 
 from zmake.commands import COMPRESS_CHOICES, Target
 from zmake.errors import UsageError
+from zmake.prune import OWNED_PREFIX
 
-DEFAULT_SNAPSHOT_NAME = "zmake-%Y%m%d-%H%M%S"  # the prefix marks snapshots zmake owns
+DEFAULT_SNAPSHOT_NAME = OWNED_PREFIX + "%Y%m%d-%H%M%S"
 
 KNOWN_KEYS = {
     "remote": str,

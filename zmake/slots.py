@@ -88,8 +88,10 @@ def user_multiplexes(runner: Runner, target: Target) -> bool:
 @contextmanager
 def take_slot(folder: Path, key: str, slots: int) -> Iterator[int]:
     """Hold one of `slots` slot locks for `key`; wait while every slot is busy."""
-    handles = [open(folder / f"s{index}-{key}.lock", "w") for index in range(slots)]  # noqa: SIM115
+    handles = []
     try:
+        for index in range(slots):
+            handles.append(open(folder / f"s{index}-{key}.lock", "w"))  # noqa: SIM115
         while True:  # all busy only when another make shares this run directory: poll
             for index, handle in enumerate(handles):
                 try:
