@@ -335,6 +335,9 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply data sizes")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if os.environ.get("ZMAKE_GUEST") != "1":
+        # it creates and destroys pools named bsrc/bdst: never on a real machine
+        parser.error("runs only inside the test guest: use bench/run-realzfs.sh")
     unknown = [name for name in args.sections if name not in SECTIONS]
     if unknown:
         parser.error(f"unknown section {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
