@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import runtime_pack
+
 REPO = Path(__file__).resolve().parents[2]
 INIT_SCRIPT = Path(__file__).resolve().with_name("guest-init.sh")
 RESULTS_DIR = REPO / ".realzfs"
@@ -250,7 +252,7 @@ def missing_status_error(run_dir: Path, vng_rc: int, tail: collections.deque[str
 
 def clean_run_dir(run_dir: Path) -> None:
     """Drop the control files; keep whatever the run left in $ZMAKE_RESULTS_DIR."""
-    for name in CONTROL_FILES:
+    for name in (*CONTROL_FILES, runtime_pack.TAR, runtime_pack.MANIFEST):
         (run_dir / name).unlink(missing_ok=True)
     if any(run_dir.iterdir()):
         say(f"results kept in {run_dir}")
@@ -273,12 +275,23 @@ def precompile() -> None:
     )  # fmt: skip
 
 
+def pack_runtime(run_dir: Path) -> None:
+    venv_python = REPO / ".venv" / "bin" / "python"
+    if not venv_python.exists():
+        return  # the guest then runs whatever python is on its PATH, from the share
+    started = time.monotonic()
+    size = runtime_pack.pack(venv_python, run_dir)
+    say(f"packed the Python runtime for the guest's RAM: {size / 2**20:.0f} MiB"
+        f" in {time.monotonic() - started:.1f}s")  # fmt: skip
+
+
 def run(request: Request) -> int:
     timings = Timings()
     vng = find_vng()
     kernel = find_kernel()
     run_dir = prepare_run_dir(request)
     precompile()
+    pack_runtime(run_dir)
     say(f"booting {kernel.name} (TCG, {request.cpus} cpus, {request.memory})")
     try:
         return boot_and_collect(vng_argv(vng, kernel, run_dir, request), run_dir, request, timings)
