@@ -1,16 +1,16 @@
-"""Command line: parse arguments, call the workflows, map errors to exit codes. Nothing else."""
+"""Command line: parse arguments, call the workflows, map errors to exit codes. Nothing else.
+
+make starts a new `zmake send` for every dataset, so modules only some commands need are
+imported inside those commands."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
 import tempfile
-import traceback
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from zmake import __version__, source
@@ -154,6 +154,8 @@ def source_pools(args: argparse.Namespace, settings: Settings, runner: Runner) -
 
 def cmd_snapshot(args: argparse.Namespace, runner: Runner) -> int:
     """Take one recursive, atomic snapshot of every given pool (name in UTC)."""
+    from datetime import UTC, datetime
+
     from zmake import backup
 
     settings = settings_from(args)
@@ -193,6 +195,8 @@ def cmd_status(args: argparse.Namespace, runner: Runner) -> int:
     pools = source_pools(args, settings, runner)
     rows = backup.status(runner, settings, pools)
     if args.json:
+        import json
+
         print(json.dumps({"version": 1, "datasets": rows}, indent=2))
         return 0
     width = max([len("dataset"), *(len(str(r["dataset"])) for r in rows)])
@@ -371,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except ZmakeError as exc:
         if args.debug:
+            import traceback
+
             traceback.print_exc()
         print(f"zmake: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -15,6 +15,8 @@ from zmake.model import FILESYSTEM, Dataset
 from zmake.parse import REMOTE_LIST_PROPS, SOURCE_GET_PROPS, SOURCE_LIST_PROPS
 
 Argv = list[str]
+# A slot's master stays up this long when idle, for the sends that take the slot next.
+MASTER_PERSIST_SECONDS = 120
 
 # compressor name → (compress argv, decompress argv)
 COMPRESSORS: dict[str, tuple[Argv, Argv]] = {
@@ -60,12 +62,19 @@ def ssh_prefix(ssh: str) -> Argv:
 
 
 def socket_options(socket: str | None, *, own_connection: bool = False) -> Argv:
-    """Through a slot's master when there is one (the slot lock makes it this send's alone);
-    else a data stream (`own_connection`) opts out of any multiplexing the user's ssh set up,
-    as parallel TCP streams are the point. -S wins over any -o ControlPath in --ssh."""
-    if socket is not None:
+    """Through a slot's master when there is one (the slot lock makes it this send's alone).
+    A control command starts that master if it is not up (ControlMaster=auto: one process
+    checks, replaces a stale socket and connects); a data stream only ever uses it. Without
+    a slot, a data stream (`own_connection`) opts out of any multiplexing the user's ssh set
+    up, as parallel TCP streams are the point. -S wins over any -o ControlPath in --ssh."""
+    if socket is None:
+        return ["-S", "none"] if own_connection else []
+    if own_connection:
         return ["-S", socket, "-o", "ControlMaster=no"]
-    return ["-S", "none"] if own_connection else []
+    return [
+        "-S", socket, "-o", "ControlMaster=auto",
+        "-o", f"ControlPersist={MASTER_PERSIST_SECONDS}",
+    ]  # fmt: skip
 
 
 def ssh_argv(
@@ -82,20 +91,8 @@ def ssh_argv(
     return [*ssh_prefix(ssh), *options, remote, text]
 
 
-MASTER_PERSIST_SECONDS = 120
-
-
-def master_start_argv(ssh: str, remote: str, socket: str) -> Argv:
-    """Open a slot's master: one TCP connection that stays up (idle at most
-    MASTER_PERSIST_SECONDS) for the sends that take this slot after this one."""
-    return [
-        *ssh_prefix(ssh), "-S", socket, "-o", "ControlMaster=yes",
-        "-o", f"ControlPersist={MASTER_PERSIST_SECONDS}", remote, "true",
-    ]  # fmt: skip
-
-
 def master_control_argv(ssh: str, remote: str, socket: str, command: str) -> Argv:
-    """`ssh -O check|exit` for a slot's master (no new connection)."""
+    """`ssh -O exit` (or check) for a slot's master (no new connection)."""
     return [*ssh_prefix(ssh), "-S", socket, "-O", command, remote]
 
 

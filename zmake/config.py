@@ -6,7 +6,6 @@ The environment layer is how a generated Makefile passes REMOTE/SSH/DEST/COMPRES
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +60,8 @@ class Settings:
 def load_config(path: str | None) -> dict[str, Any]:
     if path is None:
         return {}
+    import tomllib  # here: every `zmake send` starts Python, few read a config file
+
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)

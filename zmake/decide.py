@@ -164,3 +164,18 @@ def snapshot_in_range(snapshot: Snapshot, step: Step) -> bool:
     if step.from_snapshot is None:
         return snapshot.guid == step.to_snapshot.guid
     return step.from_snapshot.createtxg < snapshot.createtxg <= step.to_snapshot.createtxg
+
+
+def step_bytes(step: Step, local: Dataset) -> int:
+    """Roughly what the stream of a full or incremental step carries, from the properties
+    already read (so no `zfs send -nv` per send): the snapshot's `referenced` for a full
+    stream, the `written` of every snapshot in the range for `-I`. 0 for anything else."""
+    if step.to_snapshot is None or step.action is Action.RESUME:
+        return 0
+    if step.from_snapshot is None:
+        return step.to_snapshot.referenced
+    guids = [s.guid for s in local.snapshots]
+    if step.from_snapshot.guid not in guids or step.to_snapshot.guid not in guids:
+        return 0
+    first, last = guids.index(step.from_snapshot.guid), guids.index(step.to_snapshot.guid)
+    return sum(s.written for s in local.snapshots[first + 1 : last + 1])

@@ -50,28 +50,21 @@ class Runner:
             print(f"+ {text}", file=sys.stderr, flush=True)
 
     def run(self, argv: Argv) -> Result:
-        """Run a control command to completion; never raises for a non-zero exit."""
-        self.trace(" ".join(argv))
-        try:
-            done = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, capture_output=True, env=ENV, check=False
-            )
-        except FileNotFoundError:
-            if argv[0] == "zfs":
-                raise ZfsUnavailable("zfs: command not found (is OpenZFS installed?)") from None
-            raise ZfsUnavailable(f"{argv[0]}: command not found") from None
-        return Result(argv, done.returncode, decode(done.stdout), decode(done.stderr))
+        """Run a control command to completion; never raises for a non-zero exit.
 
-    def detached(self, argv: Argv) -> Result:
-        """Run a command that leaves a background process behind (an ssh master): its stdio
-        are files, not pipes, so we never wait for an EOF the background process withholds."""
+        Its output goes to files, not pipes: an ssh control command may leave a slot's master
+        behind (ControlMaster=auto), and we must not wait for an EOF that process withholds."""
         self.trace(" ".join(argv))
-        with tempfile.TemporaryFile() as err:
-            code = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=ENV
-            ).returncode
-            err.seek(0)
-            return Result(argv, code, "", decode(err.read()))
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                code = subprocess.run(
+                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=ENV, check=False
+                ).returncode
+            except FileNotFoundError:
+                if argv[0] == "zfs":
+                    raise ZfsUnavailable("zfs: command not found (is OpenZFS installed?)") from None
+                raise ZfsUnavailable(f"{argv[0]}: command not found") from None
+            return Result(argv, code, read_back(out), read_back(err))
 
     def interactive(self, argv: Argv, env: dict[str, str]) -> int:
         """A long command (make) whose output goes straight to our stdout/stderr."""
@@ -115,9 +108,13 @@ class Runner:
         results = []
         for argv, proc, log in zip(stages, procs, logs, strict=True):
             code = proc.wait()
-            log.seek(0)
-            results.append(Result(argv, code, "", decode(log.read())))
+            results.append(Result(argv, code, "", read_back(log)))
         return PipelineResult(results)
+
+
+def read_back(file: IO[bytes]) -> str:
+    file.seek(0)
+    return decode(file.read())
 
 
 def decode(data: bytes | str | None) -> str:

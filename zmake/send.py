@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import shutil
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from zmake import commands, refine
 from zmake.commands import Target
-from zmake.decide import Action, Step, apply, decide
+from zmake.decide import Action, Step, apply, decide, step_bytes
 from zmake.errors import (
     Diverged,
     LockBusy,
@@ -141,7 +140,8 @@ class Estimate:
 
 def estimate(runner: Runner, send: list[str]) -> Estimate | str:
     """Stream size from `zfs send -nvP`; for a token, also the snapshot it completes.
-    Returns the error text when zfs refuses (a token whose snapshot is gone)."""
+    Returns the error text when zfs refuses (a token whose snapshot is gone). Only a resume
+    asks: other steps take their size from the properties already read (step_bytes)."""
     result = runner.run(commands.estimate_argv(send))
     if result.returncode != 0:
         return result.stderr or f"exit {result.returncode}"
@@ -250,9 +250,7 @@ class Sender:
             if not self.options.dry_run:
                 run_remote(self.runner, self.target, commands.rollback_argv(snapshot))
             report.actions.append(f"rolled back backup to @{step.rollback_to.short}")
-        checked = estimate(self.runner, commands.send_argv(step, local))
-        size = checked.size if isinstance(checked, Estimate) else 0
-        self.run_stream(step, local, report, size)
+        self.run_stream(step, local, report, step_bytes(step, local))
 
     def run_stream(self, step: Step, local: Dataset, report: SendReport, size: int) -> None:
         send = commands.send_argv(step, local)
@@ -303,6 +301,8 @@ class Sender:
             "newest": report.newest,
             "result": report.result,
         }
+        import json  # only `zmake backup` asks for a report
+
         with open(self.options.report_file, "a") as handle:
             handle.write(json.dumps(record) + "\n")
 

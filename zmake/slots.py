@@ -5,9 +5,14 @@ connection. A send takes a free slot (an flock), runs its query and its one data
 through that slot's master, and gives the slot back; so at most one stream uses a
 connection at a time and N slots are still N independent flows.
 
+A slot's master is started by the first control command that finds it down (ssh's
+ControlMaster=auto, which also replaces the stale socket of a killed run), so a send costs no
+extra ssh process to check or start it.
+
 If the user's own ssh configuration sets a ControlPath, zmake does not override it: control
 queries go through the user's multiplexing and each data stream gets its own connection
-(`-S none`)."""
+(`-S none`). Whether it does (`ssh -G`) is asked once and remembered in the socket folder
+until an ssh configuration file changes or `zmake backup` ends."""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from zmake import commands, refine
+from zmake import commands
 from zmake.commands import Target
 from zmake.errors import UsageError
 from zmake.runner import Runner
@@ -75,14 +80,49 @@ def private_directory(folder: Path) -> Path:
     return folder
 
 
-def user_multiplexes(runner: Runner, target: Target) -> bool:
+def user_multiplexes(runner: Runner, target: Target, folder: Path) -> bool:
+    """Does the user's ssh config set its own ControlPath for this ssh command and remote?"""
     assert target.remote is not None
+    remembered = folder / f"mux-{connection_key(target)}"
+    if answer_is_current(remembered, ssh_config_files(target.ssh)):
+        return remembered.read_text() == "user"
     result = runner.run(commands.ssh_config_argv(target.ssh, target.remote))
-    for line in result.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        if key == "controlpath" and value.strip() not in ("", "none"):
-            return True
-    return False
+    if result.returncode != 0:  # let the real command report what is wrong
+        return False
+    multiplexes = any(
+        key == "controlpath" and value.strip() not in ("", "none")
+        for key, _, value in (line.partition(" ") for line in result.stdout.splitlines())
+    )
+    remembered.write_text("user" if multiplexes else "zmake")
+    return multiplexes
+
+
+def ssh_config_files(ssh: str) -> list[Path]:
+    """The files ssh reads its configuration from: -F FILE, or the user's and the system's."""
+    words = commands.ssh_prefix(ssh)
+    for index, word in enumerate(words):
+        if word == "-F" and index + 1 < len(words):
+            return [Path(words[index + 1]).expanduser()]
+        if word.startswith("-F") and len(word) > 2:
+            return [Path(word[2:]).expanduser()]
+    system = Path("/etc/ssh")
+    return [Path("~/.ssh/config").expanduser(), system / "ssh_config", system / "ssh_config.d"]
+
+
+def answer_is_current(remembered: Path, sources: list[Path]) -> bool:
+    try:
+        written = remembered.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+    for source in sources:
+        try:
+            if source.stat().st_mtime_ns >= written:
+                return False
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return True
 
 
 @contextmanager
@@ -106,30 +146,20 @@ def take_slot(folder: Path, key: str, slots: int) -> Iterator[int]:
             handle.close()
 
 
-def ensure_master(runner: Runner, target: Target, socket: str) -> None:
-    assert target.remote is not None
-    check = runner.run(commands.master_control_argv(target.ssh, target.remote, socket, "check"))
-    if check.returncode == 0:
-        return
-    Path(socket).unlink(missing_ok=True)  # stale: its master died with a killed run
-    result = runner.detached(commands.master_start_argv(target.ssh, target.remote, socket))
-    if result.returncode != 0:
-        raise refine.control_error(result.argv, result.returncode, result.stderr, target.remote)
-
-
 @contextmanager
 def ssh_slot(runner: Runner, run_dir: Path, target: Target, slots: int) -> Iterator[Target]:
     """The target to use while holding a slot (unchanged for local pools, or when the user's
     own ssh config multiplexes)."""
-    if target.remote is None or slots < 1 or user_multiplexes(runner, target):
+    if target.remote is None or slots < 1:
         yield target
         return
     folder = socket_dir(run_dir)
+    if user_multiplexes(runner, target, folder):
+        yield target
+        return
     key = connection_key(target)
     with take_slot(folder, key, slots) as index:
-        socket = str(folder / f"s{index}-{key}")
-        ensure_master(runner, target, socket)
-        yield replace(target, slot_socket=socket)
+        yield replace(target, slot_socket=str(folder / f"s{index}-{key}"))
 
 
 def close_masters(runner: Runner, run_dir: Path, target: Target) -> int:
@@ -137,6 +167,7 @@ def close_masters(runner: Runner, run_dir: Path, target: Target) -> int:
     if target.remote is None:
         return 0
     folder = socket_dir(run_dir)
+    (folder / f"mux-{connection_key(target)}").unlink(missing_ok=True)
     closed = 0
     for socket in sorted(folder.glob(f"s*-{connection_key(target)}")):
         if socket.suffix == ".lock":

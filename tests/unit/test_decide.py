@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from zfsgen import History, histories
 
-from zmake.decide import PLACEHOLDER_MAX_REFERENCED, Action, Step, apply, decide
+from zmake.decide import PLACEHOLDER_MAX_REFERENCED, Action, Step, apply, decide, step_bytes
 from zmake.model import FILESYSTEM, VOLUME, Dataset, RemoteDataset, Snapshot
+from zmake.plan import expected_bytes
 
 SOURCE = "tank/my data:v1"
 BACKUP = "backup/my data:v1"
@@ -505,3 +506,36 @@ def test_force_only_turns_divergence_into_rollback(history: History) -> None:
         assert replace(forced, rollback_to=None, reason="") == Step(
             Action.INCREMENTAL, to_snapshot=forced.to_snapshot, from_snapshot=forced.from_snapshot
         )
+
+
+@given(histories())
+def test_step_sizes_add_up_to_the_plans_estimate(history: History) -> None:
+    """The size each send reports (no `zfs send -nv`) sums, over the steps that bring the
+    backup up to date, to what generate expected for the dataset."""
+    ds, state = history.local, history.remote
+    if state is not None and state.resume_token:
+        return
+    expected, total = expected_bytes(ds, state), 0
+    for _ in range(3):
+        step = decide(ds, state)
+        if step.action not in TRANSFERS:
+            break
+        total += step_bytes(step, ds)
+        state = apply(step, state, ds)
+    if decide(ds, state).action is Action.UP_TO_DATE:
+        assert total == expected
+
+
+def test_step_bytes_of_full_incremental_and_other_steps() -> None:
+    ds = replace(local("a", "b", "c"), snapshots=tuple(
+        replace(s, referenced=50_000 * (i + 1)) for i, s in enumerate(snaps("a", "b", "c"))
+    ))  # fmt: skip
+    a, b, c = ds.snapshots
+    assert step_bytes(Step(Action.FULL, to_snapshot=a), ds) == 50_000
+    assert step_bytes(Step(Action.FULL_OVER_PLACEHOLDER, to_snapshot=b), ds) == 100_000
+    assert step_bytes(Step(Action.INCREMENTAL, to_snapshot=c, from_snapshot=a), ds) == 2000 + 3000
+    assert step_bytes(Step(Action.INCREMENTAL, to_snapshot=b, from_snapshot=a), ds) == 2000
+    stranger = Snapshot(f"{SOURCE}@gone", 7, 1)
+    assert step_bytes(Step(Action.INCREMENTAL, to_snapshot=c, from_snapshot=stranger), ds) == 0
+    assert step_bytes(Step(Action.RESUME, token="1-abc"), ds) == 0
+    assert step_bytes(Step(Action.UP_TO_DATE), ds) == 0

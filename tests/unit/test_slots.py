@@ -1,8 +1,9 @@
 """zmake/slots.py and the ssh options of commands.py that go with it.
 
 A run with `make -jN` shares up to N ssh masters ("slots"): a send holds one slot's flock
-while its control commands and its one data stream go through that slot's master
-(`-S <socket> -o ControlMaster=no`). Without a slot, control commands add nothing to the
+while its control commands (`-S <socket> -o ControlMaster=auto`, which start the master when
+it is down) and its one data stream (`-o ControlMaster=no`) go through that slot's master.
+Without a slot, control commands add nothing to the
 user's ssh and data streams opt out of any multiplexing (`-S none`).
 
 The MAKEFLAGS shapes below are what GNU make 4.3 really hands to recipes (checked by running
@@ -33,14 +34,13 @@ from zmake.commands import (
     Target,
     data_pipeline,
     master_control_argv,
-    master_start_argv,
     recv_argv,
     send_argv,
     socket_options,
     ssh_config_argv,
 )
 from zmake.decide import Action, Step
-from zmake.errors import RemoteUnreachable, UsageError
+from zmake.errors import UsageError
 from zmake.model import FILESYSTEM, Dataset, Snapshot
 from zmake.runner import Result, Runner
 from zmake.slots import (
@@ -406,27 +406,20 @@ def test_take_slot_sees_slots_held_by_another_process(tmp_path: Path) -> None:
 
 
 class FakeRunner(Runner):
-    """Answers ssh -G with `config`, ssh -O check with `check`, starts masters with `start`."""
+    """Answers ssh -G with `config`; every other command succeeds."""
 
-    def __init__(self, *, config: str = "", check: int = 255, start: int = 0) -> None:
+    def __init__(self, *, config: str = "") -> None:
         super().__init__()
-        self.config, self.check, self.start = config, check, start
-        self.calls: list[tuple[str, list[str]]] = []
+        self.config = config
+        self.calls: list[list[str]] = []
 
     def run(self, argv: list[str]) -> Result:
-        self.calls.append(("run", argv))
-        if "-G" in argv:
-            return Result(argv, 0, self.config, "")
-        if argv[argv.index("-O") + 1] == "check":
-            return Result(argv, self.check, "", "" if self.check == 0 else "No such file")
-        return Result(argv, 0, "", "")
-
-    def detached(self, argv: list[str]) -> Result:
-        self.calls.append(("detached", argv))
-        return Result(argv, self.start, "", "ssh: connect to host nas: refused")
+        self.calls.append(argv)
+        return Result(argv, 0, self.config if "-G" in argv else "", "")
 
 
 REMOTE = Target("backup", remote="me@nas", ssh="ssh -p 2222")
+ASK_CONFIG = ssh_config_argv("ssh -p 2222", "me@nas")
 
 
 def test_ssh_slot_is_not_used_without_a_remote_or_slots(tmp_path: Path) -> None:
@@ -443,43 +436,56 @@ def test_ssh_slot_leaves_the_users_own_multiplexing_alone(tmp_path: Path) -> Non
     runner = FakeRunner(config="user me\ncontrolpath /home/me/.ssh/cm-%C\ncontrolmaster auto\n")
     with ssh_slot(runner, tmp_path, REMOTE, 4) as target:
         assert target == REMOTE
-    assert runner.calls == [("run", ssh_config_argv("ssh -p 2222", "me@nas"))]
+    with ssh_slot(runner, tmp_path, REMOTE, 4) as target:
+        assert target == REMOTE
+    assert runner.calls == [ASK_CONFIG]  # asked once, then remembered
 
 
-def test_ssh_slot_starts_a_master_on_the_slot_socket(tmp_path: Path) -> None:
+def test_ssh_slot_hands_out_one_socket_per_slot_without_running_anything(tmp_path: Path) -> None:
+    """Starting, checking or replacing a stale master is left to the first control command
+    (ControlMaster=auto); the slot only names the socket."""
     runner = FakeRunner(config="user me\ncontrolpath none\n")
     folder = socket_dir(tmp_path)
     key = connection_key(REMOTE)
-    stale = folder / f"s0-{key}"
-    stale.write_text("left by a killed run")
     with ssh_slot(runner, tmp_path, REMOTE, 4) as target:
-        assert target == Target("backup", "me@nas", "ssh -p 2222", slot_socket=str(stale))
-        assert not stale.exists()  # removed before a new master binds there
+        assert target == Target("backup", "me@nas", "ssh -p 2222", slot_socket=f"{folder}/s0-{key}")
         with ssh_slot(runner, tmp_path, REMOTE, 4) as second:
             assert second.slot_socket == str(folder / f"s1-{key}")
-    assert runner.calls[:3] == [
-        ("run", ssh_config_argv("ssh -p 2222", "me@nas")),
-        ("run", master_control_argv("ssh -p 2222", "me@nas", str(stale), "check")),
-        ("detached", master_start_argv("ssh -p 2222", "me@nas", str(stale))),
-    ]
-    second_socket = str(folder / f"s1-{key}")
-    assert runner.calls[3:] == [
-        ("run", ssh_config_argv("ssh -p 2222", "me@nas")),
-        ("run", master_control_argv("ssh -p 2222", "me@nas", second_socket, "check")),
-        ("detached", master_start_argv("ssh -p 2222", "me@nas", second_socket)),
-    ]
-    alive = FakeRunner(check=0)
-    with ssh_slot(alive, tmp_path, REMOTE, 4) as target:
-        assert target.slot_socket == str(stale)
-    assert [kind for kind, _ in alive.calls] == ["run", "run"]  # -G, -O check: no new master
+    with ssh_slot(runner, tmp_path, REMOTE, 4) as again:
+        assert again.slot_socket == str(folder / f"s0-{key}")  # given back, taken again
+    assert runner.calls == [ASK_CONFIG]
 
 
-def test_ssh_slot_reports_a_master_that_cannot_start(tmp_path: Path) -> None:
-    runner = FakeRunner(start=255)
-    with pytest.raises(RemoteUnreachable, match="me@nas"), ssh_slot(runner, tmp_path, REMOTE, 2):
-        pytest.fail("no target without a master")
-    with take_slot(socket_dir(tmp_path), connection_key(REMOTE), 1) as index:
-        assert index == 0  # the slot was given back
+def test_the_remembered_answer_is_asked_again_when_the_ssh_config_changes(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host nas\n")
+    target = Target("backup", remote="me@nas", ssh=f"ssh -F '{config}'")
+    runner = FakeRunner(config="controlpath none\n")
+    with ssh_slot(runner, tmp_path, target, 2) as first:
+        assert first.slot_socket is not None
+    remembered = socket_dir(tmp_path) / f"mux-{connection_key(target)}"
+    old = remembered.stat().st_mtime_ns - 10**9
+    os.utime(remembered, ns=(old, old))
+    runner.config = "controlpath /home/me/.ssh/cm-%C\n"
+    with ssh_slot(runner, tmp_path, target, 2) as second:
+        assert second == target  # the user's ControlPath now wins
+    assert len(runner.calls) == 2
+    assert close_masters(runner, tmp_path, target) == 0
+    assert not remembered.exists()  # forgotten at the end of a backup
+
+
+@pytest.mark.parametrize(
+    ("ssh", "files"),
+    [
+        ("ssh -F /etc/zmake/ssh.conf -p 2", ["/etc/zmake/ssh.conf"]),
+        ("ssh -F/etc/zmake/ssh.conf", ["/etc/zmake/ssh.conf"]),
+        ("ssh -p 2222", ["~/.ssh/config", "/etc/ssh/ssh_config", "/etc/ssh/ssh_config.d"]),
+    ],
+)
+def test_ssh_config_files(ssh: str, files: list[str]) -> None:
+    assert slots.ssh_config_files(ssh) == [Path(f).expanduser() for f in files]
 
 
 def test_close_masters_closes_this_targets_sockets_only(tmp_path: Path) -> None:
@@ -491,7 +497,7 @@ def test_close_masters_closes_this_targets_sockets_only(tmp_path: Path) -> None:
     runner = FakeRunner()
     assert close_masters(runner, tmp_path, REMOTE) == 2
     assert runner.calls == [
-        ("run", master_control_argv("ssh -p 2222", "me@nas", str(folder / f"s{i}-{key}"), "exit"))
+        master_control_argv("ssh -p 2222", "me@nas", str(folder / f"s{i}-{key}"), "exit")
         for i in (0, 3)
     ]
     assert {p.name for p in folder.iterdir()} == {f"s0-{key}.lock", f"s0-{other}"}
@@ -521,10 +527,13 @@ def stream_ssh(target: Target, compress: str) -> list[str]:
 
 
 THROUGH_SLOT = ["-S", SOCKET, "-o", "ControlMaster=no"]
+STARTS_SLOT = [
+    "-S", SOCKET, "-o", "ControlMaster=auto", "-o", f"ControlPersist={MASTER_PERSIST_SECONDS}"
+]  # fmt: skip
 
 
 def test_socket_options() -> None:
-    assert socket_options(SOCKET) == THROUGH_SLOT
+    assert socket_options(SOCKET) == STARTS_SLOT
     assert socket_options(SOCKET, own_connection=True) == THROUGH_SLOT
     assert socket_options(None) == []
     assert socket_options(None, own_connection=True) == ["-S", "none"]
@@ -533,16 +542,9 @@ def test_socket_options() -> None:
 def test_control_commands_go_through_the_slot_master() -> None:
     target = Target("backup", remote="me@nas", ssh="ssh -p 2222", slot_socket=SOCKET)
     assert target.wrap(["zfs", "list", "b/my data"]) == [
-        "ssh", "-p", "2222", *THROUGH_SLOT, "me@nas", "zfs list 'b/my data'",
+        "ssh", "-p", "2222", *STARTS_SLOT, "me@nas", "zfs list 'b/my data'",
     ]  # fmt: skip
-    assert target.wrap_script("echo hi") == [
-        "ssh",
-        "-p",
-        "2222",
-        *THROUGH_SLOT,
-        "me@nas",
-        "echo hi",
-    ]
+    assert target.wrap_script("echo hi") == ["ssh", "-p", "2222", *STARTS_SLOT, "me@nas", "echo hi"]
 
 
 def test_without_a_slot_control_commands_add_nothing() -> None:
@@ -575,10 +577,6 @@ def test_a_local_target_never_uses_ssh() -> None:
 
 
 def test_master_commands() -> None:
-    assert master_start_argv("ssh -p 2222", "me@nas", SOCKET) == [
-        "ssh", "-p", "2222", "-S", SOCKET, "-o", "ControlMaster=yes",
-        "-o", f"ControlPersist={MASTER_PERSIST_SECONDS}", "me@nas", "true",
-    ]  # fmt: skip
     assert master_control_argv("ssh -p 2222", "me@nas", SOCKET, "check") == [
         "ssh", "-p", "2222", "-S", SOCKET, "-O", "check", "me@nas",
     ]  # fmt: skip
@@ -599,13 +597,13 @@ def effective_ssh_options(argv: list[str]) -> dict[str, str]:
     ["ssh -F /dev/null", "ssh -F /dev/null -o ControlPath=/tmp/user-%C -S /tmp/user-s"],
 )
 def test_ssh_uses_the_slot_socket(ssh: str) -> None:
-    """-S wins over a ControlPath in --ssh, for control commands, streams and the master."""
+    """-S wins over a ControlPath in --ssh, for control commands (which may start the
+    master) and for streams (which never do)."""
     target = Target("backup", "me@nas", ssh, slot_socket=SOCKET)
-    for argv in (target.wrap(["zfs", "list"]), stream_ssh(target, "none")):
-        options = effective_ssh_options(argv)
-        assert (options["controlpath"], options["controlmaster"]) == (SOCKET, "false")
-    options = effective_ssh_options(master_start_argv(ssh, "me@nas", SOCKET))
-    assert (options["controlpath"], options["controlmaster"]) == (SOCKET, "true")
+    options = effective_ssh_options(stream_ssh(target, "none"))
+    assert (options["controlpath"], options["controlmaster"]) == (SOCKET, "false")
+    options = effective_ssh_options(target.wrap(["zfs", "list"]))
+    assert (options["controlpath"], options["controlmaster"]) == (SOCKET, "auto")
     assert options["controlpersist"] == str(MASTER_PERSIST_SECONDS)
 
 
