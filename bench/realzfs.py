@@ -9,8 +9,8 @@ Sections:
   makespan  12 nested datasets of skewed sizes, per-flow and link caps set by tc on loopback:
             zmake -j1/-j4/-j8, syncoid --recursive, zfs-autobackup; wall seconds, ratios to
             zmake -j8, and the lower bound max(total / link, largest / flow).
-  flat16    16 sibling datasets (issue "slots and stamps"): zmake -j8 vs syncoid, vs the bound,
-            and the ssh connections each run opened.
+  flat16    16 sibling datasets (issue "slots and stamps"): zmake -j8 and -j16 (a job per
+            dataset) vs syncoid, vs the bound, and the ssh connections each run opened.
   overhead  an up-to-date no-op over 60 datasets: ssh connections (sshd's log) and zfs
             invocations (a counting wrapper bind-mounted over the zfs binary), per dataset.
   datapath  one large dataset, no caps: zmake send vs the bare `zfs send | ssh zfs recv`.
@@ -230,7 +230,11 @@ def section_makespan(scale: float):
 
 def section_flat16(scale: float):
     print("== flat16: 16 sibling datasets", flush=True)
-    return makespan(scale, FLAT16, {"zmake -j8": lambda r: zmake_backup(r, 8), "syncoid": syncoid})
+    return makespan(scale, FLAT16, {
+        "zmake -j8": lambda r: zmake_backup(r, 8),
+        "zmake -j16": lambda r: zmake_backup(r, 16),
+        "syncoid": syncoid,
+    })  # fmt: skip
 
 
 @contextmanager

@@ -155,7 +155,11 @@ def estimate_argv(send: Argv) -> Argv:
 
 def recv_argv(step: Step, dataset: Dataset, dest_pool: str) -> Argv:
     options = ["-u", "-s"]
-    if step.action is Action.FULL_OVER_PLACEHOLDER or step.rollback_to is not None:
+    if (
+        step.action is Action.FULL_OVER_PLACEHOLDER
+        or step.rollback_to is not None
+        or step.force_receive
+    ):
         options.append("-F")
     if dataset.kind == FILESYSTEM:
         # A backup must not mount itself over the backup host's own paths at boot.

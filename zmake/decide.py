@@ -33,6 +33,7 @@ class Step:
     from_snapshot: Snapshot | None = None
     token: str | None = None
     rollback_to: Snapshot | None = None  # with --force: roll the backup back to this first
+    force_receive: bool = False  # a resume that replaces a placeholder, as its first part did
     reason: str = ""
 
     @property
@@ -71,8 +72,19 @@ def decide(local: Dataset, remote: RemoteDataset | None, *, force: bool = False)
     return decide_incremental(local, remote, newest, force=force)
 
 
+def is_placeholder(local: Dataset, remote: RemoteDataset | None) -> bool:
+    """The backup's dataset is only a parent that `zfs recv -d` auto-created: no snapshot,
+    no data of its own. Only such a dataset is ever replaced (-F)."""
+    return (
+        remote is not None
+        and not remote.snapshots
+        and remote.kind == local.kind
+        and remote.referenced <= PLACEHOLDER_MAX_REFERENCED
+    )
+
+
 def decide_without_remote_snapshots(local: Dataset, remote: RemoteDataset) -> Step:
-    if remote.kind == local.kind and remote.referenced <= PLACEHOLDER_MAX_REFERENCED:
+    if is_placeholder(local, remote):
         return Step(Action.FULL_OVER_PLACEHOLDER, to_snapshot=local.snapshots[0])
     return Step(
         Action.DIVERGED,

@@ -57,6 +57,11 @@ class TransferFailed(ZmakeError):
     exit_code = 8
 
 
+class ResumeNeedsForce(TransferFailed):
+    """The partial receive is a full stream replacing an existing dataset (received with -F):
+    ZFS resumes it only with -F again."""
+
+
 class ParentRace(TransferFailed):
     """A sibling's receive created the shared parent placeholder first; retrying succeeds."""
 

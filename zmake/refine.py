@@ -15,6 +15,7 @@ from zmake.errors import (
     ParentRace,
     RemotePoolMissing,
     RemoteUnreachable,
+    ResumeNeedsForce,
     TransferFailed,
     ZfsUnavailable,
     ZmakeError,
@@ -31,6 +32,7 @@ MISSING = re.compile(
     re.MULTILINE,
 )
 MODIFIED = re.compile(r"destination (.+) has been modified", re.MULTILINE)
+RESUME_EXISTS = re.compile(r"Resuming recv on existing (?:destination|dataset)", re.IGNORECASE)
 ALREADY_EXISTS = re.compile(r"^cannot create '([^']+)': dataset already exists", re.MULTILINE)
 NOISE = re.compile(r"^(Warning: Permanently added|\s*$)")
 
@@ -123,6 +125,8 @@ def receiver_error(
     if missing_dataset(stderr) == dest_pool:
         where = f" on {remote}" if remote else ""
         return RemotePoolMissing(f"receiving pool {dest_pool!r} does not exist{where}")
+    if RESUME_EXISTS.search(stderr):
+        return ResumeNeedsForce(f"{dataset}: resuming a full receive over an existing dataset")
     raced = ALREADY_EXISTS.search(stderr)
     if raced:
         return ParentRace(

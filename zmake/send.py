@@ -13,18 +13,19 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from zmake import commands, refine
 from zmake.commands import Target
-from zmake.decide import Action, Step, apply, decide, step_bytes
+from zmake.decide import Action, Step, apply, decide, is_placeholder, step_bytes
 from zmake.errors import (
     Diverged,
     LockBusy,
     ParentRace,
     RawMismatch,
     RemotePoolMissing,
+    ResumeNeedsForce,
     StaleResumeToken,
     TransferFailed,
 )
@@ -235,14 +236,31 @@ class Sender:
                     f"{local.name}: the backup's partial receive cannot be resumed "
                     f"({refine.first_line(checked)}); --force aborts it (zfs recv -A)"
                 )
-            run_remote(self.runner, self.target, commands.abort_resume_argv(remote_name))
-            report.actions.append("aborted stale partial receive")
-            return read_remote(self.runner, self.target, remote_name)
-        self.run_stream(step, local, report, checked.size)
+            return self.abort_partial(remote_name, report, "stale")
+        try:
+            self.run_stream(step, local, report, checked.size)
+        except ResumeNeedsForce:
+            # Its first part replaced a placeholder with -F (the partial state waits beside
+            # it, in %recv); ZFS resumes that only with -F again, and only a placeholder may
+            # be replaced.
+            if is_placeholder(local, remote):
+                self.run_stream(replace(step, force_receive=True), local, report, checked.size)
+            elif self.options.force:
+                return self.abort_partial(remote_name, report, "replacing")
+            else:
+                raise Diverged(
+                    f"{local.name}: the backup's partial receive would replace {remote_name}, "
+                    "which now holds data of its own; --force aborts it (zfs recv -A)"
+                ) from None
         completed = next((s for s in local.snapshots if s.name == checked.to_name), None)
         if completed is None or remote is None:
             return read_remote(self.runner, self.target, remote_name)
         return remote.with_snapshot(completed)
+
+    def abort_partial(self, name: str, report: SendReport, kind: str) -> RemoteDataset | None:
+        run_remote(self.runner, self.target, commands.abort_resume_argv(name))
+        report.actions.append(f"aborted {kind} partial receive")
+        return read_remote(self.runner, self.target, name)
 
     def transfer(self, step: Step, local: Dataset, report: SendReport) -> None:
         if step.rollback_to is not None:
@@ -257,14 +275,19 @@ class Sender:
         recv = commands.recv_argv(step, local, self.target.dest_pool)
         progress = self.progress_argv(local.name, size)
         stages = commands.data_pipeline(send, recv, self.target, self.options.compress, progress)
-        report.actions.append(describe(step))
-        report.bytes += size
         if self.options.dry_run:
             print(commands.pipeline_text(stages))
-            return
+        else:
+            self.run_pipeline_retrying(local.name, stages, passthrough=1 if progress else None)
+        report.actions.append(describe(step))
+        report.bytes += size
+
+    def run_pipeline_retrying(
+        self, name: str, stages: list[list[str]], passthrough: int | None
+    ) -> None:
         for attempt in range(1, PARENT_RACE_ATTEMPTS + 1):
             try:
-                self.run_pipeline(local.name, stages, passthrough=1 if progress else None)
+                self.run_pipeline(name, stages, passthrough)
                 return
             except ParentRace as race:
                 # Siblings received in parallel both auto-create their missing parent; the

@@ -151,12 +151,14 @@ def test_refuses_to_mix_raw_and_plain_on_one_target(pools, zm, tmp_path) -> None
     assert exists(f"{pools.dst}/mixed@x")
 
 
-def partial_receive(source_snapshot: str, dest_pool: str, from_snapshot: str | None = None) -> None:
+def partial_receive(
+    source_snapshot: str, dest_pool: str, from_snapshot: str | None = None, force: bool = False
+) -> None:
     """An interrupted transfer, exactly as a dropped link leaves it: a truncated stream
-    received with -s."""
+    received with -s (and -F, as zmake receives a full stream over a placeholder)."""
     send = ["zfs", "send", "-L", "-c"] + (["-i", from_snapshot] if from_snapshot else [])
     send.append(source_snapshot)
-    receive = ["zfs", "recv", "-u", "-s", "-d", dest_pool]
+    receive = ["zfs", "recv", "-u", "-s", *(["-F"] if force else []), "-d", dest_pool]
     pipeline = f"{shlex.join(send)} | head -c 400000 | {shlex.join(receive)}"
     done = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True)
     assert done.returncode != 0, done.stderr
@@ -187,6 +189,28 @@ def test_resume_then_rest_of_range(pools, zm) -> None:
     )
     # the resumed part did not send again what the interrupted run delivered
     assert resumed["bytes"] < full_increment + 1_000_000
+
+
+def test_interrupted_full_receive_over_a_placeholder_resumes(pools, zm) -> None:
+    """Children first: `home`'s backup starts as the placeholder its child's receive created,
+    and `home` itself arrives as a full stream over it (-F). Cut off, ZFS keeps that partial
+    state beside the placeholder and resumes it only with -F again."""
+    home = f"{pools.src}/home"
+    make_fs(home, f"/tmp/{pools.src}-home-resume")
+    make_fs(f"{home}/kid")
+    fill(f"{home}/kid", 0.2)
+    fill(home, 2)
+    zfs("snapshot", "-r", f"{home}@p1")
+    zm.send(f"{home}/kid")
+    partial_receive(f"{home}@p1", pools.dst, force=True)
+    backup = mirror_of(pools, home)
+    assert prop(backup, "receive_resume_token").startswith("1-")
+    assert not [snap for snap in snapshot_guids(backup) if snap.startswith("home@")]
+
+    result = zm.send(home)
+    assert f"{home}: resume" in result.stdout, result.stdout
+    for name in (home, f"{home}/kid"):
+        assert_replicated(pools, name)
 
 
 def test_interrupted_by_sigkill_then_rerun_finishes(pools, zm, ssh_config, tmp_path) -> None:

@@ -284,3 +284,43 @@ def test_umount_writes_its_stamp_only_when_done(tmp_path: Path) -> None:
     refused = zmake(args, missing)
     assert refused.returncode == 7, refused.stderr
     assert not stamp.exists()
+
+
+def resume_over_placeholder_zfs(tmp_path: Path, log: Path, backup_referenced: int) -> None:
+    """The backup's `my data` is a placeholder (no snapshot) holding a resume token of a full
+    stream; like ZFS, `zfs recv` refuses to resume that without -F."""
+    (tmp_path / "get.txt").write_text(SEND_GET)
+    (tmp_path / "bin" / "zfs").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        'case "$1 $2" in\n'
+        f"  get*) cat {tmp_path}/get.txt;;\n"
+        "  list*) printf 'backup/my data\\tfilesystem\\t99\\t3\\t"
+        f"{backup_referenced}\\t0\\t1-abc\\toff\\n';;\n"
+        "  'send -n') printf 'full\\ttank/my data@s1\\t4096\\nsize\\t4096\\n';;\n"
+        "  send*) echo stream;;\n"
+        "  recv*) cat > /dev/null\n"
+        '    case " $* " in *" -F "*) exit 0;; esac\n'
+        '    echo "cannot receive resume stream: Resuming recv on existing destination '
+        "'backup/my data'\" >&2; exit 1;;\n"
+        "esac\n"
+    )
+
+
+def test_a_resume_over_a_placeholder_is_retried_with_force_receive(tmp_path: Path) -> None:
+    env, log = fake_zfs(tmp_path)
+    resume_over_placeholder_zfs(tmp_path, log, backup_referenced=1000)
+    done = zmake(["send", "tank/my data", "--dest", "backup"], env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("tank/my data: resume, ~4.0 KiB"), done.stdout
+    receives = [line for line in log.read_text().splitlines() if line.startswith("recv")]
+    assert len(receives) == 2 and "-F" not in receives[0].split() and "-F" in receives[1].split()
+
+
+def test_a_resume_that_would_replace_real_data_is_refused(tmp_path: Path) -> None:
+    env, log = fake_zfs(tmp_path)
+    resume_over_placeholder_zfs(tmp_path, log, backup_referenced=50 * 2**20)
+    done = zmake(["send", "tank/my data", "--dest", "backup"], env)
+    assert done.returncode == 9, done.stderr
+    assert "holds data of its own; --force aborts it" in done.stderr
+    assert all("-F" not in line.split() for line in log.read_text().splitlines())

@@ -12,7 +12,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +327,7 @@ def test_recv_force_flag_only_over_placeholder_or_rollback(
         token="1-t" if action is Action.RESUME else None,
     )
     assert ("-F" in recv_argv(step, ds, "backup")) == forced
+    assert "-F" in recv_argv(replace(step, force_receive=True), ds, "backup")
 
 
 @settings(max_examples=60, deadline=None)

@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from zfsgen import History, histories
 
-from zmake.decide import PLACEHOLDER_MAX_REFERENCED, Action, Step, apply, decide, step_bytes
+from zmake.decide import (
+    PLACEHOLDER_MAX_REFERENCED,
+    Action,
+    Step,
+    apply,
+    decide,
+    is_placeholder,
+    step_bytes,
+)
 from zmake.model import FILESYSTEM, VOLUME, Dataset, RemoteDataset, Snapshot
 from zmake.plan import expected_bytes
 
@@ -539,3 +547,12 @@ def test_step_bytes_of_full_incremental_and_other_steps() -> None:
     assert step_bytes(Step(Action.INCREMENTAL, to_snapshot=c, from_snapshot=stranger), ds) == 0
     assert step_bytes(Step(Action.RESUME, token="1-abc"), ds) == 0
     assert step_bytes(Step(Action.UP_TO_DATE), ds) == 0
+
+
+def test_is_placeholder_only_for_an_empty_snapshotless_dataset_of_the_same_kind() -> None:
+    ds = local("a")
+    assert is_placeholder(ds, remote(referenced=PLACEHOLDER_MAX_REFERENCED))
+    assert not is_placeholder(ds, remote(referenced=PLACEHOLDER_MAX_REFERENCED + 1))
+    assert not is_placeholder(ds, remote("a"))  # has a snapshot
+    assert not is_placeholder(ds, remote(kind=VOLUME))
+    assert not is_placeholder(ds, None)

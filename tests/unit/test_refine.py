@@ -26,6 +26,7 @@ from zmake.errors import (
     ParentRace,
     RemotePoolMissing,
     RemoteUnreachable,
+    ResumeNeedsForce,
     TransferFailed,
     ZfsUnavailable,
     ZmakeError,
@@ -87,6 +88,11 @@ DIVERGED_MESSAGE = (
     f"{DATASET}: backup dst/home/alice was modified since its newest snapshot "
     "(use --force to roll it back)"
 )
+RESUME_EXISTS = (
+    "cannot receive resume stream: Resuming recv on existing destination 'dst/home'\n"
+    " must specify -F to overwrite it\n"
+)
+RESUME_EXISTS_MESSAGE = f"{DATASET}: resuming a full receive over an existing dataset"
 MODIFIED = "cannot receive incremental stream: destination dst/home/alice has been modified\n"
 
 CASES = {
@@ -98,6 +104,10 @@ CASES = {
     ),
     "parallel siblings, sender's EPIPE message": Case(
         [sender(1, SEND_EPIPE), ssh(1, RACE)], ParentRace, RACE_MESSAGE
+    ),
+    # a full receive over a placeholder (-F) was cut off; its resume without -F is refused
+    "resume of a full receive over an existing dataset": Case(
+        [sender(SIGPIPE), ssh(1, RESUME_EXISTS)], ResumeNeedsForce, RESUME_EXISTS_MESSAGE
     ),
     "parallel siblings, sender exit 141": Case(
         [sender(SHELL_SIGPIPE), ssh(1, RACE)], ParentRace, RACE_MESSAGE
