@@ -2,7 +2,7 @@
 
 Run from the repository root (bench/run-realzfs.sh installs the peers and boots the guest):
 
-    bench/run-realzfs.sh                      # every section, full sizes (~40 min)
+    bench/run-realzfs.sh                      # every section, full sizes (~55 min)
     bench/run-realzfs.sh makespan --scale 0.1  # one section, a tenth of the data
 
 Sections:
