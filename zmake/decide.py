@@ -186,8 +186,7 @@ def step_bytes(step: Step, local: Dataset) -> int:
         return 0
     if step.from_snapshot is None:
         return step.to_snapshot.referenced
-    guids = [s.guid for s in local.snapshots]
+    guids = {s.guid for s in local.snapshots}
     if step.from_snapshot.guid not in guids or step.to_snapshot.guid not in guids:
         return 0
-    first, last = guids.index(step.from_snapshot.guid), guids.index(step.to_snapshot.guid)
-    return sum(s.written for s in local.snapshots[first + 1 : last + 1])
+    return sum(s.written for s in local.snapshots if snapshot_in_range(s, step))

@@ -83,7 +83,7 @@ def private_directory(folder: Path) -> Path:
 def user_multiplexes(runner: Runner, target: Target, folder: Path) -> bool:
     """Does the user's ssh config set its own ControlPath for this ssh command and remote?"""
     assert target.remote is not None
-    remembered = folder / f"mux-{connection_key(target)}"
+    remembered = mux_answer(folder, target)
     if answer_is_current(remembered, ssh_config_files(target.ssh)):
         return remembered.read_text() == "user"
     result = runner.run(commands.ssh_config_argv(target.ssh, target.remote))
@@ -95,6 +95,11 @@ def user_multiplexes(runner: Runner, target: Target, folder: Path) -> bool:
     )
     remembered.write_text("user" if multiplexes else "zmake")
     return multiplexes
+
+
+def mux_answer(folder: Path, target: Target) -> Path:
+    """Where user_multiplexes remembers its answer for this ssh command and remote."""
+    return folder / f"mux-{connection_key(target)}"
 
 
 def ssh_config_files(ssh: str) -> list[Path]:
@@ -167,7 +172,7 @@ def close_masters(runner: Runner, run_dir: Path, target: Target) -> int:
     if target.remote is None:
         return 0
     folder = socket_dir(run_dir)
-    (folder / f"mux-{connection_key(target)}").unlink(missing_ok=True)
+    mux_answer(folder, target).unlink(missing_ok=True)
     closed = 0
     for socket in sorted(folder.glob(f"s*-{connection_key(target)}")):
         if socket.suffix == ".lock":

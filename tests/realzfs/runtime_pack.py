@@ -8,7 +8,7 @@ the host. Folders left out of the copy (tests, mypy, ...) are bind-mounted back 
 so nothing disappears; only the copy is faster.
 
 Each manifest line is `KIND<TAB>ABSOLUTE_PATH`: `copy` (a file or folder to put over its
-original) or `share` (a folder inside a copy to bind back from the original).
+original) or `share` (a folder or file inside a copy to bind back from the original).
 """
 
 from __future__ import annotations
