@@ -150,6 +150,33 @@ def zmake_backup(root: str, jobs: int, run_dir: Path | None = None) -> None:
                  "--run-dir", str(run_dir)])  # fmt: skip
 
 
+def ideal_shell(root: str, jobs: int) -> None:
+    """The floor under any tool that keeps a connection per job: `jobs` ssh masters opened at
+    once, each carrying its share of the children's full streams back to back, then the parent
+    (-F over the placeholder the children made). No queries, no interpreter, no umount: what is
+    left is key exchanges, the streams and their CPU."""
+    children = sorted(
+        line.split("@")[0] for line in tree_bytes(root) if not line.startswith(f"{root}@")
+    )
+    ssh, remote = ssh_command(), remote_name()
+    sockets = [WORK / f"ideal-{slot}.sock" for slot in range(jobs)]
+
+    def stream(name: str, socket: Path, force: str = "") -> str:
+        receive = shlex.quote(f"zfs recv -u -s {force}-d {DST}")
+        return (f"zfs send -L -c {shlex.quote(name + '@bench')} | "
+                f"{ssh} -S {socket} -o ControlMaster=no {remote} {receive}")  # fmt: skip
+
+    workers = []
+    for slot, socket in enumerate(sockets):
+        steps = [f"{ssh} -M -S {socket} -o ControlPersist=yes -fN {remote}"]
+        steps += [stream(name, socket) for name in children[slot::jobs]]
+        workers.append("( " + " && ".join(steps) + " ) &")
+    close = [f"{ssh} -S {socket} -O exit {remote} 2>/dev/null || true" for socket in sockets]
+    script = ["set -eo pipefail", *workers, "for job in $(jobs -p); do wait $job; done",
+              stream(root, sockets[0], "-F "), *close]  # fmt: skip
+    with_output(["bash", "-c", "\n".join(script)])
+
+
 def syncoid(root: str) -> None:
     key = ssh_config_path().parent / "id_ed25519"
     options = ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "LogLevel=ERROR"]
@@ -172,6 +199,17 @@ class Timed:
     tool: str
     seconds: float
     connections: int
+    cpu_seconds: float
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time the whole guest has spent not idle (every process, kernel included)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+
+
+TOOLS: list[str] = []  # --tools: run only the contenders whose name contains one of these
 
 
 def timed_run(tool: str, action: Callable[[], None], root: str) -> Timed | None:
@@ -179,6 +217,7 @@ def timed_run(tool: str, action: Callable[[], None], root: str) -> Timed | None:
     (and the reason printed) when the tool failed."""
     fresh_pool(DST)
     before = sshd_connection_count()
+    cpu_before = busy_cpu_seconds()
     started = time.monotonic()
     try:
         action()
@@ -186,12 +225,14 @@ def timed_run(tool: str, action: Callable[[], None], root: str) -> Timed | None:
         print(f"  {tool:<16} FAILED after {time.monotonic() - started:.0f} s: {exc}", flush=True)
         return None
     seconds = time.monotonic() - started
+    cpu = busy_cpu_seconds() - cpu_before
     connections = sshd_connection_count() - before
     mirror = f"{DST}/{root.partition('/')[2]}"
     if snapshot_guids(mirror) != snapshot_guids(root):
         raise RuntimeError(f"{tool}: {mirror} does not hold every snapshot of {root}")
-    print(f"  {tool:<16} {seconds:8.1f} s  {connections:3d} ssh connections", flush=True)
-    return Timed(tool, seconds, connections)
+    print(f"  {tool:<16} {seconds:8.1f} s  {connections:3d} ssh connections  "
+          f"{cpu:6.1f} CPU-s", flush=True)  # fmt: skip
+    return Timed(tool, seconds, connections, cpu)
 
 
 # --- sections -----------------------------------------------------------------------------
@@ -204,15 +245,19 @@ def makespan(scale: float, tree: dict[str, float], contenders: dict[str, Callabl
     print(f"  {len(sizes)} datasets, {sum(sizes.values()) / MiB:.1f} MiB, largest "
           f"{max(sizes.values()) / MiB:.1f} MiB; caps {FLOW_MBIT} Mbit/flow, {LINK_MBIT} Mbit "
           f"link; lower bound {bound:.1f} s", flush=True)  # fmt: skip
+    chosen = {tool: action for tool, action in contenders.items()
+              if not TOOLS or any(part in tool for part in TOOLS)}  # fmt: skip
     with capped_link():
         runs = [timed_run(tool, lambda a=action: a(root), root)
-                for tool, action in contenders.items()]  # fmt: skip
+                for tool, action in chosen.items()]  # fmt: skip
     results = [r for r in runs if r is not None]
-    reference = next(r for r in results if r.tool == "zmake -j8")
-    print(f"  {'tool':<16} {'seconds':>8}  {'÷ zmake -j8':>11}  {'÷ bound':>8}  ssh/dataset")
+    reference = next((r for r in results if r.tool == "zmake -j8"), results[0])
+    print(f"  {'tool':<16} {'seconds':>8}  {'÷ ' + reference.tool:>11}  {'÷ bound':>8}  "
+          "ssh/dataset  CPU-s")  # fmt: skip
     for r in results:
         print(f"  {r.tool:<16} {r.seconds:8.1f}  {r.seconds / reference.seconds:11.2f}  "
-              f"{r.seconds / bound:8.2f}  {r.connections / len(sizes):11.2f}")  # fmt: skip
+              f"{r.seconds / bound:8.2f}  {r.connections / len(sizes):11.2f}  "
+              f"{r.cpu_seconds:5.1f}")  # fmt: skip
     return {"bound": bound, "bytes": sum(sizes.values()), "datasets": len(sizes),
             "runs": [r.__dict__ for r in results]}  # fmt: skip
 
@@ -233,6 +278,7 @@ def section_flat16(scale: float):
     return makespan(scale, FLAT16, {
         "zmake -j8": lambda r: zmake_backup(r, 8),
         "zmake -j16": lambda r: zmake_backup(r, 16),
+        "shell floor 8": lambda r: ideal_shell(r, 8),
         "syncoid": syncoid,
     })  # fmt: skip
 
@@ -338,7 +384,9 @@ def main() -> int:
     parser.add_argument("sections", nargs="*", help=f"any of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply data sizes")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--tools", help="comma-separated parts of contender names to run only")
     args = parser.parse_args()
+    TOOLS.extend(part for part in (args.tools or "").split(",") if part)
     if os.environ.get("ZMAKE_GUEST") != "1":
         # it creates and destroys pools named bsrc/bdst: never on a real machine
         parser.error("runs only inside the test guest: use bench/run-realzfs.sh")
