@@ -9,7 +9,6 @@ import argparse
 import os
 import shlex
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -240,6 +239,8 @@ def emit(text: str, output: str | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    import tempfile
+
     path = Path(output)
     fd, temp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
     try:
@@ -315,7 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument("-n", "--dry-run", action="store_true", help="print the pipeline only")
     send.add_argument("--stamp", help="file to write when up to date (make's target)")
-    send.add_argument("--slots", type=int, help="ssh masters to share (default: make's -jN)")
+    send.add_argument(
+        "--slots", type=int, help="ssh masters to share (default: ZMAKE_SLOTS, else make's -jN)"
+    )
     send.add_argument(
         "--no-wait",
         action="store_true",
@@ -361,7 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     unmount = command("umount", cmd_umount, "zmake umount tank --remote nas --dest backup")
     unmount.add_argument("pools", nargs="+", metavar="POOL", help="source pool(s)")
     unmount.add_argument("--stamp", help="file to write when done (make's target)")
-    unmount.add_argument("--slots", type=int, help="ssh masters to share (default: make's -jN)")
+    unmount.add_argument(
+        "--slots", type=int, help="ssh masters to share (default: ZMAKE_SLOTS, else make's -jN)"
+    )
     add_target_options(unmount)
     return parser
 

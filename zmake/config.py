@@ -9,11 +9,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from zmake.commands import COMPRESS_CHOICES, Target
 from zmake.errors import UsageError
 from zmake.prune import OWNED_PREFIX
+
+TYPE_CHECKING = False  # `typing` itself is not imported: every send would pay for it
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_SNAPSHOT_NAME = OWNED_PREFIX + "%Y%m%d-%H%M%S"
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import IO
 
 from zmake.errors import ZfsUnavailable
+
+TYPE_CHECKING = False  # `typing` itself is not imported: every send would pay for it
+if TYPE_CHECKING:
+    from typing import IO
 
 Argv = list[str]
 ENV = {**os.environ, "LC_ALL": "C"}
@@ -54,17 +56,21 @@ class Runner:
 
         Its output goes to files, not pipes: an ssh control command may leave a slot's master
         behind (ControlMaster=auto), and we must not wait for an EOF that process withholds."""
-        self.trace(" ".join(argv))
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            try:
-                code = subprocess.run(
-                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=ENV, check=False
-                ).returncode
-            except FileNotFoundError:
-                if argv[0] == "zfs":
-                    raise ZfsUnavailable("zfs: command not found (is OpenZFS installed?)") from None
-                raise ZfsUnavailable(f"{argv[0]}: command not found") from None
-            return Result(argv, code, read_back(out), read_back(err))
+        return self.run_all([argv])[0]
+
+    def run_all(self, argvs: Sequence[Argv]) -> list[Result]:
+        """Run control commands side by side, each to completion (as run())."""
+        with ExitStack() as stack:
+            started = []
+            for argv in argvs:
+                self.trace(" ".join(argv))
+                out = stack.enter_context(scratch_file())
+                err = stack.enter_context(scratch_file())
+                started.append((argv, start_control(argv, out, err), out, err))
+            return [
+                Result(argv, proc.wait(), read_back(out), read_back(err))
+                for argv, proc, out, err in started
+            ]
 
     def interactive(self, argv: Argv, env: dict[str, str]) -> int:
         """A long command (make) whose output goes straight to our stdout/stderr."""
@@ -77,7 +83,7 @@ class Runner:
     def pipeline(self, stages: Sequence[Argv], *, passthrough: int | None = None) -> PipelineResult:
         """Run stages connected by pipes; stage `passthrough` (pv) keeps the terminal."""
         with ExitStack() as stack:
-            logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in stages]
+            logs = [stack.enter_context(scratch_file()) for _ in stages]
             return self.run_stages(stages, logs, passthrough)
 
     def run_stages(
@@ -110,6 +116,26 @@ class Runner:
             code = proc.wait()
             results.append(Result(argv, code, "", read_back(log)))
         return PipelineResult(results)
+
+
+def start_control(argv: Argv, out: IO[bytes], err: IO[bytes]) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=ENV)
+    except FileNotFoundError:
+        if argv[0] == "zfs":
+            raise ZfsUnavailable("zfs: command not found (is OpenZFS installed?)") from None
+        raise ZfsUnavailable(f"{argv[0]}: command not found") from None
+
+
+def scratch_file() -> IO[bytes]:
+    """An anonymous file for a command's output. A memfd where there is one: nothing on disk,
+    and no `tempfile` import (with shutil and random behind it), which every send would pay."""
+    try:
+        return open(os.memfd_create("zmake-output"), "w+b")
+    except (AttributeError, OSError):
+        import tempfile
+
+        return tempfile.TemporaryFile()
 
 
 def read_back(file: IO[bytes]) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -175,20 +174,22 @@ class Sender:
 
     def send(self, name: str, run_dir: Path) -> SendReport:
         slots = 0 if self.options.dry_run else self.options.slots
-        with (
-            dataset_lock(run_dir, name, wait=self.options.wait_for_lock),
-            ssh_slot(self.runner, run_dir, self.options.target, slots) as target,
-        ):
-            self.target = target
-            report = self.replicate(name)
+        with dataset_lock(run_dir, name, wait=self.options.wait_for_lock):
+            # Read before taking a slot: the slot is held only while the backup is involved.
+            local = read_local(self.runner, name)
+            if local.newest is None:
+                slots = 0  # nothing to ask the backup
+            with ssh_slot(self.runner, run_dir, self.options.target, slots) as target:
+                self.target = target
+                report = self.replicate(local)
         self.write_report(report)
         if self.options.stamp is not None and not self.options.dry_run:
             write_stamp(self.options.stamp, f"{name}\t{report.result}\n")
         return report
 
-    def replicate(self, name: str) -> SendReport:
+    def replicate(self, local: Dataset) -> SendReport:
+        name = local.name
         report = SendReport(name)
-        local = read_local(self.runner, name)
         if local.newest is None:
             report.result = "no snapshot to send"
             return report
@@ -309,7 +310,11 @@ class Sender:
         )
 
     def progress_argv(self, name: str, size: int) -> list[str] | None:
-        if not self.options.progress or self.options.dry_run or shutil.which("pv") is None:
+        if not self.options.progress or self.options.dry_run:
+            return None
+        import shutil  # only for a terminal: under make, sends start without it
+
+        if shutil.which("pv") is None:
             return None
         return ["pv", "-f", "-c", "-N", name, *(["-s", str(size)] if size else [])]
 

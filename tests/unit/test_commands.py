@@ -41,6 +41,7 @@ from zmake.commands import (
 from zmake.decide import Action, Step
 from zmake.errors import UsageError
 from zmake.model import FILESYSTEM, VOLUME, Dataset, Snapshot
+from zmake.runner import Runner
 
 PYTHON = f"#!{sys.executable} -SI\n"
 FAKE_ZFS = (
@@ -576,3 +577,19 @@ def test_umount_script_reports_a_missing_pool(fakes: Fakes, tmp_path: Path) -> N
     env = fakes.env(tmp_path / "log", FAKE_POOL_MISSING="1")
     done = run(Target("nope", remote="host").wrap_script(umount_script("nope")), env)
     assert done.returncode == 7
+
+
+def test_runner_run_all_runs_the_commands_side_by_side(tmp_path: Path) -> None:
+    """Each command waits until every one has started: this passes only if they overlap."""
+    names = ["a", "b", "c"]
+    wait_for_all = " && ".join(f"[ -e {tmp_path}/{n} ]" for n in names)
+    argvs = [
+        ["sh", "-c", f"touch {tmp_path}/{n}; i=0; until {wait_for_all}; do "
+         f"i=$((i+1)); [ $i -lt 100 ] || exit 9; sleep 0.1; done; echo {n}; echo e{n} >&2"]
+        for n in names
+    ]  # fmt: skip
+    results = Runner().run_all(argvs)
+    assert [(r.returncode, r.stdout, r.stderr) for r in results] == [
+        (0, f"{n}\n", f"e{n}\n") for n in names
+    ]
+    assert Runner().run_all([]) == []

@@ -22,7 +22,7 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -349,7 +349,36 @@ def test_take_slot_gives_distinct_slots_and_waits_when_all_are_busy(tmp_path: Pa
         release.set()
     for thread in holders:
         thread.join(timeout=5)
-    assert sorted(p.name for p in folder.iterdir()) == [f"s{i}-{KEY}.lock" for i in range(count)]
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [f"queue-{KEY}.lock", *(f"s{i}-{KEY}.lock" for i in range(count))]
+
+
+def test_waiting_sends_queue_behind_one_poller(tmp_path: Path) -> None:
+    """With the only slot busy, one waiter holds the queue lock and polls; the other sleeps in
+    flock. Each gets the slot in turn."""
+    folder = socket_dir(tmp_path / "run")
+    entered: list[threading.Event] = [threading.Event(), threading.Event()]
+    leave = threading.Event()
+
+    def wait_for_the_slot(number: int) -> None:
+        with take_slot(folder, KEY, 1) as index:
+            assert index == 0
+            entered[number].set()
+            assert leave.wait(timeout=10)
+
+    with take_slot(folder, KEY, 1):
+        waiters = [threading.Thread(target=wait_for_the_slot, args=(n,)) for n in (0, 1)]
+        for thread in waiters:
+            thread.start()
+        assert not any(e.wait(timeout=0.5) for e in entered)
+        with open(folder / f"queue-{KEY}.lock", "w") as queue, pytest.raises(BlockingIOError):
+            fcntl.flock(queue, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a waiter holds it
+    first = 0 if entered[0].wait(timeout=5) else 1
+    assert entered[first].is_set() and not entered[1 - first].wait(timeout=0.5)
+    leave.set()
+    assert entered[1 - first].wait(timeout=5)
+    for thread in waiters:
+        thread.join(timeout=5)
 
 
 def test_take_slot_prefers_the_lowest_free_slot_and_gives_it_back(tmp_path: Path) -> None:
@@ -417,6 +446,9 @@ class FakeRunner(Runner):
         self.calls.append(argv)
         return Result(argv, 0, self.config if "-G" in argv else "", "")
 
+    def run_all(self, argvs: Sequence[list[str]]) -> list[Result]:
+        return [self.run(argv) for argv in argvs]
+
 
 REMOTE = Target("backup", remote="me@nas", ssh="ssh -p 2222")
 ASK_CONFIG = ssh_config_argv("ssh -p 2222", "me@nas")
@@ -439,6 +471,20 @@ def test_ssh_slot_leaves_the_users_own_multiplexing_alone(tmp_path: Path) -> Non
     with ssh_slot(runner, tmp_path, REMOTE, 4) as target:
         assert target == REMOTE
     assert runner.calls == [ASK_CONFIG]  # asked once, then remembered
+
+
+def test_ssh_slot_still_limits_the_streams_when_the_user_multiplexes(tmp_path: Path) -> None:
+    """The user's master carries every query, but no more than `slots` sends at once (two
+    makes may share a run directory)."""
+    runner = FakeRunner(config="user me\ncontrolpath /home/me/.ssh/cm-%C\n")
+    folder = socket_dir(tmp_path)
+    key = connection_key(REMOTE)
+    with ssh_slot(runner, tmp_path, REMOTE, 1) as target:
+        assert target == REMOTE
+        lock = open(folder / f"s0-{key}.lock", "w")  # noqa: SIM115
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.close()
 
 
 def test_ssh_slot_hands_out_one_socket_per_slot_without_running_anything(tmp_path: Path) -> None:
@@ -633,3 +679,70 @@ def test_slots_module_constants_are_consistent() -> None:
     """The socket folder limit leaves room for the socket's name and ssh's temporary one."""
     longest = slots.MAX_SOCKET_DIR + len(f"/s999-{KEY}") + SSH_TEMP_SUFFIX
     assert longest <= SUN_PATH_MAX
+
+
+# --- a send holds its slot only while the backup is involved -----------------------------------
+
+
+def local_get(snapshot: bool) -> str:
+    """`zfs get` of tank/d (type, guid, createtxg, written, referenced, used, mountpoint,
+    encryption), with one snapshot s1 (guid 12) or none."""
+    values = ["filesystem", "2", "5", "0", "200", "200", "-", "off"]
+    names = ["type", "guid", "createtxg", "written", "referenced", "used", "mountpoint"]
+    props = [*names, "encryption"]
+    text = "".join(f"tank/d\t{p}\t{v}\t-\n" for p, v in zip(props, values, strict=True))
+    if snapshot:
+        snap = ["snapshot", "12", "7", "200", "200", "0", "-", "off"]
+        text += "".join(f"tank/d@s1\t{p}\t{v}\t-\n" for p, v in zip(props, snap, strict=True))
+    return text
+
+
+class SlotWatchingRunner(Runner):
+    """Answers one up-to-date send; notes, for each command, whether slot 0 was held."""
+
+    def __init__(self, lock: Path, *, snapshot: bool = True) -> None:
+        super().__init__()
+        self.lock, self.snapshot = lock, snapshot
+        self.calls: list[tuple[str, bool]] = []
+
+    def slot_held(self) -> bool:
+        if not self.lock.exists():
+            return False
+        with self.lock.open("w") as probe:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(probe, fcntl.LOCK_UN)
+            return False
+
+    def run(self, argv: list[str]) -> Result:
+        if "-G" in argv:
+            return Result(argv, 0, "controlpath none\n", "")
+        kind = "local get" if argv[:2] == ["zfs", "get"] else "remote"
+        self.calls.append((kind, self.slot_held()))
+        out = local_get(self.snapshot) if kind == "local get" else (
+            "backup/d\tfilesystem\t900\t5\t200\t0\t-\toff\n"
+            "backup/d@s1\tsnapshot\t12\t6\t200\t200\t-\toff\n"
+        )  # fmt: skip
+        return Result(argv, 0, out, "")
+
+
+def test_a_send_reads_the_source_before_it_takes_a_slot(tmp_path: Path) -> None:
+    from zmake.send import Sender, SendOptions
+
+    lock = socket_dir(tmp_path) / f"s0-{connection_key(REMOTE)}.lock"
+    runner = SlotWatchingRunner(lock)
+    report = Sender(runner, SendOptions(REMOTE, slots=1)).send("tank/d", tmp_path)
+    assert report.result == "up to date (@s1)"
+    assert runner.calls == [("local get", False), ("remote", True)]
+
+
+def test_a_dataset_without_snapshots_takes_no_slot(tmp_path: Path) -> None:
+    from zmake.send import Sender, SendOptions
+
+    lock = socket_dir(tmp_path) / f"s0-{connection_key(REMOTE)}.lock"
+    runner = SlotWatchingRunner(lock, snapshot=False)
+    report = Sender(runner, SendOptions(REMOTE, slots=1)).send("tank/d", tmp_path)
+    assert report.result == "no snapshot to send"
+    assert runner.calls == [("local get", False)] and not lock.exists()
