@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,10 +27,10 @@ from zmake.model import Dataset, RemoteDataset, dest_name
 from zmake.parse import parse_source
 from zmake.plan import expected_bytes, select
 from zmake.prune import PRUNE_LIST_PROPS, SnapshotInfo, parse_snapshots, plan_prune
-from zmake.render import stamp_name
+from zmake.render import generation, stamp_name
 from zmake.runner import Runner
-from zmake.send import human, read_remote_tree
-from zmake.slots import close_masters
+from zmake.send import human, read_remote_tree, umount, write_stamp
+from zmake.slots import close_masters, ssh_slot
 
 
 def snapshot(runner: Runner, pools: Sequence[str], name_format: str, now: datetime) -> str:
@@ -228,7 +229,12 @@ class BackupRequest:
 def backup(
     runner: Runner, settings: Settings, request: BackupRequest, run_dir: Path, zmake_argv: str
 ) -> list[Row]:
-    """snapshot → prune → generate → make -jN -k → summary rows. Raises when not all done."""
+    """snapshot → prune → generate → make -jN -k → summary rows. Raises when not all done.
+
+    The backup pools are unmounted here rather than by the Makefile's umount target (its
+    stamp is written, so make skips it): one interpreter less before the first send, and the
+    unmount, whose connection becomes the first slot's master, runs while the Makefile is
+    rendered."""
     pools = tuple(dict.fromkeys(r.split("/")[0] for r in request.roots))
     if request.take_snapshot:
         name = snapshot(runner, pools, request.snapshot_format, datetime.now(UTC))
@@ -256,14 +262,25 @@ def backup(
         for pool in pools:
             remote_state.update(read_remote_tree(runner, settings.target(pool)))
     plan = make_plan(capture, request.roots, settings, remote_state)
-    source_text = f"zmake backup of {' '.join(pools)}"
-    makefile.write_text(makefile_text(plan, settings, zmake_argv, source_text))
-    report.write_text("")
-    env = {**os.environ, "ZMAKE_REPORT": str(report), "ZMAKE_RUN_DIR": str(run_dir)}
-    make = ["make", "-k", f"-j{request.jobs}", "-f", str(makefile), f"STAMPS={stamps}"]
+    umount_stamp = stamps / f"umount@{generation(plan)}"
+    unmounting = None
+    if not umount_stamp.exists():
+        unmounting = Unmounting(runner, settings, pools, run_dir, request.jobs)
+        unmounting.start()
     try:
+        source_text = f"zmake backup of {' '.join(pools)}"
+        makefile.write_text(makefile_text(plan, settings, zmake_argv, source_text))
+        if unmounting is not None:
+            for line in unmounting.finish():
+                print(f"backup: {line}")
+            write_stamp(umount_stamp, "unmounted\n")
+        report.write_text("")
+        env = {**os.environ, "ZMAKE_REPORT": str(report), "ZMAKE_RUN_DIR": str(run_dir)}
+        make = ["make", "-k", f"-j{request.jobs}", "-f", str(makefile), f"STAMPS={stamps}"]
         code = runner.interactive(make, env)
     finally:
+        if unmounting is not None:
+            unmounting.thread.join()  # its master too must be closed
         for pool in pools:
             close_masters(runner, run_dir, settings.target(pool))
     expected = {node.dataset.name: stamps / stamp_name(node) for node in plan.nodes}
@@ -277,6 +294,42 @@ def backup(
             f"{', …' if len(unfinished) > 3 else ''}): run zmake backup again to finish"
         )
     return rows
+
+
+class Unmounting:
+    """`zmake umount` of every pool's backup, in a thread so it can overlap local work."""
+
+    def __init__(
+        self, runner: Runner, settings: Settings, pools: Sequence[str], run_dir: Path, slots: int
+    ) -> None:
+        self.runner, self.settings, self.pools = runner, settings, pools
+        self.run_dir, self.slots = run_dir, slots
+        self.thread = threading.Thread(target=self.catching, daemon=True)
+        self.lines: list[str] = []
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def finish(self) -> list[str]:
+        """What was unmounted, once done; raises its error here, in the main thread."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.lines
+
+    def catching(self) -> None:
+        try:
+            self.unmount_all()
+        except BaseException as exc:  # handed to finish(), in the main thread
+            self.error = exc
+
+    def unmount_all(self) -> None:
+        for pool in self.pools:
+            target = self.settings.target(pool)
+            with ssh_slot(self.runner, self.run_dir, target, self.slots) as slot_target:
+                done = umount(self.runner, slot_target).splitlines()
+            self.lines.extend(done or [f"{target.dest_pool}: nothing mounted"])
 
 
 @dataclass(frozen=True)

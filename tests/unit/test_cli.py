@@ -324,3 +324,22 @@ def test_a_resume_that_would_replace_real_data_is_refused(tmp_path: Path) -> Non
     assert done.returncode == 9, done.stderr
     assert "holds data of its own; --force aborts it" in done.stderr
     assert all("-F" not in line.split() for line in log.read_text().splitlines())
+
+
+def test_backup_unmounts_once_itself_and_make_skips_the_umount_target(tmp_path: Path) -> None:
+    """zmake backup unmounts the backup pool in-process (make's umount target is stamped
+    done) before make starts any send; a re-run of the same snapshots does not unmount again."""
+    env, log = fake_zfs(tmp_path)
+    args = ["backup", "tank", "--dest", "backup", "-j", "2", "--yes"]
+    first = zmake(args, env)
+    lines = log.read_text().splitlines()
+    unmounts = [i for i, line in enumerate(lines) if "-o mounted,name" in line]
+    sends = [i for i, line in enumerate(lines) if line.startswith("get") and "-d 1" in line]
+    assert len(unmounts) == 1 and sends and unmounts[0] < min(sends), first.stdout + first.stderr
+    assert "backup: backup: nothing mounted" in first.stdout
+    assert " umount --stamp " not in first.stdout  # make did not run the umount recipe
+    stamps = list((tmp_path / "run").glob("backup-tank/stamps/*/umount@*"))
+    assert len(stamps) == 1 and stamps[0].read_text() == "unmounted\n"
+    log.write_text("")
+    zmake(args, env)
+    assert "-o mounted,name" not in log.read_text()
