@@ -163,8 +163,10 @@ def ideal_shell(root: str, jobs: int) -> None:
 
     def stream(name: str, socket: Path, force: str = "") -> str:
         receive = shlex.quote(f"zfs recv -u -s {force}-d {DST}")
-        return (f"zfs send -L -c {shlex.quote(name + '@bench')} | "
+        once = (f"zfs send -L -c {shlex.quote(name + '@bench')} | "
                 f"{ssh} -S {socket} -o ControlMaster=no {remote} {receive}")  # fmt: skip
+        # Two children may both create the missing parent; the loser fails at once: again.
+        return f"{{ {once} || {once}; }}"
 
     workers = []
     for slot, socket in enumerate(sockets):
