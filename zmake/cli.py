@@ -316,9 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument("-n", "--dry-run", action="store_true", help="print the pipeline only")
     send.add_argument("--stamp", help="file to write when up to date (make's target)")
-    send.add_argument(
-        "--slots", type=int, help="ssh masters to share (default: ZMAKE_SLOTS, else make's -jN)"
-    )
+    send.add_argument("--slots", type=int, help="ssh masters to share (default: make's -jN)")
     send.add_argument(
         "--no-wait",
         action="store_true",
@@ -364,9 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     unmount = command("umount", cmd_umount, "zmake umount tank --remote nas --dest backup")
     unmount.add_argument("pools", nargs="+", metavar="POOL", help="source pool(s)")
     unmount.add_argument("--stamp", help="file to write when done (make's target)")
-    unmount.add_argument(
-        "--slots", type=int, help="ssh masters to share (default: ZMAKE_SLOTS, else make's -jN)"
-    )
+    unmount.add_argument("--slots", type=int, help="ssh masters to share (default: make's -jN)")
     add_target_options(unmount)
     return parser
 

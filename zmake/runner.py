@@ -66,7 +66,12 @@ class Runner:
                 self.trace(" ".join(argv))
                 out = stack.enter_context(scratch_file())
                 err = stack.enter_context(scratch_file())
-                started.append((argv, start_control(argv, out, err), out, err))
+                try:
+                    started.append((argv, start_control(argv, out, err), out, err))
+                except ZfsUnavailable:
+                    for _, proc, _, _ in started:
+                        proc.wait()
+                    raise
             return [
                 Result(argv, proc.wait(), read_back(out), read_back(err))
                 for argv, proc, out, err in started

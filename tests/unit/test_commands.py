@@ -39,7 +39,7 @@ from zmake.commands import (
     umount_script,
 )
 from zmake.decide import Action, Step
-from zmake.errors import UsageError
+from zmake.errors import UsageError, ZfsUnavailable
 from zmake.model import FILESYSTEM, VOLUME, Dataset, Snapshot
 from zmake.runner import Runner
 
@@ -593,3 +593,10 @@ def test_runner_run_all_runs_the_commands_side_by_side(tmp_path: Path) -> None:
         (0, f"{n}\n", f"e{n}\n") for n in names
     ]
     assert Runner().run_all([]) == []
+
+
+def test_runner_run_all_names_a_missing_command(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    with pytest.raises(ZfsUnavailable, match="zmake-no-such-command: command not found"):
+        Runner().run_all([["sh", "-c", f"touch {marker}"], ["zmake-no-such-command"]])
+    assert marker.exists()  # the one that started was waited for
