@@ -27,10 +27,10 @@ from zmake.model import Dataset, RemoteDataset, dest_name
 from zmake.parse import parse_source
 from zmake.plan import expected_bytes, select
 from zmake.prune import PRUNE_LIST_PROPS, SnapshotInfo, parse_snapshots, plan_prune
-from zmake.render import generation, stamp_name
+from zmake.render import stamp_name, umount_stamp_name
 from zmake.runner import Runner
-from zmake.send import human, read_remote_tree, umount, write_stamp
-from zmake.slots import close_masters, ssh_slot
+from zmake.send import human, read_remote_tree, unmount_backups, write_stamp
+from zmake.slots import close_masters
 
 
 def snapshot(runner: Runner, pools: Sequence[str], name_format: str, now: datetime) -> str:
@@ -262,11 +262,11 @@ def backup(
         for pool in pools:
             remote_state.update(read_remote_tree(runner, settings.target(pool)))
     plan = make_plan(capture, request.roots, settings, remote_state)
-    umount_stamp = stamps / f"umount@{generation(plan)}"
+    umount_stamp = stamps / umount_stamp_name(plan)
     unmounting = None
     if not umount_stamp.exists():
-        unmounting = Unmounting(runner, settings, pools, run_dir, request.jobs)
-        unmounting.start()
+        targets = [settings.target(pool) for pool in pools]
+        unmounting = Unmounting(runner, run_dir, targets, request.jobs)
     try:
         source_text = f"zmake backup of {' '.join(pools)}"
         makefile.write_text(makefile_text(plan, settings, zmake_argv, source_text))
@@ -280,7 +280,7 @@ def backup(
         code = runner.interactive(make, env)
     finally:
         if unmounting is not None:
-            unmounting.thread.join()  # its master too must be closed
+            unmounting.wait()  # its master too must be closed
         for pool in pools:
             close_masters(runner, run_dir, settings.target(pool))
     expected = {node.dataset.name: stamps / stamp_name(node) for node in plan.nodes}
@@ -297,39 +297,35 @@ def backup(
 
 
 class Unmounting:
-    """`zmake umount` of every pool's backup, in a thread so it can overlap local work."""
+    """unmount_backups() in a thread, so it can overlap local work."""
 
     def __init__(
-        self, runner: Runner, settings: Settings, pools: Sequence[str], run_dir: Path, slots: int
+        self, runner: Runner, run_dir: Path, targets: Sequence[Target], slots: int
     ) -> None:
-        self.runner, self.settings, self.pools = runner, settings, pools
-        self.run_dir, self.slots = run_dir, slots
-        self.thread = threading.Thread(target=self.catching, daemon=True)
         self.lines: list[str] = []
         self.error: BaseException | None = None
-
-    def start(self) -> None:
+        self.thread = threading.Thread(
+            target=self.catching, args=(runner, run_dir, targets, slots), daemon=True
+        )
         self.thread.start()
 
-    def finish(self) -> list[str]:
-        """What was unmounted, once done; raises its error here, in the main thread."""
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.lines
-
-    def catching(self) -> None:
+    def catching(
+        self, runner: Runner, run_dir: Path, targets: Sequence[Target], slots: int
+    ) -> None:
         try:
-            self.unmount_all()
+            self.lines = unmount_backups(runner, run_dir, targets, slots)
         except BaseException as exc:  # handed to finish(), in the main thread
             self.error = exc
 
-    def unmount_all(self) -> None:
-        for pool in self.pools:
-            target = self.settings.target(pool)
-            with ssh_slot(self.runner, self.run_dir, target, self.slots) as slot_target:
-                done = umount(self.runner, slot_target).splitlines()
-            self.lines.extend(done or [f"{target.dest_pool}: nothing mounted"])
+    def wait(self) -> None:
+        self.thread.join()
+
+    def finish(self) -> list[str]:
+        """What was unmounted, once done; raises its error here, in the main thread."""
+        self.wait()
+        if self.error is not None:
+            raise self.error
+        return self.lines
 
 
 @dataclass(frozen=True)

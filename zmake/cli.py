@@ -19,8 +19,15 @@ from zmake.errors import UsageError, ZmakeError
 from zmake.model import pool_of
 from zmake.parse import render_capture
 from zmake.runner import Runner
-from zmake.send import Sender, SendOptions, human, read_remote_tree, umount, write_stamp
-from zmake.slots import jobs_from_makeflags, ssh_slot
+from zmake.send import (
+    Sender,
+    SendOptions,
+    human,
+    read_remote_tree,
+    unmount_backups,
+    write_stamp,
+)
+from zmake.slots import jobs_from_makeflags
 
 EXAMPLES = """\
 examples:
@@ -136,11 +143,9 @@ def cmd_umount(args: argparse.Namespace, runner: Runner) -> int:
     default the same name). Every send target of a generated Makefile depends on this."""
     settings = settings_from(args)
     run_dir = ensure_run_dir(settings.run_dir)
-    for pool in args.pools:
-        target = settings.target(pool)  # refuses the source pool itself on this machine
-        with ssh_slot(runner, run_dir, target, slot_count(args)) as slot_target:
-            done = umount(runner, slot_target)
-        print(done.rstrip("\n") if done else f"{target.dest_pool}: nothing mounted")
+    targets = [settings.target(pool) for pool in args.pools]  # refuses a local source pool
+    for line in unmount_backups(runner, run_dir, targets, slot_count(args)):
+        print(line)
     if args.stamp:
         write_stamp(Path(args.stamp), "unmounted\n")
     return 0

@@ -92,6 +92,11 @@ def generation(plan: Plan) -> str:
     return digest.hexdigest()[:16]
 
 
+def umount_stamp_name(plan: Plan) -> str:
+    """The umount target's stamp file (under STAMPS): one per generation."""
+    return f"umount@{generation(plan)}"
+
+
 def render_makefile(plan: Plan, settings: Settings, version: str) -> str:
     if UNSAFE_IN_TARGETS.search(settings.stamps):
         raise UsageError(
@@ -105,6 +110,6 @@ def render_makefile(plan: Plan, settings: Settings, version: str) -> str:
         settings=settings,
         version=version,
         source_pools=source_pools,
-        generation=generation(plan),
+        umount_stamp=umount_stamp_name(plan),
         stamp=stamp_name,
     )

@@ -10,7 +10,7 @@ import fcntl
 import hashlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -341,6 +341,18 @@ def write_stamp(path: Path, text: str) -> None:
     temp = path.with_name(path.name + ".tmp")
     temp.write_text(text)
     temp.replace(path)
+
+
+def unmount_backups(
+    runner: Runner, run_dir: Path, targets: Sequence[Target], slots: int
+) -> list[str]:
+    """Unmount each target's receiving pool, through a slot: what was unmounted, a line each."""
+    lines: list[str] = []
+    for target in targets:
+        with ssh_slot(runner, run_dir, target, slots) as slot_target:
+            done = umount(runner, slot_target).splitlines()
+        lines.extend(done or [f"{target.dest_pool}: nothing mounted"])
+    return lines
 
 
 def umount(runner: Runner, target: Target) -> str:

@@ -138,8 +138,8 @@ def answer_is_current(remembered: Path, sources: list[Path]) -> bool:
 def take_slot(folder: Path, key: str, slots: int) -> Iterator[int]:
     """Hold one of `slots` slot locks for `key`; wait while every slot is busy.
 
-    Of the sends waiting, one polls the slots; the others sleep in flock on the queue lock
-    (polling costs CPU, and under `zmake backup` half the sends wait)."""
+    All busy only when another make shares this run directory. Of the sends waiting, one
+    polls the slots; the others sleep in flock on the queue lock (polling costs CPU)."""
     handles = []
     try:
         for number in range(slots):
