@@ -1,18 +1,20 @@
 """Settings: defaults < TOML config file (-c) < ZMAKE_* environment < command line.
 
-The environment layer is how a generated Makefile passes REMOTE/SSH/DEST/COMPRESS to
-`zmake send`, so `make REMOTE=other` overrides reach every recipe."""
+The environment layer is how a generated Makefile passes REMOTE/SOURCE/SSH/DEST/COMPRESS/
+READONLY to `zmake send`, so `make REMOTE=other` overrides reach every recipe."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from zmake.commands import COMPRESS_CHOICES, Target
+from zmake.commands import COMPRESS_CHOICES
 from zmake.errors import UsageError
-from zmake.prune import OWNED_PREFIX
+from zmake.model import is_within
+from zmake.retention import OWNED_PREFIX
+from zmake.sides import Route, Side
 
 TYPE_CHECKING = False  # `typing` itself is not imported: every send would pay for it
 if TYPE_CHECKING:
@@ -22,9 +24,11 @@ DEFAULT_SNAPSHOT_NAME = OWNED_PREFIX + "%Y%m%d-%H%M%S"
 
 KNOWN_KEYS = {
     "remote": str,
+    "source": str,
     "ssh": str,
     "dest": str,
     "compress": str,
+    "readonly": bool,
     "exclude": list,
     "pools": list,
     "jobs": int,
@@ -33,15 +37,21 @@ KNOWN_KEYS = {
     "snapshot": bool,
     "prune": bool,
 }
-ENV_KEYS = ("remote", "ssh", "dest", "compress", "run_dir")
+ENV_KEYS = ("remote", "source", "ssh", "dest", "compress", "readonly", "run_dir")
+SETTING_VARIABLES = tuple(f"ZMAKE_{key.upper()}" for key in ENV_KEYS)
+TRUE_WORDS = ("1", "on", "yes", "true")
+FALSE_WORDS = ("0", "off", "no", "false")
+DEST_HINT = "e.g. --dest backup/$(hostname -s): the backups go below it, zmake creates it"
 
 
 @dataclass(frozen=True)
 class Settings:
-    remote: str | None = None
+    remote: str | None = None  # the backup host (push); None: the backup is on this machine
+    source: str | None = None  # the source host (pull); None: the source is this machine
     ssh: str = "ssh"
     dest: str | None = None
     compress: str = "none"
+    readonly: bool = True
     exclude: tuple[str, ...] = ()
     pools: tuple[str, ...] = ()
     jobs: int = 4
@@ -50,14 +60,45 @@ class Settings:
     snapshot: bool = False
     prune: bool = False
 
-    def target(self, source_pool: str) -> Target:
-        dest = self.dest or source_pool
-        if self.remote is None and dest == source_pool:
+    @property
+    def source_side(self) -> Side:
+        return Side(self.source, self.ssh)
+
+    @property
+    def target_side(self) -> Side:
+        return Side(self.remote, self.ssh)
+
+    def route(self, roots: Sequence[str] = ()) -> Route:
+        """Where the backups of `roots` (source datasets) go; refuses a dangerous --dest."""
+        if not self.dest:
+            raise UsageError(f"give --dest DATASET on the receiving side ({DEST_HINT})")
+        check_dest(self.dest, roots, same_machine=self.remote is None and self.source is None)
+        return Route(
+            source=self.source_side,
+            target=self.target_side,
+            dest=self.dest,
+            compress=self.compress,
+            readonly=self.readonly,
+        )
+
+
+def check_dest(dest: str, roots: Sequence[str], *, same_machine: bool) -> None:
+    """A backup must neither replace the receiving pool's own root dataset nor, on one
+    machine, land inside (or above) what it backs up."""
+    if "/" not in dest and any("/" not in root for root in roots):
+        pool = next(root for root in roots if "/" not in root)
+        raise UsageError(
+            f"--dest {dest} is a pool: the backup of {pool}'s root dataset would replace that "
+            f"pool's own root; give a dataset below it ({DEST_HINT})"
+        )
+    if not same_machine:
+        return
+    for root in roots:
+        if is_within(dest, root) or is_within(root, dest):
             raise UsageError(
-                f"receiving into {dest!r} on this machine would overwrite the source: "
-                "give --dest POOL or --remote HOST"
+                f"--dest {dest} overlaps the source {root} on this machine: the backup would "
+                "become part of what it backs up (or overwrite it)"
             )
-        return Target(dest_pool=dest, remote=self.remote, ssh=self.ssh)
 
 
 def load_config(path: str | None) -> dict[str, Any]:
@@ -81,7 +122,25 @@ def load_config(path: str | None) -> dict[str, Any]:
 
 
 def from_environment(env: Mapping[str, str]) -> dict[str, Any]:
-    return {key: env[f"ZMAKE_{key.upper()}"] for key in ENV_KEYS if f"ZMAKE_{key.upper()}" in env}
+    found: dict[str, Any] = {
+        key: env[f"ZMAKE_{key.upper()}"] for key in ENV_KEYS if f"ZMAKE_{key.upper()}" in env
+    }
+    if "readonly" in found:
+        switch = parse_switch(found.pop("readonly"), "ZMAKE_READONLY")
+        if switch is not None:
+            found["readonly"] = switch
+    return found
+
+
+def parse_switch(text: str, what: str) -> bool | None:
+    word = text.strip().lower()
+    if word == "":
+        return None
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise UsageError(f"{what} must be on or off, not {text!r}")
 
 
 def resolve(
@@ -92,17 +151,20 @@ def resolve(
     merged.update(load_config(config_path))
     merged.update(from_environment(os.environ if env is None else env))
     merged.update({k: v for k, v in cli.items() if v is not None and v != [] and v != ()})
-    compress = merged.get("compress", "none")
+    compress = merged.get("compress") or "none"
     if compress not in COMPRESS_CHOICES:
         raise UsageError(
             f"--compress must be one of {', '.join(COMPRESS_CHOICES)}, not {compress!r}"
         )
     run_dir = merged.get("run_dir")
+    readonly = merged.get("readonly")
     return Settings(
         remote=merged.get("remote") or None,
+        source=merged.get("source") or None,
         ssh=merged.get("ssh") or "ssh",
-        dest=merged.get("dest") or None,
+        dest=(merged.get("dest") or "").strip("/") or None,
         compress=compress,
+        readonly=True if readonly is None else bool(readonly),
         exclude=tuple(merged.get("exclude", ())),
         pools=tuple(merged.get("pools", ())),
         jobs=int(merged.get("jobs", 4)),

@@ -62,10 +62,6 @@ class ResumeNeedsForce(TransferFailed):
     ZFS resumes it only with -F again."""
 
 
-class ParentRace(TransferFailed):
-    """A sibling's receive created the shared parent placeholder first; retrying succeeds."""
-
-
 class Refused(ZmakeError):
     """zmake will not proceed without an explicit option (--force, --yes)."""
 

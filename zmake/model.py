@@ -6,11 +6,18 @@ from dataclasses import dataclass, field, replace
 
 FILESYSTEM = "filesystem"
 VOLUME = "volume"
+# zmake's own bookmarks on the source: `DATASET#zmake-<target key>-<createtxg>`, one per target.
+BOOKMARK_PREFIX = "zmake-"
+# A user property zmake sets on the empty parents it creates on the backup (see decide.py).
+PLACEHOLDER_PROPERTY = "zmake:placeholder"
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    name: str  # full name, "pool/fs@snap"
+    """A snapshot (`pool/fs@snap`) or a bookmark (`pool/fs#mark`): both can be the base of
+    an incremental stream, and both carry the guid of the snapshot they were taken as."""
+
+    name: str
     guid: int
     createtxg: int
     written: int = 0  # bytes written between the previous snapshot and this one
@@ -18,12 +25,21 @@ class Snapshot:
 
     @property
     def short(self) -> str:
-        return self.name.partition("@")[2]
+        return self.name.partition("#" if self.is_bookmark else "@")[2]
+
+    @property
+    def is_bookmark(self) -> bool:
+        return "#" in self.name and "@" not in self.name
+
+    @property
+    def label(self) -> str:
+        """`@snap` or `#mark`, as a person reads it in a message."""
+        return ("#" if self.is_bookmark else "@") + self.short
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A source filesystem or volume, with its snapshots oldest first."""
+    """A source filesystem or volume, with its snapshots (and bookmarks) oldest first."""
 
     name: str
     kind: str
@@ -32,7 +48,9 @@ class Dataset:
     mountpoint: str | None = None
     mountpoint_source: str = "default"
     encryption: str = "off"
+    encryption_root: str | None = None
     snapshots: tuple[Snapshot, ...] = ()
+    bookmarks: tuple[Snapshot, ...] = ()
 
     @property
     def pool(self) -> str:
@@ -44,7 +62,7 @@ class Dataset:
 
     @property
     def encrypted(self) -> bool:
-        return self.encryption not in ("off", "-", "")
+        return is_encrypted(self.encryption)
 
     @property
     def mountpoint_is_local(self) -> bool:
@@ -57,7 +75,7 @@ class Dataset:
 
 
 @dataclass(frozen=True)
-class RemoteDataset:
+class BackupDataset:
     """What the receiving side holds for one dataset."""
 
     name: str
@@ -67,12 +85,16 @@ class RemoteDataset:
     resume_token: str | None = None
     encryption: str = "off"
     snapshots: tuple[Snapshot, ...] = ()
+    guid: int = 0  # the backup dataset's own guid: names zmake's bookmarks for this target
+    encryption_root: str | None = None
+    placeholder: bool = False  # zmake created it as an empty parent (PLACEHOLDER_PROPERTY)
+    mounted: bool = False
 
     @property
     def encrypted(self) -> bool:
-        return self.encryption not in ("off", "-", "")
+        return is_encrypted(self.encryption)
 
-    def with_snapshot(self, snapshot: Snapshot) -> RemoteDataset:
+    def with_snapshot(self, snapshot: Snapshot) -> BackupDataset:
         """The state after `snapshot` was received (and any partial receive completed)."""
         return replace(self, snapshots=(*self.snapshots, snapshot), resume_token=None, written=0)
 
@@ -87,8 +109,12 @@ class Inventory:
         return [n for n in self.datasets if parent_of(n) == name]
 
 
+def is_encrypted(encryption: str) -> bool:
+    return encryption not in ("off", "-", "")
+
+
 def pool_of(name: str) -> str:
-    return name.split("/", 1)[0].split("@", 1)[0]
+    return name.split("/", 1)[0].split("@", 1)[0].split("#", 1)[0]
 
 
 def parent_of(name: str) -> str | None:
@@ -96,7 +122,27 @@ def parent_of(name: str) -> str | None:
     return head if sep else None
 
 
-def dest_name(source: str, dest_pool: str) -> str:
-    """Where `zfs recv -d DEST_POOL` puts `source`: the source pool name is replaced."""
+def ancestors(name: str) -> list[str]:
+    """`a/b/c` → `["a", "a/b"]`: every ancestor, outermost first."""
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def dest_name(source: str, dest: str) -> str:
+    """Where `zfs recv -d DEST` puts `source`: the source pool name is replaced by DEST."""
     _, sep, rest = source.partition("/")
-    return f"{dest_pool}/{rest}" if sep else dest_pool
+    return f"{dest}/{rest}" if sep else dest
+
+
+def source_name(backup: str, dest: str, pool: str) -> str | None:
+    """The inverse of dest_name for one source pool: None when `backup` is not under DEST."""
+    if backup == dest:
+        return pool
+    if backup.startswith(dest + "/"):
+        return pool + backup[len(dest) :]
+    return None
+
+
+def is_within(name: str, root: str) -> bool:
+    """`name` is `root` or a descendant of it (dataset names, not string prefixes)."""
+    return name == root or name.startswith(root + "/")

@@ -6,16 +6,24 @@ ParseError that names the line, never a silent guess."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from zmake.errors import ParseError
-from zmake.model import FILESYSTEM, VOLUME, Dataset, Inventory, RemoteDataset, Snapshot
+from zmake.model import (
+    FILESYSTEM,
+    PLACEHOLDER_PROPERTY,
+    VOLUME,
+    BackupDataset,
+    Dataset,
+    Inventory,
+    Snapshot,
+)
 
 # Properties read from the source. The order is the column order of `zfs list -o`.
 SOURCE_LIST_PROPS = ("name", "type", "guid", "createtxg", "used", "referenced", "written")
-SOURCE_GET_PROPS = ("mountpoint", "encryption")
-# One dataset on the receiving side, with its snapshots.
-REMOTE_LIST_PROPS = (
+SOURCE_GET_PROPS = ("mountpoint", "encryption", "encryptionroot")
+# Datasets on the receiving side, with their snapshots.
+BACKUP_LIST_PROPS = (
     "name",
     "type",
     "guid",
@@ -24,9 +32,13 @@ REMOTE_LIST_PROPS = (
     "written",
     "receive_resume_token",
     "encryption",
+    "encryptionroot",
+    PLACEHOLDER_PROPERTY,
+    "mounted",
 )
 DATASET_TYPES = (FILESYSTEM, VOLUME)
 SNAPSHOT = "snapshot"
+BOOKMARK = "bookmark"
 ABSENT = "-"
 
 
@@ -82,6 +94,7 @@ def parse_source(list_output: str, get_output: str) -> Inventory:
     properties = parse_properties(get_output)
     datasets: dict[str, Dataset] = {}
     snapshots: dict[str, list[Snapshot]] = {}
+    bookmarks: dict[str, list[Snapshot]] = {}
     what = "zfs list"
     for row in split_rows(list_output, SOURCE_LIST_PROPS, what):
         name, kind = row[0], row[1]
@@ -93,123 +106,119 @@ def parse_source(list_output: str, get_output: str) -> Inventory:
             snapshots.setdefault(owner, []).append(
                 Snapshot(name, guid, createtxg, written, referenced)
             )
+        elif kind == BOOKMARK:
+            bookmarks.setdefault(name.partition("#")[0], []).append(Snapshot(name, guid, createtxg))
         elif kind in DATASET_TYPES:
-            props = properties.get(name, {})
-            mountpoint, mp_source = props.get("mountpoint", (ABSENT, ABSENT))
-            datasets[name] = Dataset(
-                name=name,
-                kind=kind,
-                used=used,
-                referenced=referenced,
-                mountpoint=None if kind == VOLUME or mountpoint == ABSENT else mountpoint,
-                mountpoint_source=mp_source,
-                encryption=props.get("encryption", ("off", ABSENT))[0],
-            )
+            datasets[name] = source_dataset(name, kind, used, referenced, properties.get(name, {}))
         else:
             raise ParseError(f"{what}: unexpected type {kind!r} for {name!r}")
     return Inventory(
         {
-            name: attach_snapshots(ds, snapshots.get(name, []))
+            name: replace(
+                ds,
+                snapshots=by_txg(snapshots.get(name, [])),
+                bookmarks=by_txg(bookmarks.get(name, [])),
+            )
             for name, ds in sorted(datasets.items(), key=lambda item: item[0].split("/"))
         }
     )
 
 
-def attach_snapshots(dataset: Dataset, snapshots: Iterable[Snapshot]) -> Dataset:
-    ordered = tuple(sorted(snapshots, key=lambda s: s.createtxg))
+def source_dataset(
+    name: str, kind: str, used: int, referenced: int, props: dict[str, tuple[str, str]]
+) -> Dataset:
+    mountpoint, mp_source = props.get("mountpoint", (ABSENT, ABSENT))
+    root = props.get("encryptionroot", (ABSENT, ABSENT))[0]
     return Dataset(
-        name=dataset.name,
-        kind=dataset.kind,
-        used=dataset.used,
-        referenced=dataset.referenced,
-        mountpoint=dataset.mountpoint,
-        mountpoint_source=dataset.mountpoint_source,
-        encryption=dataset.encryption,
-        snapshots=ordered,
+        name=name,
+        kind=kind,
+        used=used,
+        referenced=referenced,
+        mountpoint=None if kind == VOLUME or mountpoint == ABSENT else mountpoint,
+        mountpoint_source=mp_source,
+        encryption=props.get("encryption", ("off", ABSENT))[0],
+        encryption_root=None if root in (ABSENT, "") else root,
     )
 
 
-def parse_remote(list_output: str) -> dict[str, RemoteDataset]:
-    """The receiving side's `zfs list -H -p -o REMOTE_LIST_PROPS -t all` → datasets by name."""
-    what = "remote zfs list"
-    found: dict[str, RemoteDataset] = {}
+def by_txg(snapshots: Iterable[Snapshot]) -> tuple[Snapshot, ...]:
+    return tuple(sorted(snapshots, key=lambda s: s.createtxg))
+
+
+def parse_backup(list_output: str) -> dict[str, BackupDataset]:
+    """The receiving side's `zfs list -H -p -o BACKUP_LIST_PROPS -t all` → datasets by name."""
+    what = "backup zfs list"
+    found: dict[str, BackupDataset] = {}
     snapshots: dict[str, list[Snapshot]] = {}
-    for row in split_rows(list_output, REMOTE_LIST_PROPS, what):
-        name, kind, _, _, _, _, token, encryption = row
+    for row in split_rows(list_output, BACKUP_LIST_PROPS, what):
+        name, kind, token, encryption, root, placeholder, mounted = (
+            row[i] for i in (0, 1, 6, 7, 8, 9, 10)
+        )
         guid, createtxg, referenced, written = (
-            to_int(row[i], REMOTE_LIST_PROPS[i], row, what) for i in range(2, 6)
+            to_int(row[i], BACKUP_LIST_PROPS[i], row, what) for i in range(2, 6)
         )
         if kind == SNAPSHOT:
             owner = name.partition("@")[0]
             snapshots.setdefault(owner, []).append(Snapshot(name, guid, createtxg))
         elif kind in DATASET_TYPES:
-            found[name] = RemoteDataset(
+            found[name] = BackupDataset(
                 name=name,
                 kind=kind,
                 referenced=referenced,
                 written=written,
                 resume_token=None if token in (ABSENT, "") else token,
                 encryption=encryption,
+                guid=guid,
+                encryption_root=None if root in (ABSENT, "") else root,
+                # Its own name: a value inherited from a placeholder above names that one.
+                placeholder=placeholder == name,
+                mounted=mounted == "yes",
             )
         else:
             raise ParseError(f"{what}: unexpected type {kind!r} for {name!r}")
     return {
-        name: RemoteDataset(
-            name=r.name,
-            kind=r.kind,
-            referenced=r.referenced,
-            written=r.written,
-            resume_token=r.resume_token,
-            encryption=r.encryption,
-            snapshots=tuple(sorted(snapshots.get(name, []), key=lambda s: s.createtxg)),
-        )
-        for name, r in found.items()
+        name: replace(backup, snapshots=by_txg(snapshots.get(name, [])))
+        for name, backup in found.items()
     }
 
 
 def parse_local_dataset(get_output: str, name: str) -> Dataset:
-    """One dataset and its snapshots from `zfs get -H -p -o name,property,value,source
-    type,guid,createtxg,written,referenced,used,mountpoint,encryption -t all -d 1 NAME`."""
+    """One dataset with its snapshots and bookmarks from `zfs get -H -p -o
+    name,property,value,source LOCAL_GET_PROPS -t filesystem,volume,snapshot,bookmark -d 1`."""
     properties = parse_properties(get_output)
     if name not in properties:
         raise ParseError(f"zfs get: no properties reported for {name!r}")
     own = properties[name]
 
-    def value(props: dict[str, tuple[str, str]], prop: str) -> str:
+    def value(props: dict[str, tuple[str, str]], prop: str, of: str = name) -> str:
         if prop not in props:
-            raise ParseError(f"zfs get: property {prop!r} missing for {name!r}")
+            raise ParseError(f"zfs get: property {prop!r} missing for {of!r}")
         return props[prop][0]
 
-    def number(props: dict[str, tuple[str, str]], prop: str) -> int:
-        return to_int(value(props, prop), prop, [name, prop, value(props, prop)], "zfs get")
+    def number(props: dict[str, tuple[str, str]], prop: str, of: str = name) -> int:
+        text = value(props, prop, of)
+        return to_int(text, prop, [of, prop, text], "zfs get")
 
     kind = value(own, "type")
     if kind not in DATASET_TYPES:
         raise ParseError(f"zfs get: {name!r} is a {kind}, not a filesystem or volume")
-    snapshots = [
-        Snapshot(
-            snap,
-            number(props, "guid"),
-            number(props, "createtxg"),
-            number(props, "written"),
-            number(props, "referenced"),
-        )
-        for snap, props in properties.items()
-        if snap.partition("@")[0] == name and "@" in snap
-    ]
-    mountpoint, mp_source = own.get("mountpoint", (ABSENT, ABSENT))
-    return attach_snapshots(
-        Dataset(
-            name=name,
-            kind=kind,
-            used=number(own, "used"),
-            referenced=number(own, "referenced"),
-            mountpoint=None if kind == VOLUME or mountpoint == ABSENT else mountpoint,
-            mountpoint_source=mp_source,
-            encryption=value(own, "encryption"),
-        ),
-        snapshots,
-    )
+    snapshots, bookmarks = [], []
+    for child, props in properties.items():
+        if child.partition("@")[0] == name and "@" in child:
+            snapshots.append(
+                Snapshot(
+                    child,
+                    number(props, "guid", child),
+                    number(props, "createtxg", child),
+                    number(props, "written", child),
+                    number(props, "referenced", child),
+                )
+            )
+        elif child.partition("#")[0] == name and "#" in child:
+            guid, txg = number(props, "guid", child), number(props, "createtxg", child)
+            bookmarks.append(Snapshot(child, guid, txg))
+    dataset = source_dataset(name, kind, number(own, "used"), number(own, "referenced"), own)
+    return replace(dataset, snapshots=by_txg(snapshots), bookmarks=by_txg(bookmarks))
 
 
 CAPTURE_MAGIC = "# zmake capture v1"

@@ -14,8 +14,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from zmake.decide import incremental_base
 from zmake.errors import UsageError
-from zmake.model import Dataset, Inventory, RemoteDataset, parent_of
+from zmake.model import BackupDataset, Dataset, Inventory, is_within, parent_of
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a run backs up: datasets under `roots`, minus those matching an `exclude` glob.
+    Excluding a dataset does not exclude its children: write `pool/tmp*` for that."""
+
+    roots: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+
+    def __contains__(self, name: object) -> bool:
+        return (
+            isinstance(name, str)
+            and any(is_within(name, root) for root in self.roots)
+            and not any(fnmatchcase(name, pattern) for pattern in self.exclude)
+        )
 
 
 @dataclass(frozen=True)
@@ -44,18 +61,14 @@ def select(inventory: Inventory, roots: Sequence[str], excludes: Sequence[str]) 
     for root in roots:
         if root not in inventory.datasets:
             raise UsageError(f"no such dataset in the source: {root!r}")
-    chosen = [
-        name
-        for name in inventory.datasets
-        if any(name == root or name.startswith(root + "/") for root in roots)
-        and not any(fnmatchcase(name, pattern) for pattern in excludes)
-    ]
+    selection = Selection(tuple(roots), tuple(excludes))
+    chosen = [name for name in inventory.datasets if name in selection]
     if not chosen:
         raise UsageError("every dataset is excluded")
     return chosen
 
 
-def expected_bytes(dataset: Dataset, remote: RemoteDataset | None = None) -> int:
+def expected_bytes(dataset: Dataset, remote: BackupDataset | None = None) -> int:
     """Bytes a send is expected to move.
 
     Without remote knowledge, a first replication: the oldest snapshot in full (its
@@ -67,11 +80,10 @@ def expected_bytes(dataset: Dataset, remote: RemoteDataset | None = None) -> int
     snapshots = dataset.snapshots
     if not snapshots:
         return 0
-    remote_guids = {s.guid for s in remote.snapshots} if remote else set()
-    common = [i for i, s in enumerate(snapshots) if s.guid in remote_guids]
-    if not common:
+    base = incremental_base(dataset, {s.guid for s in remote.snapshots} if remote else set())
+    if base is None:
         return snapshots[0].referenced + sum(s.written for s in snapshots[1:])
-    return sum(s.written for s in snapshots[common[-1] + 1 :])
+    return sum(s.written for s in snapshots if s.createtxg > base.createtxg)
 
 
 def nearest_selected_ancestor(name: str, selected: set[str]) -> str | None:
@@ -84,7 +96,7 @@ def nearest_selected_ancestor(name: str, selected: set[str]) -> str | None:
 def build_plan(
     inventory: Inventory,
     selected: Iterable[str],
-    remote: Mapping[str, RemoteDataset | None] | None = None,
+    remote: Mapping[str, BackupDataset | None] | None = None,
 ) -> Plan:
     """The DAG over `selected`. `remote` maps source names to the backup's state when it was
     queried (None: absent there); without it every dataset is expected to be sent in full."""

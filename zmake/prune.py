@@ -1,86 +1,164 @@
-"""Which snapshots `zmake prune` may destroy. Pure: no processes.
-
-Only zmake-owned snapshots (name prefix `zmake-`) beyond the newest N are candidates; a held
-snapshot (`userrefs` > 0) and the newest snapshot the other side also has — the base of the
-next incremental — are never chosen."""
+"""`zmake prune`: destroy zmake's snapshots beyond the newest N, on the source and, with
+--remote-side, on the backup — only the backups of this source, and never what a backup
+needs (retention.py says what is kept and why). One snapshot that cannot be destroyed (a
+clone, a busy dataset) is reported and the rest goes on."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from zmake import refine
+from zmake.confirm import confirm
 from zmake.errors import ParseError
-from zmake.parse import split_rows, to_int
-
-OWNED_PREFIX = "zmake-"
-PRUNE_LIST_PROPS = ("name", "guid", "createtxg", "userrefs")
+from zmake.model import dest_name, source_name
+from zmake.plan import Selection
+from zmake.retention import (
+    PRUNE_LIST_PROPS,
+    PRUNE_TYPES,
+    SideView,
+    SnapshotInfo,
+    parse_side,
+    plan_prune,
+)
+from zmake.runner import Runner
+from zmake.sides import Route, Side
+from zmake.slots import ssh_slot
+from zmake.token import decode
 
 
 @dataclass(frozen=True)
-class SnapshotInfo:
-    name: str  # pool/fs@snap
-    guid: int
-    createtxg: int
-    userrefs: int = 0
+class PruneSide:
+    where: str  # "source" or the backup host
+    side: Side
+    doomed: dict[str, list[SnapshotInfo]]
 
     @property
-    def dataset(self) -> str:
-        return self.name.partition("@")[0]
-
-    @property
-    def short(self) -> str:
-        return self.name.partition("@")[2]
-
-    @property
-    def owned(self) -> bool:
-        return self.short.startswith(OWNED_PREFIX)
+    def count(self) -> int:
+        return sum(len(v) for v in self.doomed.values())
 
 
-def parse_snapshots(text: str, what: str) -> dict[str, list[SnapshotInfo]]:
-    """`zfs list -H -p -o name,guid,createtxg,userrefs -t snapshot` → by dataset, oldest first."""
-    by_dataset: dict[str, list[SnapshotInfo]] = {}
-    for row in split_rows(text, PRUNE_LIST_PROPS, what):
-        if "@" not in row[0]:
-            raise ParseError(f"{what}: not a snapshot: {row[0]!r}")
-        guid, createtxg, userrefs = (
-            to_int(row[i], PRUNE_LIST_PROPS[i], row, what) for i in (1, 2, 3)
-        )
-        info = SnapshotInfo(row[0], guid, createtxg, userrefs)
-        by_dataset.setdefault(info.dataset, []).append(info)
-    for snapshots in by_dataset.values():
-        snapshots.sort(key=lambda s: s.createtxg)
-    return by_dataset
+def prune_list_argv(root: str) -> list[str]:
+    return ["zfs", "list", "-H", "-p", "-o", ",".join(PRUNE_LIST_PROPS), "-t", PRUNE_TYPES,
+            "-r", root]  # fmt: skip
 
 
-def newest_common(mine: Sequence[SnapshotInfo], other_guids: set[int]) -> SnapshotInfo | None:
-    for snapshot in reversed(mine):
-        if snapshot.guid in other_guids:
-            return snapshot
-    return None
+def destroy_argv(dataset: str, doomed: Sequence[SnapshotInfo]) -> list[str]:
+    return ["zfs", "destroy", f"{dataset}@{','.join(s.short for s in doomed)}"]
 
 
-def prunable(
-    snapshots: Sequence[SnapshotInfo], other_guids: set[int], keep: int
-) -> list[SnapshotInfo]:
-    """The snapshots of one dataset to destroy: owned, older than the newest `keep` owned
-    ones, not held, and not the newest one the other side also has."""
-    if keep < 1:
-        raise ValueError("keep must be at least 1")
-    owned = [s for s in snapshots if s.owned]
-    base = newest_common(snapshots, other_guids)
-    return [s for s in owned[:-keep] if s.userrefs == 0 and s != base]
+def read_view(runner: Runner, side: Side, root: str) -> SideView:
+    result = runner.run(side.control(prune_list_argv(root)))
+    if result.returncode != 0:
+        if refine.missing_dataset(result.stderr) == root and result.returncode != 255:
+            return SideView()  # nothing backed up yet
+        raise refine.control_error(result.argv, result.returncode, result.stderr, side.host)
+    return parse_side(result.stdout, "zfs list (prune)")
 
 
-def plan_prune(
-    mine: dict[str, list[SnapshotInfo]],
-    other_guids_by_dataset: dict[str, set[int]],
+def needed_by_tokens(view: SideView) -> dict[str, set[int]]:
+    """Per dataset, the guids its partial receive needs to be resumed."""
+    needed = {}
+    for dataset, token in view.tokens.items():
+        try:
+            needed[dataset] = decode(token).needed_guids
+        except ParseError:
+            continue  # send reports an unreadable token; it protects nothing
+    return needed
+
+
+def plan_sides(
+    runner: Runner,
+    route: Route,
+    root: str,
+    selection: Selection,
     keep: int,
-    datasets: Iterable[str] | None = None,
-) -> dict[str, list[SnapshotInfo]]:
-    """Per dataset (keyed as in `mine`), what to destroy; datasets with nothing are left out."""
-    chosen = mine if datasets is None else {d: mine[d] for d in datasets if d in mine}
-    plan = {
-        dataset: prunable(snapshots, other_guids_by_dataset.get(dataset, set()), keep)
-        for dataset, snapshots in chosen.items()
-    }
-    return {dataset: doomed for dataset, doomed in plan.items() if doomed}
+    *,
+    backup_too: bool,
+) -> list[PruneSide]:
+    source = read_view(runner, route.source, root)
+    backup = read_view(runner, route.target, route.dest)
+    pool = root.split("/")[0]
+    tokens = needed_by_tokens(backup)
+    mine = {d: snaps for d, snaps in source.snapshots.items() if d in selection}
+    images = {d: dest_name(d, route.dest) for d in mine}
+    sides = [
+        PruneSide(
+            "source",
+            route.source,
+            plan_prune(
+                mine,
+                {d: backup.guids(b) for d, b in images.items()},
+                keep,
+                protected_by_dataset={d: tokens.get(b, set()) for d, b in images.items()},
+            ),
+        )
+    ]
+    if backup_too:
+        ours = {
+            b: source_name(b, route.dest, pool)
+            for b in backup.snapshots
+            if source_name(b, route.dest, pool) in selection
+        }
+        doomed = plan_prune(
+            {b: backup.snapshots[b] for b in ours},
+            {b: source.guids(s) for b, s in ours.items() if s is not None},
+            keep,
+            protected_by_dataset=tokens,
+        )
+        sides.append(PruneSide(route.target.host or route.dest, route.target, doomed))
+    return sides
+
+
+def prune(
+    runner: Runner,
+    route: Route,
+    roots: Sequence[str],
+    selection: Selection,
+    keep: int,
+    *,
+    run_dir: Path,
+    backup_too: bool,
+    assume_yes: bool,
+    dry_run: bool,
+) -> tuple[int, list[str]]:
+    """List, confirm, destroy. Returns (snapshots destroyed, one line per one that was not)."""
+    sides = [
+        side
+        for root in roots
+        for side in plan_sides(runner, route, root, selection, keep, backup_too=backup_too)
+    ]
+    total = sum(side.count for side in sides)
+    if total == 0:
+        print("prune: nothing to destroy")
+        return 0, []
+    for side in sides:
+        for dataset, doomed in side.doomed.items():
+            for snap in doomed:
+                print(f"prune: {side.where}: {dataset}@{snap.short}")
+    if dry_run or not confirm(f"destroy these {total} snapshots", assume_yes=assume_yes):
+        print("prune: nothing destroyed")
+        return 0, []
+    problems: list[str] = []
+    for side in sides:
+        with ssh_slot(runner, run_dir, side.side, 1 if side.doomed else 0) as slotted:
+            for dataset, doomed in side.doomed.items():
+                problems += destroy(runner, slotted, dataset, doomed)
+    for line in problems:
+        print(f"prune: {line}")
+    print(f"prune: destroyed {total - len(problems)} snapshots")
+    return total - len(problems), problems
+
+
+def destroy(runner: Runner, side: Side, dataset: str, doomed: Sequence[SnapshotInfo]) -> list[str]:
+    """All of `doomed` in one call; when ZFS refuses that (it destroys all or none), each on
+    its own, so one clone or hold stops only its own snapshot."""
+    result = runner.run(side.control(destroy_argv(dataset, doomed)))
+    if result.returncode == 0:
+        return []
+    if result.returncode == refine.SSH_FAILED and side.host is not None:
+        raise refine.control_error(result.argv, result.returncode, result.stderr, side.host)
+    if len(doomed) > 1:
+        return [line for snap in doomed for line in destroy(runner, side, dataset, [snap])]
+    return [f"cannot destroy {doomed[0].name}{side.where()}: {refine.first_line(result.stderr)}"]

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from zmake.errors import (
     CommandFailed,
     Diverged,
-    ParentRace,
     RemotePoolMissing,
     RemoteUnreachable,
     ResumeNeedsForce,
@@ -20,6 +19,8 @@ from zmake.errors import (
     ZfsUnavailable,
     ZmakeError,
 )
+from zmake.model import pool_of
+from zmake.sides import Route
 
 SSH_FAILED = 255
 ZFS_UNAVAILABLE = re.compile(
@@ -44,6 +45,10 @@ def first_line(stderr: str) -> str:
     return "no error message"
 
 
+def complained(stderr: str) -> bool:
+    return first_line(stderr) != "no error message"
+
+
 def zfs_unavailable(stderr: str) -> ZfsUnavailable | None:
     if ZFS_UNAVAILABLE.search(stderr):
         return ZfsUnavailable(f"ZFS is not usable here: {first_line(stderr)}")
@@ -53,6 +58,19 @@ def zfs_unavailable(stderr: str) -> ZfsUnavailable | None:
 def missing_dataset(stderr: str) -> str | None:
     match = MISSING.search(stderr)
     return (match.group(1) or match.group(2)) if match else None
+
+
+def only_missing(stderr: str) -> set[str] | None:
+    """The datasets `zfs list A B …` reported missing, when that is all it complained of."""
+    missing = set()
+    for line in stderr.splitlines():
+        if NOISE.match(line):
+            continue
+        match = MISSING.match(line)
+        if match is None:
+            return None
+        missing.add(match.group(1) or match.group(2))
+    return missing
 
 
 def control_error(
@@ -88,18 +106,26 @@ class StageOutcome:
         return self.returncode in (-13, 141) or "Broken pipe" in self.stderr
 
 
-def transfer_error(
-    dataset: str, stages: Sequence[StageOutcome], *, remote: str | None, dest_pool: str
-) -> ZmakeError:
+def transfer_error(dataset: str, stages: Sequence[StageOutcome], *, route: Route) -> ZmakeError:
     """The error for a failed data pipeline. What the receiver said wins when it is
     recognised (a sender then only failed of the broken pipe); else the first stage that
     failed on its own is blamed."""
-    receiver = stages[-1]
+    receiver, sender = stages[-1], stages[0]
+    if route.source.host is not None:
+        if sender.returncode == SSH_FAILED:
+            return RemoteUnreachable(
+                f"cannot reach {route.source.host} over ssh: {first_line(sender.stderr)}"
+            )
+        if receiver.failed and not sender.failed and complained(sender.stderr):
+            # The login shell there may lack pipefail: `zfs send` failed but its compressor
+            # exited 0, and the receiver refused the cut stream. Name the real cause.
+            return TransferFailed(
+                f"{dataset}: zfs send on {route.source.host} failed: {first_line(sender.stderr)}"
+            )
     if receiver.failed:
-        known = receiver_error(dataset, receiver, remote=remote, dest_pool=dest_pool)
+        known = receiver_error(dataset, receiver, route=route)
         if known is not None:
             return known
-    sender = stages[0]
     if sender.failed and not sender.broken_pipe:
         return TransferFailed(
             f"{dataset}: zfs send failed (exit {sender.returncode}): {first_line(sender.stderr)}"
@@ -113,25 +139,20 @@ def transfer_error(
     )
 
 
-def receiver_error(
-    dataset: str, receiver: StageOutcome, *, remote: str | None, dest_pool: str
-) -> ZmakeError | None:
+def receiver_error(dataset: str, receiver: StageOutcome, *, route: Route) -> ZmakeError | None:
     stderr = receiver.stderr
+    remote = route.target.host
     if remote is not None and receiver.returncode == SSH_FAILED:
         return RemoteUnreachable(f"cannot reach {remote} over ssh: {first_line(stderr)}")
     unavailable = zfs_unavailable(stderr)
     if unavailable is not None:
         return unavailable
-    if missing_dataset(stderr) == dest_pool:
-        where = f" on {remote}" if remote else ""
-        return RemotePoolMissing(f"receiving pool {dest_pool!r} does not exist{where}")
+    if missing_dataset(stderr) in (route.dest, pool_of(route.dest)):
+        return RemotePoolMissing(
+            f"receiving dataset {route.dest!r} does not exist{route.target.where()}"
+        )
     if RESUME_EXISTS.search(stderr):
         return ResumeNeedsForce(f"{dataset}: resuming a full receive over an existing dataset")
-    raced = ALREADY_EXISTS.search(stderr)
-    if raced:
-        return ParentRace(
-            f"{dataset}: a parallel receive created {raced.group(1)} first; retry succeeds"
-        )
     modified = MODIFIED.search(stderr)
     if modified:
         return Diverged(

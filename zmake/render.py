@@ -14,20 +14,10 @@ from importlib import resources
 import jinja2
 
 from zmake.errors import UsageError
+from zmake.names import encode, target_name
 from zmake.plan import Node, Plan
 
 TEMPLATE = "Makefile.j2"
-SAFE = re.compile(r"[A-Za-z0-9._/-]")
-
-
-def target_name(dataset: str) -> str:
-    """`send/<name>`, with every character outside [A-Za-z0-9._/-] (and `+`, the escape
-    character itself) written as +XX per UTF-8 byte: collision-free and make-safe."""
-    encoded = "".join(
-        char if SAFE.fullmatch(char) else "".join(f"+{b:02X}" for b in char.encode())
-        for char in dataset
-    )
-    return f"send/{encoded}"
 
 
 def recipe_word(value: str) -> str:
@@ -53,7 +43,13 @@ class Settings:
     dest: str
     compress: str
     command: str
-    source: str
+    origin: str  # where the inventory came from, for the header
+    source_host: str = ""  # pull mode: the source's [USER@]HOST
+    readonly: bool = True
+    selection: str = '{"roots": [], "exclude": []}'  # JSON, exported as ZMAKE_SELECTION
+    # JSON that `zmake generate --update` regenerates from; empty: no self-update rule
+    # (`zmake backup` writes its Makefile afresh each run).
+    recipe: str = ""
     stamps: str = "/run/zmake/stamps"  # where make's targets (stamp files) live
 
 
@@ -80,8 +76,7 @@ def stamp_name(node: Node) -> str:
     """The stamp file for a node: its encoded name and the newest snapshot's guid, so a new
     snapshot can never be mistaken for one already sent."""
     newest = node.dataset.newest
-    encoded = target_name(node.dataset.name).removeprefix("send/")
-    return f"{encoded}@{newest.guid if newest else 'none'}"
+    return f"{encode(node.dataset.name)}@{newest.guid if newest else 'none'}"
 
 
 def generation(plan: Plan) -> str:
@@ -104,12 +99,11 @@ def render_makefile(plan: Plan, settings: Settings, version: str) -> str:
             "contain spaces or any of : # % $ ' \" \\ ; = | & * ? [ ]"
         )
     template = environment().get_template(TEMPLATE)
-    source_pools = sorted({node.dataset.pool for node in plan.nodes})
     return template.render(
         plan=plan,
         settings=settings,
         version=version,
-        source_pools=source_pools,
+        generation=generation(plan),
         umount_stamp=umount_stamp_name(plan),
         stamp=stamp_name,
     )

@@ -1,135 +1,48 @@
-"""`zmake send DATASET` and `zmake umount`: the workflows that drive the runner.
+"""`zmake send DATASET`: bring one dataset's backup up to its newest snapshot.
 
-One local zfs call reads the dataset, one remote call reads the backup's state, then each
-transfer is one pipeline. After a transfer the backup's new state is derived rather than
-queried again, so a run costs one control connection plus one per stream."""
+One read of the source dataset, one of its backup, then each transfer is one pipeline.
+After an incremental the backup's new state is derived rather than queried again, so a run
+costs one control query plus one stream per step (and, once per dataset, a few commands to
+create its backup's parents and to keep zmake's bookmark of the last snapshot sent)."""
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from zmake import commands, refine
-from zmake.commands import Target
-from zmake.decide import Action, Step, apply, decide, is_placeholder, step_bytes
+from zmake import commands, refine, state
+from zmake.bookmarks import keep_bookmark
+from zmake.decide import Action, Step, apply, decide, is_placeholder, resumable, step_bytes
 from zmake.errors import (
     Diverged,
-    LockBusy,
-    ParentRace,
     RawMismatch,
-    RemotePoolMissing,
     ResumeNeedsForce,
     StaleResumeToken,
     TransferFailed,
 )
-from zmake.model import Dataset, RemoteDataset, dest_name
-from zmake.parse import parse_local_dataset, parse_remote
+from zmake.locks import dataset_lock
+from zmake.model import BackupDataset, Dataset, dest_name
+from zmake.parents import ensure_parents
+from zmake.plan import Selection
+from zmake.report import SendReport
 from zmake.runner import Runner
-from zmake.slots import ssh_slot
+from zmake.sides import Route
+from zmake.slots import route_slots
 
-PARENT_RACE_ATTEMPTS = 3
-MAX_STEPS = 4  # resume, full, incremental, and one spare: a loop beyond that is a bug
+MAX_STEPS = 5  # resume, full, bookmark -i, incremental, and one spare: more is a bug
 
 
 @dataclass(frozen=True)
 class SendOptions:
-    target: Target
-    compress: str = "none"
+    route: Route
+    selection: Selection
     force: bool = False
     progress: bool = False
     dry_run: bool = False
     wait_for_lock: bool = True
-    run_dir: Path | None = None
-    report_file: Path | None = None
     slots: int = 0  # ssh masters shared by this run's jobs (zmake/slots.py); 0: none
-    stamp: Path | None = None  # written when the dataset is up to date (make's target)
-
-
-@dataclass
-class SendReport:
-    dataset: str
-    actions: list[str] = field(default_factory=list)
-    bytes: int = 0
-    seconds: float = 0.0
-    newest: str = ""
-    result: str = "ok"
-
-    def line(self) -> str:
-        if not self.actions:
-            return f"{self.dataset}: {self.result}"
-        rate = self.bytes / self.seconds if self.seconds > 0 else 0.0
-        return (
-            f"{self.dataset}: {' + '.join(self.actions)}, ~{human(self.bytes)} in "
-            f"{self.seconds:.1f} s ({human(rate)}/s)"
-        )
-
-
-def human(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def read_local(runner: Runner, name: str) -> Dataset:
-    result = runner.run(commands.local_dataset_argv(name))
-    if result.returncode != 0:
-        raise refine.control_error(result.argv, result.returncode, result.stderr)
-    return parse_local_dataset(result.stdout, name)
-
-
-def read_remote(runner: Runner, target: Target, name: str) -> RemoteDataset | None:
-    """The backup's state of `name`, or None when it does not exist there."""
-    result = runner.run(target.wrap(commands.remote_dataset_argv(name)))
-    if result.returncode != 0:
-        if refine.missing_dataset(result.stderr) == name and result.returncode != 255:
-            return None
-        raise refine.control_error(result.argv, result.returncode, result.stderr, target.remote)
-    return parse_remote(result.stdout).get(name)
-
-
-def read_remote_tree(runner: Runner, target: Target) -> dict[str, RemoteDataset]:
-    """Everything under the receiving pool, in one call (for estimates and status)."""
-    result = runner.run(target.wrap(commands.remote_tree_argv(target.dest_pool)))
-    if result.returncode != 0:
-        if refine.missing_dataset(result.stderr) == target.dest_pool:
-            where = f" on {target.remote}" if target.remote else ""
-            raise RemotePoolMissing(f"receiving pool {target.dest_pool!r} does not exist{where}")
-        raise refine.control_error(result.argv, result.returncode, result.stderr, target.remote)
-    return parse_remote(result.stdout)
-
-
-def run_remote(runner: Runner, target: Target, argv: list[str]) -> str:
-    result = runner.run(target.wrap(argv))
-    if result.returncode != 0:
-        raise refine.control_error(result.argv, result.returncode, result.stderr, target.remote)
-    return result.stdout
-
-
-@contextmanager
-def dataset_lock(run_dir: Path, dataset: str, *, wait: bool) -> Iterator[None]:
-    """Two makes must never send one dataset at once: an flock per dataset."""
-    locks = run_dir / "locks"
-    locks.mkdir(mode=0o700, exist_ok=True)
-    path = locks / (hashlib.sha256(dataset.encode()).hexdigest()[:32] + ".lock")
-    with open(path, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not wait:
-                raise LockBusy(f"{dataset}: another zmake send holds its lock") from None
-            print(f"{dataset}: waiting for another zmake send to finish", file=sys.stderr)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.write(dataset)
-        handle.flush()
-        yield
 
 
 @dataclass(frozen=True)
@@ -138,11 +51,11 @@ class Estimate:
     to_name: str | None
 
 
-def estimate(runner: Runner, send: list[str]) -> Estimate | str:
-    """Stream size from `zfs send -nvP`; for a token, also the snapshot it completes.
-    Returns the error text when zfs refuses (a token whose snapshot is gone). Only a resume
-    asks: other steps take their size from the properties already read (step_bytes)."""
-    result = runner.run(commands.estimate_argv(send))
+def estimate(runner: Runner, route: Route, send: list[str]) -> Estimate | str:
+    """Stream size from `zfs send -nvP` (on the sending side); for a token, also the snapshot
+    it completes. Returns zfs's error text when it refuses. Only a resume asks: other steps
+    take their size from the properties already read (step_bytes)."""
+    result = runner.run(route.source.control(commands.estimate_argv(send)))
     if result.returncode != 0:
         return result.stderr or f"exit {result.returncode}"
     size, to_name = 0, None
@@ -162,59 +75,71 @@ def describe(step: Step) -> str:
         return "resume"
     assert step.to_snapshot is not None
     if step.from_snapshot is not None:
-        return f"incremental @{step.from_snapshot.short}..@{step.to_snapshot.short}"
+        return f"incremental {step.from_snapshot.label}..@{step.to_snapshot.short}"
     return f"{step.action.value} @{step.to_snapshot.short}"
 
 
 class Sender:
-    def __init__(self, runner: Runner, options: SendOptions) -> None:
+    def __init__(self, runner: Runner, options: SendOptions, run_dir: Path) -> None:
         self.runner = runner
         self.options = options
-        self.target = options.target
+        self.route = options.route
+        self.run_dir = run_dir
 
-    def send(self, name: str, run_dir: Path) -> SendReport:
+    def send(self, name: str) -> SendReport:
         slots = 0 if self.options.dry_run else self.options.slots
-        with dataset_lock(run_dir, name, wait=self.options.wait_for_lock):
-            # Read before taking a slot: the slot is held only while the backup is involved.
-            local = read_local(self.runner, name)
-            if local.newest is None:
-                slots = 0  # nothing to ask the backup
-            with ssh_slot(self.runner, run_dir, self.options.target, slots) as target:
-                self.target = target
-                report = self.replicate(local)
-        self.write_report(report)
-        if self.options.stamp is not None and not self.options.dry_run:
-            write_stamp(self.options.stamp, f"{name}\t{report.result}\n")
-        return report
+        with dataset_lock(self.run_dir, name, wait=self.options.wait_for_lock):
+            # A local source is read before taking a slot: the slot is held only while
+            # another machine is involved (a dataset without snapshots needs none).
+            local = None
+            if self.route.source.is_local:
+                local = state.read_source(self.runner, self.route.source, name)
+                slots = slots if local.newest else 0
+            with route_slots(self.runner, self.run_dir, self.route, slots) as route:
+                self.route = route
+                if local is None:
+                    local = state.read_source(self.runner, route.source, name)
+                report, backup = self.replicate(local)
+                if backup is not None and not route.source.is_local:
+                    keep_bookmark(self.runner, route.source, local, backup)
+            if backup is not None and route.source.is_local:
+                keep_bookmark(self.runner, route.source, local, backup)  # no slot needed
+            return report
 
-    def replicate(self, local: Dataset) -> SendReport:
+    def backup_name(self, source: str) -> str:
+        return dest_name(source, self.route.dest)
+
+    def replicate(self, local: Dataset) -> tuple[SendReport, BackupDataset | None]:
+        """Steps until the backup holds the newest snapshot: the report, and the backup's
+        state then (None when nothing was sent: no snapshot, or a dry run)."""
         name = local.name
         report = SendReport(name)
         if local.newest is None:
             report.result = "no snapshot to send"
-            return report
+            return report, None
         report.newest = local.newest.short
-        remote_name = dest_name(name, self.target.dest_pool)
-        remote = read_remote(self.runner, self.target, remote_name)
         started = time.monotonic()
+        remote = state.read_backup(self.runner, self.route.target, self.backup_name(name))
         for _ in range(MAX_STEPS):
-            step = decide(local, remote, force=self.options.force)
+            step = decide(local, remote, self.route.dest, force=self.options.force)
             if step.action is Action.UP_TO_DATE:
                 break
             self.refuse(step, name)
             if step.action is Action.RESUME:
-                remote = self.resume(step, local, remote, report, remote_name)
+                remote = self.resume(step, local, remote, report)
             else:
+                if remote is None:
+                    ensure_parents(self, local, report)
                 self.transfer(step, local, report)
-                remote = apply(step, remote, local)
+                remote = self.after_transfer(step, local, remote)
             if self.options.dry_run:
                 report.result = "dry run"
-                return report
+                return report, None
         else:
             raise TransferFailed(f"{name}: still not up to date after {MAX_STEPS} steps")
         report.seconds = time.monotonic() - started
         report.result = "sent" if report.actions else f"up to date (@{local.newest.short})"
-        return report
+        return report, remote
 
     def refuse(self, step: Step, name: str) -> None:
         if step.action is Action.DIVERGED:
@@ -222,22 +147,42 @@ class Sender:
         if step.action is Action.RAW_MISMATCH:
             raise RawMismatch(f"{name}: {step.reason}")
 
+    def after_transfer(
+        self, step: Step, local: Dataset, remote: BackupDataset | None
+    ) -> BackupDataset | None:
+        """The backup's state after `step`: derived for an incremental; asked again after a
+        full stream, which made a new dataset (its guid names zmake's bookmark)."""
+        if self.options.dry_run or step.action is Action.INCREMENTAL:
+            return apply(step, remote, local, self.route.dest)
+        backup = self.backup_name(local.name)
+        if step.action is Action.FULL_OVER_PLACEHOLDER:
+            self.unmark(backup)
+        return state.read_backup(self.runner, self.route.target, backup)
+
+    def unmark(self, backup: str) -> None:
+        """A replaced placeholder is a backup now: drop the mark (it would only mislead)."""
+        argv = self.route.target.control(commands.unmark_placeholder_argv(backup))
+        result = self.runner.run(argv)
+        if result.returncode != 0:
+            print(f"zmake: {backup}: {refine.first_line(result.stderr)}", file=sys.stderr)
+
     def resume(
-        self,
-        step: Step,
-        local: Dataset,
-        remote: RemoteDataset | None,
-        report: SendReport,
-        remote_name: str,
-    ) -> RemoteDataset | None:
-        checked = estimate(self.runner, commands.send_argv(step, local))
-        if isinstance(checked, str):
+        self, step: Step, local: Dataset, remote: BackupDataset | None, report: SendReport
+    ) -> BackupDataset | None:
+        assert step.token is not None
+        if not resumable(step.token, local):
             if not self.options.force:
                 raise StaleResumeToken(
-                    f"{local.name}: the backup's partial receive cannot be resumed "
-                    f"({refine.first_line(checked)}); --force aborts it (zfs recv -A)"
+                    f"{local.name}: the backup's partial receive needs a snapshot the source "
+                    "no longer has, so it cannot be resumed; --force aborts it (zfs recv -A)"
                 )
-            return self.abort_partial(remote_name, report, "stale")
+            return self.abort_partial(local.name, report, "stale")
+        checked = estimate(self.runner, self.route, commands.send_argv(step, local))
+        if isinstance(checked, str):  # its snapshots exist: a passing failure, never abort
+            raise TransferFailed(
+                f"{local.name}: cannot check the resume token ({refine.first_line(checked)}); "
+                "run again"
+            )
         try:
             self.run_stream(step, local, report, checked.size)
         except ResumeNeedsForce:
@@ -247,56 +192,47 @@ class Sender:
             if is_placeholder(local, remote):
                 self.run_stream(replace(step, force_receive=True), local, report, checked.size)
             elif self.options.force:
-                return self.abort_partial(remote_name, report, "replacing")
+                return self.abort_partial(local.name, report, "replacing")
             else:
                 raise Diverged(
-                    f"{local.name}: the backup's partial receive would replace {remote_name}, "
-                    "which now holds data of its own; --force aborts it (zfs recv -A)"
+                    f"{local.name}: the backup's partial receive would replace "
+                    f"{self.backup_name(local.name)}, which zmake did not create; --force "
+                    "aborts it (zfs recv -A)"
                 ) from None
         completed = next((s for s in local.snapshots if s.name == checked.to_name), None)
-        if completed is None or remote is None:
-            return read_remote(self.runner, self.target, remote_name)
+        if completed is None or remote is None or remote.guid == 0:
+            backup = self.backup_name(local.name)
+            return state.read_backup(self.runner, self.route.target, backup)
         return remote.with_snapshot(completed)
 
-    def abort_partial(self, name: str, report: SendReport, kind: str) -> RemoteDataset | None:
-        run_remote(self.runner, self.target, commands.abort_resume_argv(name))
+    def abort_partial(self, name: str, report: SendReport, kind: str) -> BackupDataset | None:
+        backup = self.backup_name(name)
+        state.control(self.runner, self.route.target, commands.abort_resume_argv(backup))
         report.actions.append(f"aborted {kind} partial receive")
-        return read_remote(self.runner, self.target, name)
+        return state.read_backup(self.runner, self.route.target, backup)
 
     def transfer(self, step: Step, local: Dataset, report: SendReport) -> None:
         if step.rollback_to is not None:
-            snapshot = dest_name(step.rollback_to.name, self.target.dest_pool)
+            snapshot = f"{self.backup_name(local.name)}@{step.rollback_to.short}"
             if not self.options.dry_run:
-                run_remote(self.runner, self.target, commands.rollback_argv(snapshot))
+                state.control(self.runner, self.route.target, commands.rollback_argv(snapshot))
             report.actions.append(f"rolled back backup to @{step.rollback_to.short}")
         self.run_stream(step, local, report, step_bytes(step, local))
 
     def run_stream(self, step: Step, local: Dataset, report: SendReport, size: int) -> None:
         send = commands.send_argv(step, local)
-        recv = commands.recv_argv(step, local, self.target.dest_pool)
+        recv = commands.recv_argv(
+            step, local, self.backup_name(local.name), readonly=self.route.readonly
+        )
         progress = self.progress_argv(local.name, size)
-        stages = commands.data_pipeline(send, recv, self.target, self.options.compress, progress)
+        stages = self.route.pipeline(send, recv, progress)
         if self.options.dry_run:
             print(commands.pipeline_text(stages))
         else:
-            self.run_pipeline_retrying(local.name, stages, passthrough=1 if progress else None)
+            meter = stages.index(progress) if progress else None
+            self.run_pipeline(local.name, stages, passthrough=meter)
         report.actions.append(describe(step))
         report.bytes += size
-
-    def run_pipeline_retrying(
-        self, name: str, stages: list[list[str]], passthrough: int | None
-    ) -> None:
-        for attempt in range(1, PARENT_RACE_ATTEMPTS + 1):
-            try:
-                self.run_pipeline(name, stages, passthrough)
-                return
-            except ParentRace as race:
-                # Siblings received in parallel both auto-create their missing parent; the
-                # loser fails before any data moved, and the parent now exists.
-                if attempt == PARENT_RACE_ATTEMPTS:
-                    raise
-                print(f"zmake: {race}", file=sys.stderr)
-                time.sleep(attempt)
 
     def run_pipeline(self, name: str, stages: list[list[str]], passthrough: int | None) -> None:
         result = self.runner.pipeline(stages, passthrough=passthrough)
@@ -305,8 +241,7 @@ class Sender:
         raise refine.transfer_error(
             name,
             [refine.StageOutcome(s.argv, s.returncode, s.stderr) for s in result.stages],
-            remote=self.target.remote,
-            dest_pool=self.target.dest_pool,
+            route=self.route,
         )
 
     def progress_argv(self, name: str, size: int) -> list[str] | None:
@@ -316,51 +251,41 @@ class Sender:
 
         if shutil.which("pv") is None:
             return None
-        return ["pv", "-f", "-c", "-N", name, *(["-s", str(size)] if size else [])]
-
-    def write_report(self, report: SendReport) -> None:
-        if self.options.report_file is None:
-            return
-        record = {
-            "dataset": report.dataset,
-            "actions": report.actions,
-            "bytes": report.bytes,
-            "seconds": round(report.seconds, 3),
-            "newest": report.newest,
-            "result": report.result,
-        }
-        import json  # only `zmake backup` asks for a report
-
-        with open(self.options.report_file, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        # Between two other machines the stream passes here compressed: no size then.
+        relayed = not (self.route.source.is_local or self.route.target.is_local)
+        sized = size and not (relayed and self.route.compressing)
+        return ["pv", "-f", "-c", "-N", name, *(["-s", str(size)] if sized else [])]
 
 
-def write_stamp(path: Path, text: str) -> None:
-    """Mark a make target done. Only an optimisation: a send that runs asks the backup."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_text(text)
-    temp.replace(path)
+def send_recorded(
+    runner: Runner,
+    options: SendOptions,
+    run_dir: Path,
+    name: str,
+    *,
+    stamp: Path | None = None,
+    failures: Path | None = None,
+    report_file: Path | None = None,
+) -> SendReport:
+    """Send, then record the outcome where make and `zmake backup` look: the stamp file (up
+    to date), the failures folder (why not: make goes on to the parents, `all` lists it), the
+    JSON report. Without a failures folder an error is raised as usual."""
+    from zmake.errors import ZmakeError
+    from zmake.report import append_record, clear_failure, note_failure, write_stamp
 
-
-def unmount_backups(
-    runner: Runner, run_dir: Path, targets: Sequence[Target], slots: int
-) -> list[str]:
-    """Unmount each target's receiving pool, through a slot: what was unmounted, a line each."""
-    lines: list[str] = []
-    for target in targets:
-        with ssh_slot(runner, run_dir, target, slots) as slot_target:
-            done = umount(runner, slot_target).splitlines()
-        lines.extend(done or [f"{target.dest_pool}: nothing mounted"])
-    return lines
-
-
-def umount(runner: Runner, target: Target) -> str:
-    """Unmount the receiving pool's datasets (idempotent). Returns what was unmounted."""
-    result = runner.run(target.wrap_script(commands.umount_script(target.dest_pool)))
-    if result.returncode == commands.UMOUNT_NO_POOL:
-        where = f" on {target.remote}" if target.remote else ""
-        raise RemotePoolMissing(f"receiving pool {target.dest_pool!r} does not exist{where}")
-    if result.returncode != 0:
-        raise refine.control_error(result.argv, result.returncode, result.stderr, target.remote)
-    return result.stderr
+    try:
+        report = Sender(runner, options, run_dir).send(name)
+    except ZmakeError as exc:
+        if failures is None:
+            raise
+        print(f"zmake: {exc}", file=sys.stderr)
+        report = SendReport(name, result="failed", error=str(exc).removeprefix(f"{name}: "))
+        note_failure(failures, name, f"{name}: {report.error}")
+    else:
+        if failures is not None:
+            clear_failure(failures, name)
+        if stamp is not None and not options.dry_run:
+            write_stamp(stamp, f"{name}\t{report.result}\n")
+    if report_file is not None:
+        append_record(report_file, report)
+    return report

@@ -27,10 +27,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from zmake import commands
-from zmake.commands import Target
+from zmake import sides
 from zmake.errors import UsageError
 from zmake.runner import Runner
+from zmake.sides import Route, Side
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,10 +51,6 @@ def jobs_from_makeflags(makeflags: str | None) -> int | None:
     if match is None:
         return None
     return int(match.group(1)) if match.group(1) else UNLIMITED_JOBS_SLOTS
-
-
-def connection_key(target: Target) -> str:
-    return hashlib.sha256(f"{target.ssh}\0{target.remote}".encode()).hexdigest()[:12]
 
 
 def socket_dir(run_dir: Path) -> Path:
@@ -84,13 +80,13 @@ def private_directory(folder: Path) -> Path:
     return folder
 
 
-def user_multiplexes(runner: Runner, target: Target, folder: Path) -> bool:
-    """Does the user's ssh config set its own ControlPath for this ssh command and remote?"""
-    assert target.remote is not None
-    remembered = mux_answer(folder, target)
-    if answer_is_current(remembered, ssh_config_files(target.ssh)):
+def user_multiplexes(runner: Runner, side: Side, folder: Path) -> bool:
+    """Does the user's ssh config set its own ControlPath for this ssh command and host?"""
+    assert side.host is not None
+    remembered = mux_answer(folder, side)
+    if answer_is_current(remembered, ssh_config_files(side.ssh)):
         return remembered.read_text() == "user"
-    result = runner.run(commands.ssh_config_argv(target.ssh, target.remote))
+    result = runner.run(sides.ssh_config_argv(side.ssh, side.host))
     if result.returncode != 0:  # let the real command report what is wrong
         return False
     multiplexes = any(
@@ -101,14 +97,14 @@ def user_multiplexes(runner: Runner, target: Target, folder: Path) -> bool:
     return multiplexes
 
 
-def mux_answer(folder: Path, target: Target) -> Path:
-    """Where user_multiplexes remembers its answer for this ssh command and remote."""
-    return folder / f"mux-{connection_key(target)}"
+def mux_answer(folder: Path, side: Side) -> Path:
+    """Where user_multiplexes remembers its answer for this ssh command and host."""
+    return folder / f"mux-{side.key}"
 
 
 def ssh_config_files(ssh: str) -> list[Path]:
     """The files ssh reads its configuration from: -F FILE, or the user's and the system's."""
-    words = commands.ssh_prefix(ssh)
+    words = sides.ssh_prefix(ssh)
     for index, word in enumerate(words):
         if word == "-F" and index + 1 < len(words):
             return [Path(words[index + 1]).expanduser()]
@@ -168,34 +164,38 @@ def first_free(handles: Sequence[IO[str]]) -> int | None:
 
 
 @contextmanager
-def ssh_slot(runner: Runner, run_dir: Path, target: Target, slots: int) -> Iterator[Target]:
-    """The target to use while holding a slot (unchanged for local pools, which take no slot,
-    or when the user's own ssh config multiplexes)."""
-    if target.remote is None or slots < 1:
-        yield target
+def ssh_slot(runner: Runner, run_dir: Path, side: Side, slots: int) -> Iterator[Side]:
+    """The side to use while holding a slot (unchanged for this machine, which takes no
+    slot, or when the user's own ssh config multiplexes)."""
+    if side.host is None or slots < 1:
+        yield side
         return
     folder = socket_dir(run_dir)
-    own_masters = not user_multiplexes(runner, target, folder)
-    key = connection_key(target)
+    own_masters = not user_multiplexes(runner, side, folder)
     # The slot limits the streams to `slots` even when the user's master carries them all.
-    with take_slot(folder, key, slots) as index:
-        yield (
-            replace(target, slot_socket=str(folder / f"s{index}-{key}")) if own_masters else target
-        )
+    with take_slot(folder, side.key, slots) as index:
+        yield replace(side, socket=str(folder / f"s{index}-{side.key}")) if own_masters else side
 
 
-def close_masters(runner: Runner, run_dir: Path, target: Target) -> int:
-    """Close every slot master of `target` (end of `zmake backup`). Returns how many."""
-    if target.remote is None:
+@contextmanager
+def route_slots(runner: Runner, run_dir: Path, route: Route, slots: int) -> Iterator[Route]:
+    """A slot on each remote side of the route (the source's first, in every send, so two
+    sends never wait for each other's)."""
+    with (
+        ssh_slot(runner, run_dir, route.source, slots) as source,
+        ssh_slot(runner, run_dir, route.target, slots) as target,
+    ):
+        yield replace(route, source=source, target=target)
+
+
+def close_masters(runner: Runner, run_dir: Path, side: Side) -> int:
+    """Close every slot master of `side` (end of `zmake backup`). Returns how many."""
+    if side.host is None:
         return 0
     folder = socket_dir(run_dir)
-    mux_answer(folder, target).unlink(missing_ok=True)
-    sockets = [
-        s for s in sorted(folder.glob(f"s*-{connection_key(target)}")) if s.suffix != ".lock"
-    ]
-    exits = [
-        commands.master_control_argv(target.ssh, target.remote, str(s), "exit") for s in sockets
-    ]
+    mux_answer(folder, side).unlink(missing_ok=True)
+    sockets = [s for s in sorted(folder.glob(f"s*-{side.key}")) if s.suffix != ".lock"]
+    exits = [sides.master_control_argv(side.ssh, side.host, str(s), "exit") for s in sockets]
     results = runner.run_all(exits)  # side by side: each is a whole ssh start
     for socket in sockets:
         socket.unlink(missing_ok=True)

@@ -5,37 +5,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from zmake import commands, refine
+from zmake import commands
 from zmake.errors import UsageError
 from zmake.parse import Capture, parse_capture
 from zmake.runner import Runner
+from zmake.sides import Side
+from zmake.state import control
 
 
-def check(runner: Runner, argv: list[str]) -> str:
-    result = runner.run(argv)
-    if result.returncode != 0:
-        raise refine.control_error(result.argv, result.returncode, result.stderr)
-    return result.stdout
-
-
-def imported_pools(runner: Runner) -> tuple[str, ...]:
-    pools = tuple(check(runner, ["zpool", "list", "-H", "-o", "name"]).split())
+def imported_pools(runner: Runner, side: Side) -> tuple[str, ...]:
+    pools = tuple(control(runner, side, ["zpool", "list", "-H", "-o", "name"]).split())
     if not pools:
-        raise UsageError("no ZFS pool is imported on this machine")
+        raise UsageError(f"no ZFS pool is imported{side.where() or ' on this machine'}")
     return pools
 
 
-def read_live(runner: Runner, pools: Sequence[str], *, with_version: bool = False) -> Capture:
-    """Exactly one batched zfs list and one zfs get for all pools (plus `zfs version`
-    when recording a capture)."""
+def read_live(
+    runner: Runner, side: Side, pools: Sequence[str], *, with_version: bool = False
+) -> Capture:
+    """Exactly one batched zfs list and one zfs get for all pools, on the source side
+    (plus `zfs version` when recording a capture)."""
     version = ""
     if with_version:
-        version = check(runner, ["zfs", "version"]).splitlines()[0].strip()
+        version = control(runner, side, ["zfs", "version"]).splitlines()[0].strip()
     return Capture(
         zfs_version=version,
         pools=tuple(pools),
-        list_output=check(runner, commands.source_list_argv(pools)),
-        get_output=check(runner, commands.source_get_argv(pools)),
+        list_output=control(runner, side, commands.source_list_argv(pools)),
+        get_output=control(runner, side, commands.source_get_argv(pools)),
     )
 
 

@@ -23,9 +23,8 @@ from zfsgen import GenTree, components, trees
 
 from zmake.commands import (
     COMPRESSORS,
-    Target,
     abort_resume_argv,
-    data_pipeline,
+    create_placeholder_argv,
     estimate_argv,
     local_dataset_argv,
     pipeline_text,
@@ -34,14 +33,12 @@ from zmake.commands import (
     remote_tree_argv,
     rollback_argv,
     send_argv,
-    ssh_argv,
-    ssh_prefix,
-    umount_script,
 )
 from zmake.decide import Action, Step
 from zmake.errors import UsageError, ZfsUnavailable
 from zmake.model import FILESYSTEM, VOLUME, Dataset, Snapshot
 from zmake.runner import Runner
+from zmake.sides import Route, Side, ssh_argv, ssh_prefix
 
 PYTHON = f"#!{sys.executable} -SI\n"
 FAKE_ZFS = (
@@ -106,7 +103,7 @@ if "FAKE_LOG" in os.environ:
     with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as f:
         record = {"prog": "ssh", "options": options, "host": host, "words": words}
         f.write(json.dumps(record) + "\n")
-os.environ["FAKE_SIDE"] = "remote"
+os.environ["FAKE_SIDE"] = host.rpartition("@")[2]
 os.execvp("sh", ["sh", "-c", " ".join(words)])
 """
 )
@@ -218,8 +215,8 @@ def test_remote_shell_receives_each_argument_intact(
 @settings(max_examples=25, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\0"), min_size=1))
 def test_any_name_survives_the_fake_ssh(fakes: Fakes, name: str) -> None:
-    target = Target(dest_pool="backup", remote="me@backup", ssh="ssh -p 2222 -F 'my cfg'")
-    argv = target.wrap(remote_tree_argv(name))
+    side = Side("me@backup", ssh="ssh -p 2222 -F 'my cfg'")
+    argv = side.control(remote_tree_argv(name))
     done = run(argv, fakes.env(Path(os.devnull)))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == remote_tree_argv(name)[1:]
@@ -237,8 +234,8 @@ def test_remote_pipeline_stages_survive(fakes: Fakes, first: str, second: str) -
 
 
 def test_ssh_prefix_is_split_like_a_shell() -> None:
-    target = Target(dest_pool="b", remote="me@host", ssh="ssh -F 'my cfg' -p 2222 -o X=y")
-    argv = target.wrap(["zfs", "list", "b/my data"])
+    side = Side("me@host", ssh="ssh -F 'my cfg' -p 2222 -o X=y")
+    argv = side.control(["zfs", "list", "b/my data"])
     assert argv[:7] == ["ssh", "-F", "my cfg", "-p", "2222", "-o", "X=y"]
     assert argv[7:] == ["me@host", "zfs list 'b/my data'"]
 
@@ -249,10 +246,10 @@ def test_ssh_prefix_rejects_nonsense(bad: str) -> None:
         ssh_prefix(bad)
 
 
-def test_local_target_runs_commands_directly() -> None:
-    target = Target(dest_pool="backup")
-    assert target.wrap(["zfs", "list", "x y"]) == ["zfs", "list", "x y"]
-    assert target.wrap_script("echo hi") == ["sh", "-c", "echo hi"]
+def test_this_machine_runs_commands_directly() -> None:
+    side = Side()
+    assert side.control(["zfs", "list", "x y"]) == ["zfs", "list", "x y"]
+    assert side.stream([["a"], ["b c"]]) == [["a"], ["b c"]]
 
 
 def test_control_commands_keep_names_as_single_arguments() -> None:
@@ -262,6 +259,7 @@ def test_control_commands_keep_names_as_single_arguments() -> None:
     assert local_dataset_argv(name)[-1] == name
     assert remote_dataset_argv(name)[-3:] == ["-d", "1", name]
     assert remote_tree_argv(name)[-2:] == ["-r", name]
+    assert create_placeholder_argv(name)[-3:] == ["-o", f"zmake:placeholder={name}", name]
 
 
 # --- zfs recv options ----------------------------------------------------------------------------
@@ -283,12 +281,13 @@ def test_control_commands_keep_names_as_single_arguments() -> None:
 def test_recv_mountpoint_only_when_set_on_the_filesystem(
     dataset: Dataset, mountpoint_option: str | None
 ) -> None:
-    argv = recv_argv(full(dataset), dataset, "backup")
+    argv = recv_argv(full(dataset), dataset, "backup/my data")
     options = [argv[i + 1] for i, word in enumerate(argv) if word == "-o"]
     mountpoints = [o for o in options if o.startswith("mountpoint=")]
     assert mountpoints == ([mountpoint_option] if mountpoint_option else [])
-    assert "canmount=noauto" in options
-    assert argv[:2] == ["zfs", "recv"] and argv[-2:] == ["-d", "backup"]
+    assert "canmount=noauto" in options and "readonly=on" in options
+    assert argv[:2] == ["zfs", "recv"] and argv[-1] == "backup/my data"
+    assert "-d" not in argv  # into the exact name: zmake makes the parents itself
     assert {"-u", "-s"} <= set(argv)
 
 
@@ -301,9 +300,10 @@ def test_recv_never_sets_properties_on_volumes(source: str) -> None:
         mountpoint_source=source,
         snapshots=(snapshot("tank/vm:disk0", "a", 1, 1),),
     )
-    argv = recv_argv(full(volume), volume, "backup")
-    assert "-o" not in argv
-    assert argv == ["zfs", "recv", "-u", "-s", "-d", "backup"]
+    argv = recv_argv(full(volume), volume, "backup/vm:disk0", readonly=False)
+    assert argv == ["zfs", "recv", "-u", "-s", "backup/vm:disk0"]
+    readonly = recv_argv(full(volume), volume, "backup/vm:disk0")
+    assert readonly == ["zfs", "recv", "-u", "-s", "-o", "readonly=on", "backup/vm:disk0"]
 
 
 @pytest.mark.parametrize(
@@ -312,11 +312,11 @@ def test_recv_never_sets_properties_on_volumes(source: str) -> None:
         (Action.FULL, False, False),
         (Action.FULL_OVER_PLACEHOLDER, False, True),
         (Action.INCREMENTAL, False, False),
-        (Action.INCREMENTAL, True, True),
+        (Action.INCREMENTAL, True, False),  # rolled back by `zfs rollback` first
         (Action.RESUME, False, False),
     ],
 )
-def test_recv_force_flag_only_over_placeholder_or_rollback(
+def test_recv_force_flag_only_over_a_placeholder(
     action: Action, rollback: bool, forced: bool
 ) -> None:
     ds = filesystem()
@@ -346,11 +346,11 @@ def test_recv_options_on_generated_datasets(tree: GenTree, data: st.DataObject) 
     argv = recv_argv(step, ds, "backup")
     options = [argv[i + 1] for i, word in enumerate(argv) if word == "-o"]
     if ds.kind == VOLUME:
-        assert options == []
+        assert options == ["readonly=on"]
     elif ds.mountpoint_source == "local":
-        assert options == ["canmount=noauto", f"mountpoint={ds.mountpoint}"]
+        assert options == ["canmount=noauto", f"mountpoint={ds.mountpoint}", "readonly=on"]
     else:
-        assert options == ["canmount=noauto"]
+        assert options == ["canmount=noauto", "readonly=on"]
     assert ("-F" in argv) == (step.action is Action.FULL_OVER_PLACEHOLDER)
 
 
@@ -405,81 +405,124 @@ def test_estimate_is_a_dry_run_of_the_same_send() -> None:
 # --- the data pipeline -----------------------------------------------------------------------
 
 
+def push(compress: str = "none", ssh: str = "ssh") -> Route:
+    return Route(Side(), Side("me@host", ssh), "backup", compress)
+
+
+def pull(compress: str = "none") -> Route:
+    return Route(Side("me@laptop"), Side(), "backup", compress)
+
+
+def relay(compress: str = "none") -> Route:
+    return Route(Side("me@laptop"), Side("me@host"), "backup", compress)
+
+
 def test_local_pipeline_has_no_ssh_and_no_compression() -> None:
     ds = filesystem()
     send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
     for compress in ("none", *COMPRESSORS):
-        assert data_pipeline(send, recv, Target("backup"), compress) == [send, recv]
+        assert Route(Side(), Side(), "backup", compress).pipeline(send, recv) == [send, recv]
     progress = ["pv", "-f"]
-    assert data_pipeline(send, recv, Target("backup"), "zstd", progress) == [send, progress, recv]
+    local = Route(Side(), Side(), "backup", "zstd")
+    assert local.pipeline(send, recv, progress) == [send, progress, recv]
 
 
 @pytest.mark.parametrize("compress", sorted(COMPRESSORS))
-def test_compressed_pipeline_decompresses_on_the_remote(compress: str) -> None:
+def test_push_compresses_here_and_decompresses_on_the_backup(compress: str) -> None:
     ds = filesystem()
     send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
-    target = Target("backup", remote="me@host", ssh="ssh -p 22")
-    stages = data_pipeline(send, recv, target, compress, ["pv", "-f"])
+    stages = push(compress, "ssh -p 22").pipeline(send, recv, ["pv", "-f"])
     compressor, decompressor = COMPRESSORS[compress]
     assert stages[:3] == [send, ["pv", "-f"], compressor]
     remote_text = f"{shlex.join(decompressor)} | {shlex.join(recv)}"
     assert stages[3:] == [["ssh", "-p", "22", *OWN_CONNECTION, "me@host", remote_text]]
 
 
+@pytest.mark.parametrize("compress", sorted(COMPRESSORS))
+def test_pull_compresses_on_the_source_and_meters_after_decompressing(compress: str) -> None:
+    ds = filesystem()
+    send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
+    stages = pull(compress).pipeline(send, recv, ["pv", "-f"])
+    compressor, decompressor = COMPRESSORS[compress]
+    remote_text = f"{shlex.join(send)} | {shlex.join(compressor)}"
+    assert stages == [
+        ["ssh", *OWN_CONNECTION, "me@laptop", remote_text],
+        decompressor,
+        ["pv", "-f"],
+        recv,
+    ]
+
+
+def test_relay_passes_the_compressed_stream_through_this_machine() -> None:
+    ds = filesystem()
+    send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
+    compressor, decompressor = COMPRESSORS["zstd"]
+    assert relay("zstd").pipeline(send, recv, ["pv"]) == [
+        ["ssh", *OWN_CONNECTION, "me@laptop", f"{shlex.join(send)} | {shlex.join(compressor)}"],
+        ["pv"],
+        ["ssh", *OWN_CONNECTION, "me@host", f"{shlex.join(decompressor)} | {shlex.join(recv)}"],
+    ]
+
+
 def test_uncompressed_remote_pipeline() -> None:
     ds = filesystem()
     send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
-    stages = data_pipeline(send, recv, Target("backup", remote="host"), "none")
+    stages = Route(Side(), Side("host"), "backup").pipeline(send, recv)
     assert stages == [send, ["ssh", *OWN_CONNECTION, "host", shlex.join(recv)]]
 
 
 def test_only_data_streams_opt_out_of_connection_sharing() -> None:
     """Control commands may share a multiplexed connection; data streams get their own."""
-    target = Target("backup", remote="me@host", ssh="ssh -p 22")
-    assert target.wrap(["zfs", "list"]) == ["ssh", "-p", "22", "me@host", "zfs list"]
-    assert target.wrap_script("true") == ["ssh", "-p", "22", "me@host", "true"]
-    assert ssh_argv("ssh -p 22", "me@host", [["zfs", "list"]]) == target.wrap(["zfs", "list"])
+    side = Side("me@host", ssh="ssh -p 22")
+    assert side.control(["zfs", "list"]) == ["ssh", "-p", "22", "me@host", "zfs list"]
+    assert ssh_argv("ssh -p 22", "me@host", [["zfs", "list"]]) == side.control(["zfs", "list"])
     stream = ssh_argv("ssh -p 22", "me@host", [["a"], ["b"]], own_connection=True)
     assert stream == ["ssh", "-p", "22", *OWN_CONNECTION, "me@host", "a | b"]
+    assert side.stream([["a"], ["b"]]) == [stream]
 
 
+@pytest.mark.parametrize("route", [push, pull, relay], ids=["push", "pull", "relay"])
 @pytest.mark.parametrize("compress", ["none", "zstd", "gzip"])
 @pytest.mark.parametrize("name", ["tank/my data", "tank/it's $HOME", "tank/vm:disk0 50%"])
-def test_pipeline_runs_end_to_end(fakes: Fakes, tmp_path: Path, compress: str, name: str) -> None:
+def test_pipeline_runs_end_to_end(
+    fakes: Fakes, tmp_path: Path, route: Any, compress: str, name: str
+) -> None:
     """pipeline_text through bash with fake zfs/ssh/compressors: the stream arrives intact,
-    compressed locally and decompressed remotely, and recv gets its exact argv."""
+    compressed where it is sent and decompressed where it is received, and send and recv
+    run on their own sides with their exact argv."""
     ds = filesystem(name=name, mountpoint=f"/srv/{name} 'q'")
     step = incremental(ds, rollback=True)
-    send, recv = send_argv(step, ds), recv_argv(step, ds, "backup")
-    stages = data_pipeline(send, recv, Target("backup", remote="me@host"), compress)
+    the_route: Route = route(compress)
+    send, recv = send_argv(step, ds), recv_argv(step, ds, "backup/x y")
     log = tmp_path / "log"
-    done = run(["bash", "-c", pipeline_text(stages)], fakes.env(log))
+    done = run(["bash", "-c", pipeline_text(the_route.pipeline(send, recv))], fakes.env(log))
     assert done.returncode == 0, done.stderr
     records = read_log(log)
+    sender = next(r for r in records if r["prog"] == "zfs" and r["argv"][0] == "send")
     received = [r for r in records if r["prog"] == "zfs" and r["argv"][0] == "recv"]
+    source_host = (the_route.source.host or "local").rpartition("@")[2]
+    target_host = (the_route.target.host or "local").rpartition("@")[2]
+    assert sender["side"] == source_host and sender["argv"] == send[1:]
     assert len(received) == 1
-    assert received[0]["side"] == "remote"
-    assert received[0]["argv"] == recv[1:]
+    assert received[0]["side"] == target_host and received[0]["argv"] == recv[1:]
     stream = "STREAM " + json.dumps(send[1:]) + "\n"
     if compress == "none":
         assert received[0]["stdin"] == stream
     else:
         program = COMPRESSORS[compress][0][0]
-        assert received[0]["stdin"] == f"[{program}: local -> remote]{stream}"
+        assert received[0]["stdin"] == f"[{program}: {source_host} -> {target_host}]{stream}"
     ssh_calls = [r for r in records if r["prog"] == "ssh"]
-    assert len(ssh_calls) == 1 and ssh_calls[0]["host"] == "me@host"
-    assert ssh_calls[0]["options"] == OWN_CONNECTION
-    assert len(ssh_calls[0]["words"]) == 1
+    assert len(ssh_calls) == len(the_route.remote_hosts)
+    assert all(call["options"] == OWN_CONNECTION for call in ssh_calls)
+    assert all(len(call["words"]) == 1 for call in ssh_calls)
 
 
 def test_local_pipeline_runs_end_to_end(fakes: Fakes, tmp_path: Path) -> None:
     ds = filesystem(name="tank/it's my data")
     send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
     log = tmp_path / "log"
-    done = run(
-        ["bash", "-c", pipeline_text(data_pipeline(send, recv, Target("backup"), "zstd"))],
-        fakes.env(log),
-    )
+    route = Route(Side(), Side(), "backup", "zstd")
+    done = run(["bash", "-c", pipeline_text(route.pipeline(send, recv))], fakes.env(log))
     assert done.returncode == 0, done.stderr
     records = read_log(log)
     assert [r["prog"] for r in records] == ["zfs", "zfs"]
@@ -488,10 +531,12 @@ def test_local_pipeline_runs_end_to_end(fakes: Fakes, tmp_path: Path) -> None:
 
 
 def test_pipeline_text_fails_when_send_fails(fakes: Fakes, tmp_path: Path) -> None:
-    """pipefail: `zfs recv` succeeding must not hide a failed `zfs send`."""
+    """pipefail: `zfs recv` succeeding must not hide a failed `zfs send`. (On another
+    machine the sending stages run in the login shell, which may lack pipefail; there
+    `zfs recv` itself refuses the cut stream, see refine.transfer_error.)"""
     ds = filesystem()
     send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
-    text = pipeline_text(data_pipeline(send, recv, Target("backup", remote="h"), "zstd"))
+    text = pipeline_text(push("zstd").pipeline(send, recv))
     done = run(["bash", "-c", text], fakes.env(tmp_path / "log", FAKE_SEND_EXIT="3"))
     assert done.returncode == 3
 
@@ -508,7 +553,7 @@ def effective_ssh_options(argv: list[str]) -> dict[str, str]:
 def data_stream_ssh(ssh: str) -> list[str]:
     ds = filesystem()
     send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
-    return data_pipeline(send, recv, Target("backup", remote="me@host", ssh=ssh), "none")[-1]
+    return push(ssh=ssh).pipeline(send, recv)[-1]
 
 
 needs_ssh = pytest.mark.skipif(shutil.which("ssh") is None, reason="needs OpenSSH's ssh -G")
@@ -547,36 +592,7 @@ def test_data_stream_ssh_overrides_a_control_path_given_in_ssh(ssh: str) -> None
     assert "controlpath" not in options, options
 
 
-# --- umount ---------------------------------------------------------------------------------------
-
-
-def test_umount_script_unmounts_children_first(fakes: Fakes, tmp_path: Path) -> None:
-    mounted = [
-        ("yes", "b:1"),
-        ("yes", "b:1/home"),
-        ("no", "b:1/home/alice"),
-        ("yes", "b:1/home/my data"),
-        ("yes", "b:1/home/my data/deep 50%"),
-        ("yes", "b:1/home x"),
-        ("yes", "b:1/it's"),
-    ]
-    log = tmp_path / "log"
-    env = fakes.env(log, FAKE_MOUNTED="".join(f"{m}\t{n}\n" for m, n in mounted))
-    target = Target("b:1", remote="host")
-    done = run(target.wrap_script(umount_script("b:1")), env)
-    assert done.returncode == 0, done.stderr
-    unmounted = [
-        r["argv"][1] for r in read_log(log) if r["prog"] == "zfs" and r["argv"][0] == "unmount"
-    ]
-    assert sorted(unmounted) == sorted(n for m, n in mounted if m == "yes")
-    for i, name in enumerate(unmounted):
-        assert not any(later.startswith(name + "/") for later in unmounted[i + 1 :])
-
-
-def test_umount_script_reports_a_missing_pool(fakes: Fakes, tmp_path: Path) -> None:
-    env = fakes.env(tmp_path / "log", FAKE_POOL_MISSING="1")
-    done = run(Target("nope", remote="host").wrap_script(umount_script("nope")), env)
-    assert done.returncode == 7
+# --- the runner ----------------------------------------------------------------------------
 
 
 def test_runner_run_all_runs_the_commands_side_by_side(tmp_path: Path) -> None:

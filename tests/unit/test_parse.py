@@ -23,12 +23,12 @@ from zmake.commands import source_get_argv, source_list_argv
 from zmake.errors import ParseError
 from zmake.model import FILESYSTEM, VOLUME, Dataset, Snapshot, dest_name, parent_of
 from zmake.parse import (
-    REMOTE_LIST_PROPS,
+    BACKUP_LIST_PROPS,
     SOURCE_LIST_PROPS,
     Capture,
+    parse_backup,
     parse_capture,
     parse_local_dataset,
-    parse_remote,
     parse_source,
     render_capture,
 )
@@ -132,7 +132,7 @@ def test_parse_local_dataset_reports_a_missing_property() -> None:
         parse_local_dataset(text, "tank/a")
 
 
-# --- parse_remote -----------------------------------------------------------------------------
+# --- parse_backup -----------------------------------------------------------------------------
 
 
 @st.composite
@@ -151,40 +151,61 @@ def remote_trees(draw: st.DrawFn) -> tuple[str, list[GenRemote]]:
             if draw(st.booleans()):
                 txg += draw(st.integers(1, 9))
                 snapshots.append(received_copy(snap, dest, txg))
+        name = dest_name(source.name, dest)
         remotes.append(
             GenRemote(
-                name=dest_name(source.name, dest),
+                name=name,
                 kind=source.kind,
                 referenced=draw(st.integers(0, 2**40)),
                 written=draw(st.integers(0, 2**20)),
                 token=draw(st.sampled_from((None, "1-e604ea4bf-e0-789c63a2"))),
                 encryption=source.encryption,
                 snapshots=tuple(snapshots),
+                guid=draw(st.integers(1, 2**64 - 1)),
+                encryption_root=dest_name(source.encryption_root, dest)
+                if source.encryption_root
+                else None,
+                placeholder=not snapshots and draw(st.booleans()),
+                mounted=source.kind == FILESYSTEM and draw(st.booleans()),
             )
         )
     return dest, remotes
 
 
 @given(remote_trees())
-def test_parse_remote_round_trip(generated: tuple[str, list[GenRemote]]) -> None:
+def test_parse_backup_round_trip(generated: tuple[str, list[GenRemote]]) -> None:
     _, remotes = generated
-    parsed = parse_remote(remote_list_output(remotes))
+    parsed = parse_backup(remote_list_output(remotes))
     assert parsed == {r.name: r.model() for r in remotes}
 
 
-def test_parse_remote_token_dash_means_none() -> None:
-    row = ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off"]
-    parsed = parse_remote("\t".join(row) + "\n")
+def test_parse_backup_token_dash_means_none() -> None:
+    row = ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", "-", "no"]
+    parsed = parse_backup("\t".join(row) + "\n")
     assert parsed["backup/x"].resume_token is None
+    assert not parsed["backup/x"].placeholder and not parsed["backup/x"].mounted
 
 
-def test_parse_remote_snapshots_sorted_by_backup_txg() -> None:
+@pytest.mark.parametrize(
+    ("value", "placeholder"),
+    [("backup/x", True), ("backup", False), ("-", False), ("on", False)],
+    ids=["its own name", "inherited from a placeholder above", "unset", "another value"],
+)
+def test_only_a_placeholder_mark_naming_the_dataset_itself_counts(
+    value: str, placeholder: bool
+) -> None:
+    """Children inherit user properties: a mark naming the parent must not make them one."""
+    row = ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", value, "no"]
+    assert parse_backup("\t".join(row) + "\n")["backup/x"].placeholder is placeholder
+
+
+def test_parse_backup_snapshots_sorted_by_backup_txg() -> None:
     rows = [
-        ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off"],
-        ["backup/x@b", "snapshot", "20", "900", "1", "0", "-", "off"],
-        ["backup/x@a", "snapshot", "10", "800", "1", "0", "-", "off"],
+        ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", "-", "yes"],
+        ["backup/x@b", "snapshot", "20", "900", "1", "0", "-", "off", "-", "-", "-"],
+        ["backup/x@a", "snapshot", "10", "800", "1", "0", "-", "off", "-", "-", "-"],
     ]
-    parsed = parse_remote("".join("\t".join(r) + "\n" for r in rows))
+    parsed = parse_backup("".join("\t".join(r) + "\n" for r in rows))
     assert [s.short for s in parsed["backup/x"].snapshots] == ["a", "b"]
     assert parsed["backup/x"].snapshots[0] == Snapshot("backup/x@a", 10, 800)
 
@@ -299,24 +320,24 @@ def test_non_numeric_column_names_the_line(tree: GenTree, data: st.DataObject) -
 def test_non_numeric_remote_column_names_the_line(column: str) -> None:
     row = dict(
         zip(
-            REMOTE_LIST_PROPS,
-            ["backup/my data", FILESYSTEM, "1", "2", "3", "4", "-", "off"],
+            BACKUP_LIST_PROPS,
+            ["backup/my data", FILESYSTEM, "1", "2", "3", "4", "-", "off", "-", "-", "no"],
             strict=True,
         )
     )
     row[column] = "1.5K"
-    line = "\t".join(row[p] for p in REMOTE_LIST_PROPS)
+    line = "\t".join(row[p] for p in BACKUP_LIST_PROPS)
     with pytest.raises(ParseError) as caught:
-        parse_remote(line + "\n")
+        parse_backup(line + "\n")
     assert repr(line) in str(caught.value)
     assert column in str(caught.value)
 
 
 def test_remote_wrong_field_count_names_the_line() -> None:
-    good = "\t".join(["backup/a", FILESYSTEM, "1", "2", "3", "4", "-", "off"])
+    good = "\t".join(["backup/a", FILESYSTEM, "1", "2", "3", "4", "-", "off", "-", "-", "no"])
     bad = "backup/a@s\tsnapshot\t1\t2"
-    with pytest.raises(ParseError, match=r"remote zfs list line 2: .*'backup/a@s"):
-        parse_remote(f"{good}\n{bad}\n")
+    with pytest.raises(ParseError, match=r"backup zfs list line 2: .*'backup/a@s"):
+        parse_backup(f"{good}\n{bad}\n")
 
 
 def test_non_numeric_local_property_names_the_dataset() -> None:
@@ -337,10 +358,21 @@ def test_non_numeric_local_property_names_the_dataset() -> None:
         parse_local_dataset(text, "tank/my data")
 
 
-@pytest.mark.parametrize("kind", ["bookmark", "FILESYSTEM", ""])
+@pytest.mark.parametrize("kind", ["hold", "FILESYSTEM", ""])
 def test_unexpected_type_is_an_error(kind: str) -> None:
     with pytest.raises(ParseError, match="unexpected type"):
         parse_source(f"tank/x\t{kind}\t1\t2\t3\t4\t5\n", "")
+
+
+def test_bookmarks_belong_to_their_dataset() -> None:
+    text = (
+        "tank/x\tfilesystem\t1\t2\t3\t4\t5\n"
+        "tank/x@a\tsnapshot\t10\t3\t0\t4\t4\n"
+        "tank/x#zmake-k-3\tbookmark\t10\t3\t-\t4\t-\n"
+    )
+    dataset = parse_source(text, "").datasets["tank/x"]
+    assert dataset.bookmarks == (Snapshot("tank/x#zmake-k-3", 10, 3),)
+    assert dataset.bookmarks[0].is_bookmark and dataset.bookmarks[0].label == "#zmake-k-3"
 
 
 def test_blank_lines_are_ignored_but_counted() -> None:
@@ -385,9 +417,9 @@ def test_only_plain_digits_are_numbers(value: str) -> None:
     other scripts' digits, which would hide output that is not what zmake asked for."""
     with pytest.raises(ParseError, match="not a number"):
         parse_source(f"tank\tfilesystem\t1\t1\t{value}\t0\t0\n", "")
-    row = dict.fromkeys(REMOTE_LIST_PROPS, "0") | {"name": "b/x", "type": "filesystem"}
+    row = dict.fromkeys(BACKUP_LIST_PROPS, "0") | {"name": "b/x", "type": "filesystem"}
     with pytest.raises(ParseError, match="not a number"):
-        parse_remote("\t".join({**row, "referenced": value}.values()) + "\n")
+        parse_backup("\t".join({**row, "referenced": value}.values()) + "\n")
     text = "".join(
         f"tank/a\t{prop}\t{value if prop == 'used' else val}\t-\n"
         for prop, val in [

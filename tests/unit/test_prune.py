@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from zmake.confirm import confirm
 from zmake.errors import Refused
-from zmake.prune import SnapshotInfo, newest_common, parse_snapshots, plan_prune, prunable
+from zmake.retention import SnapshotInfo, newest_common, parse_side, plan_prune, prunable
 
 
 @st.composite
@@ -66,15 +66,35 @@ def test_prune_table() -> None:
 
 def test_parse_and_plan_by_dataset() -> None:
     text = (
-        "tank/a b@zmake-1\t11\t5\t0\n"
-        "tank/a b@zmake-2\t12\t6\t0\n"
-        "tank/a b@zmake-3\t13\t7\t1\n"
-        "tank/c:d@zmake-1\t21\t5\t0\n"
+        "tank/a b\tfilesystem\t1\t1\t-\t1-abc-def\n"
+        "tank/a b@zmake-1\tsnapshot\t11\t5\t0\t-\n"
+        "tank/a b@zmake-2\tsnapshot\t12\t6\t0\t-\n"
+        "tank/a b@zmake-3\tsnapshot\t13\t7\t1\t-\n"
+        "tank/a b#zmake-x-5\tbookmark\t11\t5\t-\t-\n"
+        "tank/c:d\tvolume\t2\t1\t-\t-\n"
+        "tank/c:d@zmake-1\tsnapshot\t21\t5\t0\t-\n"
     )
-    parsed = parse_snapshots(text, "test")
-    assert list(parsed) == ["tank/a b", "tank/c:d"]
-    plan = plan_prune(parsed, {"tank/a b": {12}}, keep=1)
+    parsed = parse_side(text, "test")
+    assert list(parsed.snapshots) == ["tank/a b", "tank/c:d"]
+    assert parsed.tokens == {"tank/a b": "1-abc-def"}
+    assert parsed.guids("tank/a b") == {11, 12, 13}  # the bookmark's guid is @zmake-1's
+    plan = plan_prune(parsed.snapshots, {"tank/a b": {12}}, keep=1)
     assert {d: [s.short for s in v] for d, v in plan.items()} == {"tank/a b": ["zmake-1"]}
+    protected = plan_prune(
+        parsed.snapshots, {"tank/a b": {12}}, keep=1, protected_by_dataset={"tank/a b": {11}}
+    )
+    assert protected == {}
+
+
+@given(histories(), st.sets(st.integers(1000, 1012)))
+def test_protected_snapshots_are_never_pruned(
+    case: tuple[list[SnapshotInfo], set[int], int], protected: set[int]
+) -> None:
+    """What a resume token needs (its toguid/fromguid) is kept, whatever else holds."""
+    snaps, remote, keep = case
+    doomed = prunable(snaps, remote, keep, protected)
+    assert not {s.guid for s in doomed} & protected
+    assert set(doomed) == {s for s in prunable(snaps, remote, keep) if s.guid not in protected}
 
 
 class FakeTty(io.StringIO):

@@ -29,24 +29,24 @@ import pytest
 
 from zmake import slots
 from zmake.cli import build_parser, slot_count
-from zmake.commands import (
-    MASTER_PERSIST_SECONDS,
-    Target,
-    data_pipeline,
-    master_control_argv,
-    recv_argv,
-    send_argv,
-    socket_options,
-    ssh_config_argv,
-)
+from zmake.commands import recv_argv, send_argv
 from zmake.decide import Action, Step
 from zmake.errors import UsageError
 from zmake.model import FILESYSTEM, Dataset, Snapshot
+from zmake.plan import Selection
 from zmake.runner import Result, Runner
+from zmake.send import Sender, SendOptions
+from zmake.sides import (
+    MASTER_PERSIST_SECONDS,
+    Route,
+    Side,
+    master_control_argv,
+    socket_options,
+    ssh_config_argv,
+)
 from zmake.slots import (
     UNLIMITED_JOBS_SLOTS,
     close_masters,
-    connection_key,
     jobs_from_makeflags,
     socket_dir,
     ssh_slot,
@@ -450,13 +450,13 @@ class FakeRunner(Runner):
         return [self.run(argv) for argv in argvs]
 
 
-REMOTE = Target("backup", remote="me@nas", ssh="ssh -p 2222")
+REMOTE = Side("me@nas", ssh="ssh -p 2222")
 ASK_CONFIG = ssh_config_argv("ssh -p 2222", "me@nas")
 
 
 def test_ssh_slot_is_not_used_without_a_remote_or_slots(tmp_path: Path) -> None:
     runner = FakeRunner()
-    local = Target("backup")
+    local = Side()
     with ssh_slot(runner, tmp_path, local, 4) as target:
         assert target == local
     with ssh_slot(runner, tmp_path, REMOTE, 0) as target:
@@ -478,7 +478,7 @@ def test_ssh_slot_still_limits_the_streams_when_the_user_multiplexes(tmp_path: P
     makes may share a run directory)."""
     runner = FakeRunner(config="user me\ncontrolpath /home/me/.ssh/cm-%C\n")
     folder = socket_dir(tmp_path)
-    key = connection_key(REMOTE)
+    key = REMOTE.key
     with ssh_slot(runner, tmp_path, REMOTE, 1) as target:
         assert target == REMOTE
         lock = open(folder / f"s0-{key}.lock", "w")  # noqa: SIM115
@@ -492,13 +492,13 @@ def test_ssh_slot_hands_out_one_socket_per_slot_without_running_anything(tmp_pat
     (ControlMaster=auto); the slot only names the socket."""
     runner = FakeRunner(config="user me\ncontrolpath none\n")
     folder = socket_dir(tmp_path)
-    key = connection_key(REMOTE)
+    key = REMOTE.key
     with ssh_slot(runner, tmp_path, REMOTE, 4) as target:
-        assert target == Target("backup", "me@nas", "ssh -p 2222", slot_socket=f"{folder}/s0-{key}")
+        assert target == Side("me@nas", "ssh -p 2222", socket=f"{folder}/s0-{key}")
         with ssh_slot(runner, tmp_path, REMOTE, 4) as second:
-            assert second.slot_socket == str(folder / f"s1-{key}")
+            assert second.socket == str(folder / f"s1-{key}")
     with ssh_slot(runner, tmp_path, REMOTE, 4) as again:
-        assert again.slot_socket == str(folder / f"s0-{key}")  # given back, taken again
+        assert again.socket == str(folder / f"s0-{key}")  # given back, taken again
     assert runner.calls == [ASK_CONFIG]
 
 
@@ -507,11 +507,11 @@ def test_the_remembered_answer_is_asked_again_when_the_ssh_config_changes(
 ) -> None:
     config = tmp_path / "ssh_config"
     config.write_text("Host nas\n")
-    target = Target("backup", remote="me@nas", ssh=f"ssh -F '{config}'")
+    target = Side("me@nas", ssh=f"ssh -F '{config}'")
     runner = FakeRunner(config="controlpath none\n")
     with ssh_slot(runner, tmp_path, target, 2) as first:
-        assert first.slot_socket is not None
-    remembered = socket_dir(tmp_path) / f"mux-{connection_key(target)}"
+        assert first.socket is not None
+    remembered = socket_dir(tmp_path) / f"mux-{target.key}"
     old = remembered.stat().st_mtime_ns - 10**9
     os.utime(remembered, ns=(old, old))
     runner.config = "controlpath /home/me/.ssh/cm-%C\n"
@@ -536,8 +536,8 @@ def test_ssh_config_files(ssh: str, files: list[str]) -> None:
 
 def test_close_masters_closes_this_targets_sockets_only(tmp_path: Path) -> None:
     folder = socket_dir(tmp_path)
-    key = connection_key(REMOTE)
-    other = connection_key(Target("backup", remote="other"))
+    key = REMOTE.key
+    other = Side("other").key
     for name in (f"s0-{key}", f"s3-{key}", f"s0-{key}.lock", f"s0-{other}"):
         (folder / name).write_text("")
     runner = FakeRunner()
@@ -547,15 +547,15 @@ def test_close_masters_closes_this_targets_sockets_only(tmp_path: Path) -> None:
         for i in (0, 3)
     ]
     assert {p.name for p in folder.iterdir()} == {f"s0-{key}.lock", f"s0-{other}"}
-    assert close_masters(FakeRunner(), tmp_path, Target("backup")) == 0
+    assert close_masters(FakeRunner(), tmp_path, Side()) == 0
 
 
-def test_connection_key_names_the_ssh_command_and_the_remote() -> None:
-    key = connection_key(REMOTE)
+def test_connection_key_names_the_ssh_command_and_the_host() -> None:
+    key = REMOTE.key
     assert len(key) == 12 and int(key, 16) >= 0
-    assert connection_key(Target("other pool", "me@nas", "ssh -p 2222")) == key
-    assert connection_key(Target("backup", "me@nas", "ssh -p 22")) != key
-    assert connection_key(Target("backup", "you@nas", "ssh -p 2222")) != key
+    assert Side("me@nas", "ssh -p 2222", socket="/elsewhere").key == key
+    assert Side("me@nas", "ssh -p 22").key != key
+    assert Side("you@nas", "ssh -p 2222").key != key
 
 
 # --- ssh options of control commands and data streams -------------------------------------------
@@ -566,10 +566,11 @@ def dataset() -> Dataset:
     return Dataset(name="tank/my data", kind=FILESYSTEM, snapshots=snapshots)
 
 
-def stream_ssh(target: Target, compress: str) -> list[str]:
+def stream_ssh(target: Side, compress: str) -> list[str]:
     ds = dataset()
     step = Step(Action.FULL, to_snapshot=ds.snapshots[0])
-    return data_pipeline(send_argv(step, ds), recv_argv(step, ds, "backup"), target, compress)[-1]
+    route = Route(Side(), target, "backup", compress)
+    return route.pipeline(send_argv(step, ds), recv_argv(step, ds, "backup"))[-1]
 
 
 THROUGH_SLOT = ["-S", SOCKET, "-o", "ControlMaster=no"]
@@ -586,40 +587,37 @@ def test_socket_options() -> None:
 
 
 def test_control_commands_go_through_the_slot_master() -> None:
-    target = Target("backup", remote="me@nas", ssh="ssh -p 2222", slot_socket=SOCKET)
-    assert target.wrap(["zfs", "list", "b/my data"]) == [
+    target = Side("me@nas", ssh="ssh -p 2222", socket=SOCKET)
+    assert target.control(["zfs", "list", "b/my data"]) == [
         "ssh", "-p", "2222", *STARTS_SLOT, "me@nas", "zfs list 'b/my data'",
     ]  # fmt: skip
-    assert target.wrap_script("echo hi") == ["ssh", "-p", "2222", *STARTS_SLOT, "me@nas", "echo hi"]
 
 
 def test_without_a_slot_control_commands_add_nothing() -> None:
-    target = Target("backup", remote="me@nas", ssh="ssh -p 2222")
-    assert target.wrap(["zfs", "list"]) == ["ssh", "-p", "2222", "me@nas", "zfs list"]
-    assert target.wrap_script("echo hi") == ["ssh", "-p", "2222", "me@nas", "echo hi"]
+    target = Side("me@nas", ssh="ssh -p 2222")
+    assert target.control(["zfs", "list"]) == ["ssh", "-p", "2222", "me@nas", "zfs list"]
 
 
 @pytest.mark.parametrize("compress", ["none", "zstd"])
 def test_data_streams_go_through_the_slot_master(compress: str) -> None:
-    ssh = stream_ssh(Target("backup", "me@nas", "ssh -p 2222", slot_socket=SOCKET), compress)
+    ssh = stream_ssh(Side("me@nas", "ssh -p 2222", socket=SOCKET), compress)
     assert ssh[:8] == ["ssh", "-p", "2222", *THROUGH_SLOT, "me@nas"] and len(ssh) == 9
     assert "none" not in ssh[:8]
 
 
 @pytest.mark.parametrize("compress", ["none", "zstd"])
 def test_without_a_slot_data_streams_get_their_own_connection(compress: str) -> None:
-    ssh = stream_ssh(Target("backup", "me@nas", "ssh -p 2222"), compress)
+    ssh = stream_ssh(Side("me@nas", "ssh -p 2222"), compress)
     assert ssh[:6] == ["ssh", "-p", "2222", "-S", "none", "me@nas"] and len(ssh) == 7
 
 
-def test_a_local_target_never_uses_ssh() -> None:
-    target = Target("backup", slot_socket=SOCKET)
-    assert target.wrap(["zfs", "list"]) == ["zfs", "list"]
-    assert target.wrap_script("echo hi") == ["sh", "-c", "echo hi"]
+def test_this_machine_never_uses_ssh() -> None:
+    target = Side(socket=SOCKET)
+    assert target.control(["zfs", "list"]) == ["zfs", "list"]
     ds = dataset()
     step = Step(Action.FULL, to_snapshot=ds.snapshots[0])
     send, recv = send_argv(step, ds), recv_argv(step, ds, "backup")
-    assert data_pipeline(send, recv, target, "zstd") == [send, recv]
+    assert Route(Side(), target, "backup", "zstd").pipeline(send, recv) == [send, recv]
 
 
 def test_master_commands() -> None:
@@ -645,10 +643,10 @@ def effective_ssh_options(argv: list[str]) -> dict[str, str]:
 def test_ssh_uses_the_slot_socket(ssh: str) -> None:
     """-S wins over a ControlPath in --ssh, for control commands (which may start the
     master) and for streams (which never do)."""
-    target = Target("backup", "me@nas", ssh, slot_socket=SOCKET)
+    target = Side("me@nas", ssh, socket=SOCKET)
     options = effective_ssh_options(stream_ssh(target, "none"))
     assert (options["controlpath"], options["controlmaster"]) == (SOCKET, "false")
-    options = effective_ssh_options(target.wrap(["zfs", "list"]))
+    options = effective_ssh_options(target.control(["zfs", "list"]))
     assert (options["controlpath"], options["controlmaster"]) == (SOCKET, "auto")
     assert options["controlpersist"] == str(MASTER_PERSIST_SECONDS)
 
@@ -667,9 +665,9 @@ def test_a_run_dir_with_a_percent_sign_still_gives_usable_sockets(
     assert socket_dir(run_dir) == folder
     assert_sockets_fit(folder)
     path = str(folder / f"s0-{KEY}")
-    target = Target("backup", "me@nas", "ssh -F /dev/null", slot_socket=path)
+    target = Side("me@nas", "ssh -F /dev/null", socket=path)
     done = subprocess.run(
-        ["ssh", "-G", *target.wrap(["true"])[1:]], capture_output=True, text=True, timeout=30
+        ["ssh", "-G", *target.control(["true"])[1:]], capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 0, done.stderr
     assert f"controlpath {path}\n" in done.stdout
@@ -719,30 +717,32 @@ class SlotWatchingRunner(Runner):
     def run(self, argv: list[str]) -> Result:
         if "-G" in argv:
             return Result(argv, 0, "controlpath none\n", "")
-        kind = "local get" if argv[:2] == ["zfs", "get"] else "remote"
+        kind = {"get": "local get", "bookmark": "bookmark"}.get(argv[1], "remote")
         self.calls.append((kind, self.slot_held()))
         out = local_get(self.snapshot) if kind == "local get" else (
-            "backup/d\tfilesystem\t900\t5\t200\t0\t-\toff\n"
-            "backup/d@s1\tsnapshot\t12\t6\t200\t200\t-\toff\n"
-        )  # fmt: skip
+            "backup/d\tfilesystem\t900\t5\t200\t0\t-\toff\t-\t-\tno\n"
+            "backup/d@s1\tsnapshot\t12\t6\t200\t200\t-\toff\t-\t-\t-\n"
+        ) if kind == "remote" else ""  # fmt: skip
         return Result(argv, 0, out, "")
 
 
-def test_a_send_reads_the_source_before_it_takes_a_slot(tmp_path: Path) -> None:
-    from zmake.send import Sender, SendOptions
+def sender(runner: Runner, tmp_path: Path) -> Sender:
+    options = SendOptions(Route(Side(), REMOTE, "backup"), Selection(("tank",)), slots=1)
+    return Sender(runner, options, tmp_path)
 
-    lock = socket_dir(tmp_path) / f"s0-{connection_key(REMOTE)}.lock"
+
+def test_a_send_holds_its_slot_only_while_the_backup_is_involved(tmp_path: Path) -> None:
+    """The source is read before, and zmake's bookmark made after, with the slot free."""
+    lock = socket_dir(tmp_path) / f"s0-{REMOTE.key}.lock"
     runner = SlotWatchingRunner(lock)
-    report = Sender(runner, SendOptions(REMOTE, slots=1)).send("tank/d", tmp_path)
+    report = sender(runner, tmp_path).send("tank/d")
     assert report.result == "up to date (@s1)"
-    assert runner.calls == [("local get", False), ("remote", True)]
+    assert runner.calls == [("local get", False), ("remote", True), ("bookmark", False)]
 
 
 def test_a_dataset_without_snapshots_takes_no_slot(tmp_path: Path) -> None:
-    from zmake.send import Sender, SendOptions
-
-    lock = socket_dir(tmp_path) / f"s0-{connection_key(REMOTE)}.lock"
+    lock = socket_dir(tmp_path) / f"s0-{REMOTE.key}.lock"
     runner = SlotWatchingRunner(lock, snapshot=False)
-    report = Sender(runner, SendOptions(REMOTE, slots=1)).send("tank/d", tmp_path)
+    report = sender(runner, tmp_path).send("tank/d")
     assert report.result == "no snapshot to send"
     assert runner.calls == [("local get", False)] and not lock.exists()

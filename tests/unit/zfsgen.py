@@ -10,7 +10,7 @@ zmake parses with what was generated:
   -r mountpoint,encryption POOL` (properties follow `SOURCE_GET_PROPS`);
 - `GenTree.local_get_output(NAME)`: what `zmake send` reads for one dataset
   (`commands.local_dataset_argv`, `-d 1`, so the children's own lines are included too);
-- `remote_list_output(...)`: the receiving side's `zfs list -o REMOTE_LIST_PROPS`.
+- `remote_list_output(...)`: the receiving side's `zfs list -o BACKUP_LIST_PROPS`.
 
 Names use every character ZFS allows in a component — `[A-Za-z0-9_.: -]` and `%` — with a
 bias towards the nasty ones (spaces, `:`, `%`, leading `-`, leading/trailing blanks). Pool
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
-from zmake.model import FILESYSTEM, VOLUME, Dataset, RemoteDataset, Snapshot, dest_name
-from zmake.parse import REMOTE_LIST_PROPS, SOURCE_GET_PROPS, SOURCE_LIST_PROPS
+from zmake.model import FILESYSTEM, VOLUME, BackupDataset, Dataset, Snapshot, dest_name
+from zmake.parse import BACKUP_LIST_PROPS, SOURCE_GET_PROPS, SOURCE_LIST_PROPS
 
 COMPONENT_ALPHABET = string.ascii_letters + string.digits + "_.: -%"
 POOL_ALPHABET = string.ascii_letters + string.digits + "_.: -"
@@ -83,6 +83,7 @@ class GenDataset:
     mountpoint_source: str  # "default", "local", "inherited from X", "-" for volumes
     encryption: str  # "off" or a cipher
     snapshots: tuple[GenSnapshot, ...] = ()
+    encryption_root: str | None = None  # where its key lives: itself or an encrypted parent
 
     def snapshot_name(self, snapshot: GenSnapshot) -> str:
         return f"{self.name}@{snapshot.short}"
@@ -97,6 +98,7 @@ class GenDataset:
             mountpoint=None if self.kind == VOLUME else self.mountpoint,
             mountpoint_source=self.mountpoint_source,
             encryption=self.encryption,
+            encryption_root=self.encryption_root,
             snapshots=tuple(
                 Snapshot(self.snapshot_name(s), s.guid, s.createtxg, s.written, s.referenced)
                 for s in self.snapshots
@@ -144,6 +146,7 @@ class GenTree:
             values = {
                 "mountpoint": (ds.mountpoint, ds.mountpoint_source),
                 "encryption": encryption_value(ds.encryption),
+                "encryptionroot": (ds.encryption_root or "-", "-"),
             }
             for prop in SOURCE_GET_PROPS:
                 value, source = values[prop]
@@ -176,6 +179,7 @@ class GenTree:
                 "used": (str(d.used), "-"),
                 "mountpoint": (d.mountpoint, d.mountpoint_source),
                 "encryption": encryption_value(d.encryption),
+                "encryptionroot": (d.encryption_root or "-", "-"),
             }
 
         emit(ds.name, dataset_values(ds))
@@ -191,6 +195,7 @@ class GenTree:
                     "used": (str(snap.used), "-"),
                     "mountpoint": ("-", "-"),
                     "encryption": encryption_value(ds.encryption),
+                    "encryptionroot": (ds.encryption_root or "-", "-"),
                 },
             )
         for child in self.datasets:
@@ -241,9 +246,13 @@ class GenRemote:
     token: str | None = None
     encryption: str = "off"
     snapshots: tuple[Snapshot, ...] = ()
+    guid: int = 123456789
+    encryption_root: str | None = None
+    placeholder: bool = False
+    mounted: bool = False
 
-    def model(self) -> RemoteDataset:
-        return RemoteDataset(
+    def model(self) -> BackupDataset:
+        return BackupDataset(
             name=self.name,
             kind=self.kind,
             referenced=self.referenced,
@@ -251,23 +260,30 @@ class GenRemote:
             resume_token=self.token,
             encryption=self.encryption,
             snapshots=self.snapshots,
+            guid=self.guid,
+            encryption_root=self.encryption_root,
+            placeholder=self.placeholder,
+            mounted=self.mounted,
         )
 
 
 def remote_list_output(remotes: Iterable[GenRemote]) -> str:
-    """`zfs list -H -p -o REMOTE_LIST_PROPS -t filesystem,volume,snapshot -r/-d 1 NAME`."""
+    """`zfs list -H -p -o BACKUP_LIST_PROPS -t filesystem,volume,snapshot -r/-d 1 NAME`."""
     lines = []
     for remote in remotes:
         rows = [
             {
                 "name": remote.name,
                 "type": remote.kind,
-                "guid": "123456789",
+                "guid": str(remote.guid),
                 "createtxg": "1",
                 "referenced": str(remote.referenced),
                 "written": str(remote.written),
                 "receive_resume_token": remote.token or "-",
                 "encryption": remote.encryption,
+                "encryptionroot": remote.encryption_root or "-",
+                "zmake:placeholder": remote.name if remote.placeholder else "-",
+                "mounted": "-" if remote.kind == VOLUME else ("yes" if remote.mounted else "no"),
             }
         ]
         rows += [
@@ -280,10 +296,13 @@ def remote_list_output(remotes: Iterable[GenRemote]) -> str:
                 "written": "0",
                 "receive_resume_token": "-",
                 "encryption": remote.encryption,
+                "encryptionroot": remote.encryption_root or "-",
+                "zmake:placeholder": remote.name if remote.placeholder else "-",
+                "mounted": "-",
             }
             for s in remote.snapshots
         ]
-        lines += ["\t".join(row[p] for p in REMOTE_LIST_PROPS) + "\n" for row in rows]
+        lines += ["\t".join(row[p] for p in BACKUP_LIST_PROPS) + "\n" for row in rows]
     return "".join(lines)
 
 
@@ -341,6 +360,7 @@ class _Draft:
     local_mountpoint: str | None
     encryption: str
     snapshots: list[GenSnapshot] = field(default_factory=list)
+    encryption_root: str | None = None
 
 
 class _Guids:
@@ -400,6 +420,7 @@ def trees(
             encryption=draw(ENCRYPTION) if draw(SMALL) % 4 == 0 else "off",
         )
     ]
+    drafts[0].encryption_root = pool if drafts[0].encryption != "off" else None
     for number, event in enumerate(history):
         txg += 1 + draw(SMALL) % 500
         if event == "create":
@@ -408,9 +429,9 @@ def trees(
             while any(d.name == name for d in drafts):
                 name = f"{name}-{number}"
             kind = draw(KIND)
-            encryption = parent.encryption
+            encryption, root = parent.encryption, parent.encryption_root
             if encryption == "off" and draw(SMALL) % 4 == 0:
-                encryption = draw(ENCRYPTION)
+                encryption, root = draw(ENCRYPTION), name
             local = None
             if kind == FILESYSTEM and draw(SMALL) % 4 == 0:
                 local = draw(MOUNTPOINT)
@@ -424,6 +445,7 @@ def trees(
                     written=0,
                     local_mountpoint=local,
                     encryption=encryption,
+                    encryption_root=root,
                 )
             )
         else:
@@ -480,6 +502,7 @@ def finish(pool: str, drafts: list[_Draft]) -> GenTree:
                 mountpoint_source=source,
                 encryption=d.encryption,
                 snapshots=tuple(d.snapshots),
+                encryption_root=d.encryption_root,
             )
         )
     return GenTree(pool, tuple(datasets))
@@ -513,11 +536,13 @@ def forests(
 
 @dataclass(frozen=True)
 class History:
-    """A local dataset and what the backup holds of it (None: nothing)."""
+    """A local dataset and what the backup holds of it (None: nothing), received under
+    `dest` (as `zfs recv -d DEST` names it)."""
 
     local: Dataset
-    remote: RemoteDataset | None
+    remote: BackupDataset | None
     force: bool
+    dest: str = "backup"
 
 
 HISTORY_KIND = st.sampled_from((FILESYSTEM, FILESYSTEM, VOLUME))
@@ -533,7 +558,8 @@ def histories(draw: st.DrawFn, *, max_local: int = 8, max_remote_only: int = 3) 
     """A local snapshot list and a plausible backup state: a subset of the local snapshots
     (as received: same guid, the backup's own txgs, which are unrelated to the source's)
     plus backup-only snapshots, a placeholder, modifications, a partial receive, or
-    encryption/kind mismatches now and then."""
+    encryption/kind mismatches now and then. Some of the local snapshots the backup
+    received may have been pruned since, leaving only a bookmark behind."""
     suffix = draw(COMPONENT)
     name, dest = f"tank/ds {suffix}", f"backup/ds {suffix}"
     kind = draw(HISTORY_KIND)
@@ -553,7 +579,22 @@ def histories(draw: st.DrawFn, *, max_local: int = 8, max_remote_only: int = 3) 
                 referenced=draw(SIZE),
             )
         )
-    local = Dataset(name=name, kind=kind, encryption=encryption, snapshots=tuple(snapshots))
+    bookmarks = [
+        Snapshot(f"{name}#zmake-b{i}", s.guid, s.createtxg)
+        for i, s in enumerate(snapshots)
+        if draw(SMALL) % 4 == 0
+    ]
+    # Pruned since the backup got them: gone from the source, a bookmark may remain.
+    kept = [s for s in snapshots if draw(SMALL) % 6 or s is snapshots[-1]]
+    root = name if encryption != "off" else None
+    local = Dataset(
+        name=name,
+        kind=kind,
+        encryption=encryption,
+        encryption_root=root,
+        snapshots=tuple(kept),
+        bookmarks=tuple(bookmarks),
+    )
     force = draw(st.booleans())
     if draw(SMALL) % 5 == 0:
         return History(local, None, force)
@@ -569,13 +610,21 @@ def histories(draw: st.DrawFn, *, max_local: int = 8, max_remote_only: int = 3) 
         else:
             remote_snapshots.append(Snapshot(f"{dest}@remote-only {j}", item, remote_txg))
     other_kind = VOLUME if kind == FILESYSTEM else FILESYSTEM
-    remote = RemoteDataset(
+    remote_encryption = encryption if draw(SMALL) % 10 else draw(HISTORY_ENCRYPTION)
+    remote_root = None
+    if remote_encryption != "off":
+        # Received raw (its own root), or encrypted at rest by a parent on the backup side.
+        remote_root = dest if encryption != "off" and draw(SMALL) % 10 else "backup"
+    remote = BackupDataset(
         name=dest,
         kind=kind if draw(SMALL) % 10 else other_kind,
         referenced=draw(REMOTE_REFERENCED),
         written=draw(REMOTE_WRITTEN),
         resume_token=draw(TOKEN),
-        encryption=encryption if draw(SMALL) % 10 else draw(HISTORY_ENCRYPTION),
+        encryption=remote_encryption,
+        encryption_root=remote_root,
         snapshots=tuple(remote_snapshots),
+        guid=1 + draw(SMALL),
+        placeholder=not remote_snapshots and draw(st.booleans()),
     )
     return History(local, remote, force)

@@ -1,0 +1,64 @@
+"""zmake's bookmarks on the source: for each target, the last snapshot sent there.
+
+A bookmark keeps a snapshot's guid and txg after the snapshot is destroyed, and `zfs send -i
+#bookmark` can start an incremental from it. After every send that leaves a backup up to date,
+zmake bookmarks the newest snapshot as `DATASET#zmake-<key>-<createtxg>`, where the key is the
+backup dataset's own guid: two targets never share or destroy each other's bookmarks, and
+pruning the source for one target can no longer leave another without an incremental base
+(decide.incremental_base uses any bookmark whose guid the backup holds). The target's older
+zmake bookmarks are destroyed as it advances, so there is one per target and dataset."""
+
+from __future__ import annotations
+
+import sys
+
+from zmake import commands, refine
+from zmake.model import BOOKMARK_PREFIX, BackupDataset, Dataset, Snapshot
+from zmake.runner import Runner
+from zmake.sides import Side
+
+
+def target_key(backup: BackupDataset) -> str:
+    return f"{backup.guid:016x}"
+
+
+def bookmark_name(dataset: str, key: str, snapshot: Snapshot) -> str:
+    return f"{dataset}#{BOOKMARK_PREFIX}{key}-{snapshot.createtxg}"
+
+
+def target_bookmarks(local: Dataset, key: str) -> list[Snapshot]:
+    prefix = f"{BOOKMARK_PREFIX}{key}-"
+    return [mark for mark in local.bookmarks if mark.short.startswith(prefix)]
+
+
+def plan_bookmarks(local: Dataset, backup: BackupDataset) -> tuple[str | None, list[str]]:
+    """(bookmark to create or None, bookmarks of this target to destroy once it exists), for a
+    backup that holds `local`'s newest snapshot. Pure."""
+    newest = local.newest
+    if newest is None or backup.guid == 0:
+        return None, []
+    key = target_key(backup)
+    wanted = bookmark_name(local.name, key, newest)
+    mine = target_bookmarks(local, key)
+    create = None if any(mark.name == wanted for mark in mine) else wanted
+    return create, [mark.name for mark in mine if mark.name != wanted]
+
+
+def keep_bookmark(runner: Runner, side: Side, local: Dataset, backup: BackupDataset) -> None:
+    """Bookmark the newest snapshot for this target, then drop the target's older ones. A
+    failure (e.g. no `bookmark` permission) is reported and the send still counts as done."""
+    create, stale = plan_bookmarks(local, backup)
+    assert local.newest is not None or create is None
+    argvs = []
+    if create is not None and local.newest is not None:
+        argvs.append(commands.bookmark_argv(local.newest.name, create))
+    argvs += [commands.destroy_bookmark_argv(name) for name in stale]
+    for argv in argvs:
+        result = runner.run(side.control(argv))
+        if result.returncode != 0:
+            print(
+                f"zmake: {local.name}: {' '.join(argv[:2])} failed: "
+                f"{refine.first_line(result.stderr)} (the backup itself is up to date)",
+                file=sys.stderr,
+            )
+            return  # never drop the old bookmark without the new one

@@ -1,0 +1,83 @@
+"""What one `zmake send` did, for the person (one line) and for `zmake backup` (JSON lines)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zmake.names import encode
+
+
+@dataclass
+class SendReport:
+    dataset: str
+    actions: list[str] = field(default_factory=list)
+    bytes: int = 0
+    seconds: float = 0.0
+    newest: str = ""
+    result: str = "ok"
+    error: str = ""
+
+    def line(self) -> str:
+        if self.error:
+            return f"{self.dataset}: NOT up to date: {self.error}"
+        if not self.actions:
+            return f"{self.dataset}: {self.result}"
+        rate = self.bytes / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"{self.dataset}: {' + '.join(self.actions)}, ~{human(self.bytes)} in "
+            f"{self.seconds:.1f} s ({human(rate)}/s)"
+        )
+
+    def record(self) -> dict[str, object]:
+        return {
+            "dataset": self.dataset,
+            "actions": self.actions,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "newest": self.newest,
+            "result": self.result,
+            "error": self.error,
+        }
+
+
+def human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def append_record(path: Path, report: SendReport) -> None:
+    import json  # only `zmake backup` asks for a report
+
+    with open(path, "a") as handle:
+        handle.write(json.dumps(report.record()) + "\n")
+
+
+def failure_file(folder: Path, dataset: str) -> Path:
+    return folder / (encode(dataset) + ".failed")
+
+
+def note_failure(folder: Path, dataset: str, message: str) -> None:
+    """Make's `all` target prints these at the end of the run (and fails)."""
+    path = failure_file(folder, dataset)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_atomically(path, message.rstrip("\n") + "\n")
+
+
+def clear_failure(folder: Path, dataset: str) -> None:
+    failure_file(folder, dataset).unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(text)
+    temp.replace(path)
+
+
+def write_stamp(path: Path, text: str) -> None:
+    """Mark a make target done. Only an optimisation: a send that runs asks the backup."""
+    write_atomically(path, text)

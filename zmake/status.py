@@ -1,0 +1,69 @@
+"""`zmake status`: per dataset, what `zmake send` would do now (one read per side)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from zmake import source, state
+from zmake.decide import Action, decide
+from zmake.model import BackupDataset, Dataset, dest_name
+from zmake.parse import parse_source
+from zmake.plan import Selection, expected_bytes, select
+from zmake.runner import Runner
+from zmake.sides import Route
+
+STATE = {
+    Action.UP_TO_DATE: "up to date",
+    Action.INCREMENTAL: "pending",
+    Action.RESUME: "resumable",
+    Action.FULL: "missing on remote",
+    Action.FULL_OVER_PLACEHOLDER: "missing on remote",
+    Action.DIVERGED: "diverged",
+    Action.RAW_MISMATCH: "diverged",
+    Action.NOTHING_TO_SEND: "no snapshot",
+}
+
+
+def status(
+    runner: Runner, route: Route, roots: Sequence[str], selection: Selection
+) -> list[dict[str, object]]:
+    pools = tuple(dict.fromkeys(r.split("/")[0] for r in roots))
+    capture = source.read_live(runner, route.source, pools)
+    inventory = parse_source(capture.list_output, capture.get_output)
+    remote = state.read_backup_tree(runner, route.target, route.dest)
+    return [
+        status_row(inventory.datasets[name], remote, route.dest)
+        for name in select(inventory, list(roots), selection.exclude)
+    ]
+
+
+def status_row(dataset: Dataset, remote: dict[str, BackupDataset], dest: str) -> dict[str, object]:
+    backup_name = dest_name(dataset.name, dest)
+    theirs = remote.get(backup_name)
+    step = decide(dataset, theirs, dest)
+    return {
+        "dataset": dataset.name,
+        "backup": backup_name,
+        "newest_local": dataset.newest.short if dataset.newest else None,
+        "newest_remote": theirs.snapshots[-1].short if theirs and theirs.snapshots else None,
+        "resume_token": bool(theirs and theirs.resume_token),
+        "pending_bytes": 0 if step.action is Action.UP_TO_DATE else expected_bytes(dataset, theirs),
+        "state": STATE[step.action],
+    }
+
+
+def print_status(rows: list[dict[str, object]], *, as_json: bool) -> None:
+    from zmake.report import human
+
+    if as_json:
+        import json
+
+        print(json.dumps({"version": 1, "datasets": rows}, indent=2))
+        return
+    width = max([len("dataset"), *(len(str(r["dataset"])) for r in rows)])
+    print(f"{'dataset':<{width}}  {'state':<17}  {'local':<24}  {'remote':<24}  pending")
+    for r in rows:
+        print(
+            f"{r['dataset']!s:<{width}}  {r['state']!s:<17}  {r['newest_local'] or '-'!s:<24}"
+            f"  {r['newest_remote'] or '-'!s:<24}  {human(float(str(r['pending_bytes'])))}"
+        )
