@@ -246,6 +246,15 @@ class Pools:
     src: str
     dst: str
 
+    @property
+    def backup(self) -> str:
+        """The --dest the tests give zmake: a dataset below the backup pool (zmake makes it)."""
+        return f"{self.dst}/backup"
+
+    def mirror(self, name: str) -> str:
+        """Where the backup of source dataset `name` lives."""
+        return self.backup + name[len(self.src) :]
+
     def mountpoint(self, dataset: str) -> Path:
         """Where to mount `dataset` (the guest's root is read-only; /tmp is writable)."""
         return MOUNT_DIR / dataset
@@ -317,4 +326,4 @@ def zm(pools: Pools, ssh_config: Path, remote: str, tmp_path: Path) -> Zmake:
     """zmake itself, run as a user runs it, against this test's pools over the real ssh."""
     from tests.realzfs.support import Zmake as ZmakeRunner  # support imports this module
 
-    return ZmakeRunner(tmp_path / "run", str(ssh_config), remote, pools.dst)
+    return ZmakeRunner(tmp_path / "run", str(ssh_config), remote, pools.backup)

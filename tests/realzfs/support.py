@@ -13,13 +13,20 @@ from tests.realzfs.conftest import snapshot_guids, zfs
 __all__ = ["Zmake", "execute", "exists", "fill", "prop", "snapshot_guids", "source_of", "zfs"]
 
 REPO = Path(__file__).resolve().parents[2]
+COMMAND_TIMEOUT = 600
 
 
 def execute(
     *argv: str, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command and return its result; with `check`, a failure raises with its stderr."""
-    done = subprocess.run(argv, capture_output=True, text=True, env=env)
+    """Run a command and return its result; with `check`, a failure raises with its stderr.
+    A command still running after COMMAND_TIMEOUT fails the test (and shows what it did)."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env,
+                              timeout=COMMAND_TIMEOUT)  # fmt: skip
+    except subprocess.TimeoutExpired as hung:
+        print(subprocess.run(["ps", "-ef"], capture_output=True, text=True).stdout)
+        raise AssertionError(f"{argv} hung: {hung.stdout!r} {hung.stderr!r}") from None
     if check and done.returncode != 0:
         raise AssertionError(f"{argv} exited {done.returncode}: {done.stderr.strip()}")
     return done

@@ -50,7 +50,7 @@ def test_three_backup_cycles_with_prune(pools, tree, zm) -> None:
         assert "incremental" in body and "full" not in body, summary
     for name in [pools.src, *tree]:
         source_snaps = [s for s in snapshot_names(name) if s.startswith("zmake-")]
-        backup = pools.dst + name[len(pools.src) :]
+        backup = pools.mirror(name)
         backup_snaps = [s for s in snapshot_names(backup) if s.startswith("zmake-")]
         assert [s.split("-")[1] for s in source_snaps] == ["cycle1", "cycle2"], name
         # The backup was pruned before the newest snapshot arrived: keep 2, then +1.
@@ -114,7 +114,7 @@ def test_status_states(pools, tree, zm) -> None:
     assert states[f"{pools.src}/vm:images"] == "up to date"
     assert states[f"{pools.src}/docs/old letters"] == "pending"
     assert states[f"{pools.src}/docs"] in ("missing on remote",)
-    assert exists(f"{pools.dst}/docs")  # the placeholder the child created
+    assert exists(f"{pools.backup}/docs")  # the placeholder made for the child
     pending = next(r for r in document["datasets"] if r["state"] == "pending")
     assert pending["pending_bytes"] > 0
     text = zm("status", pools.src, *zm.target_args())

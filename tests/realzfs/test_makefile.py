@@ -81,16 +81,16 @@ def test_make_j4_killed_then_rerun_converges(pools, tree, zm, ssh_config, tmp_pa
     assert make.poll() is None, "the throttled run finished before it could be killed"
     os.killpg(make.pid, signal.SIGKILL)
     make.wait()
-    partial = snapshot_guids(pools.dst)
+    partial = snapshot_guids(pools.backup)
     assert partial != snapshot_guids(pools.src)
 
     rerun = run_make(makefile, 4, zm.env())
     output, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, output
-    assert snapshot_guids(pools.dst) == snapshot_guids(pools.src)
+    assert snapshot_guids(pools.backup) == snapshot_guids(pools.src)
     again = run_make(makefile, 4, zm.env())
     output, _ = again.communicate(timeout=600)
     assert again.returncode == 0, output
-    # every target's stamp now exists: the third run starts no zmake at all
-    assert "Nothing to be done for 'all'" in output, output
-    assert "zmake" not in output, output
+    # every target's stamp now exists: the third run sends nothing and says nothing (the
+    # Makefile checked itself against the pools, silently, and `all` found no failure)
+    assert output == "", output

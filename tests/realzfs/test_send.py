@@ -27,7 +27,7 @@ def make_fs(name: str, mountpoint: str | None = None, *options: str) -> None:
 
 
 def mirror_of(pools, name: str) -> str:
-    return pools.dst + name[len(pools.src) :]
+    return pools.mirror(name)
 
 
 def assert_replicated(pools, dataset: str) -> None:
@@ -142,23 +142,26 @@ def test_refuses_to_mix_raw_and_plain_on_one_target(pools, zm, tmp_path) -> None
     make_fs(name, None, "-o", "encryption=on", "-o", "keyformat=passphrase",
             "-o", f"keylocation=file://{key}")  # fmt: skip
     zfs("snapshot", f"{name}@a")
-    zfs("create", f"{pools.dst}/mixed")  # plain dataset already on the backup
-    zfs("snapshot", f"{pools.dst}/mixed@x")
+    zfs("create", "-p", f"{pools.backup}/mixed")  # plain dataset already on the backup
+    zfs("snapshot", f"{pools.backup}/mixed@x")
     result = zm.send(name, check=False)
     assert result.returncode == 9
     assert "raw and non-raw" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert exists(f"{pools.dst}/mixed@x")
+    assert exists(f"{pools.backup}/mixed@x")
 
 
 def partial_receive(
-    source_snapshot: str, dest_pool: str, from_snapshot: str | None = None, force: bool = False
+    source_snapshot: str, target: str, from_snapshot: str | None = None, force: bool = False
 ) -> None:
     """An interrupted transfer, exactly as a dropped link leaves it: a truncated stream
-    received with -s (and -F, as zmake receives a full stream over a placeholder)."""
+    received with -s into `target` (and -F, as zmake receives a full stream over a
+    placeholder). The target's parents are made if missing, as by hand."""
     send = ["zfs", "send", "-L", "-c"] + (["-i", from_snapshot] if from_snapshot else [])
     send.append(source_snapshot)
-    receive = ["zfs", "recv", "-u", "-s", *(["-F"] if force else []), "-d", dest_pool]
+    if "/" in target and not exists(target.rpartition("/")[0]):
+        zfs("create", "-p", target.rpartition("/")[0])
+    receive = ["zfs", "recv", "-u", "-s", *(["-F"] if force else []), target]
     pipeline = f"{shlex.join(send)} | head -c 400000 | {shlex.join(receive)}"
     done = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True)
     assert done.returncode != 0, done.stderr
@@ -175,7 +178,7 @@ def test_resume_then_rest_of_range(pools, zm) -> None:
     zfs("snapshot", f"{ds}@r2")
     fill(ds, 0.5)
     zfs("snapshot", f"{ds}@r3")
-    partial_receive(f"{ds}@r2", pools.dst, f"{ds}@r1")
+    partial_receive(f"{ds}@r2", mirror_of(pools, ds), f"{ds}@r1")
     backup = mirror_of(pools, ds)
     token = prop(backup, "receive_resume_token")
     assert token.startswith("1-")
@@ -202,7 +205,7 @@ def test_interrupted_full_receive_over_a_placeholder_resumes(pools, zm) -> None:
     fill(home, 2)
     zfs("snapshot", "-r", f"{home}@p1")
     zm.send(f"{home}/kid")
-    partial_receive(f"{home}@p1", pools.dst, force=True)
+    partial_receive(f"{home}@p1", mirror_of(pools, home), force=True)
     backup = mirror_of(pools, home)
     assert prop(backup, "receive_resume_token").startswith("1-")
     assert not [snap for snap in snapshot_guids(backup) if snap.startswith("home@")]
@@ -223,7 +226,7 @@ def test_interrupted_by_sigkill_then_rerun_finishes(pools, zm, ssh_config, tmp_p
     slow.chmod(0o755)
     env = zm.env()
     argv = ["python3", "-m", "zmake", "send", ds, "--remote", zm.remote, "--ssh", str(slow),
-            "--dest", pools.dst]  # fmt: skip
+            "--dest", pools.backup]  # fmt: skip
     proc = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     backup = mirror_of(pools, ds)
@@ -265,13 +268,13 @@ def test_no_common_snapshot_is_refused_even_with_force(pools, zm) -> None:
     ds = f"{pools.src}/nocommon"
     make_fs(ds)
     zfs("snapshot", f"{ds}@a")
-    zfs("create", f"{pools.dst}/nocommon")
-    zfs("snapshot", f"{pools.dst}/nocommon@other")
+    zfs("create", "-p", f"{pools.backup}/nocommon")
+    zfs("snapshot", f"{pools.backup}/nocommon@other")
     for extra in ([], ["--force"]):
         refused = zm.send(ds, *extra, check=False)
         assert refused.returncode == 9, refused.stderr
         assert "no common snapshot" in refused.stderr
-    assert exists(f"{pools.dst}/nocommon@other")
+    assert exists(f"{pools.backup}/nocommon@other")
 
 
 def test_stale_token_reported_then_aborted_with_force(pools, zm) -> None:
@@ -279,7 +282,7 @@ def test_stale_token_reported_then_aborted_with_force(pools, zm) -> None:
     make_fs(ds, f"/tmp/{pools.src}-stale")
     fill(ds, 1.5)
     zfs("snapshot", f"{ds}@t1")
-    partial_receive(f"{ds}@t1", pools.dst)
+    partial_receive(f"{ds}@t1", mirror_of(pools, ds))
     zfs("destroy", f"{ds}@t1")
     zfs("snapshot", f"{ds}@t2")
     refused = zm.send(ds, check=False)
@@ -296,7 +299,7 @@ def test_unreachable_remote_and_missing_pool(pools, zm) -> None:
     make_fs(ds)
     zfs("snapshot", f"{ds}@a")
     unreachable = zm("send", ds, "--remote", "nobody@127.0.0.1", "--ssh",
-                     "ssh -p 1 -o BatchMode=yes -o ConnectTimeout=5", "--dest", pools.dst,
+                     "ssh -p 1 -o BatchMode=yes -o ConnectTimeout=5", "--dest", pools.backup,
                      check=False)  # fmt: skip
     assert unreachable.returncode == 6
     assert unreachable.stderr.startswith("zmake: cannot reach nobody@127.0.0.1")
@@ -306,7 +309,7 @@ def test_unreachable_remote_and_missing_pool(pools, zm) -> None:
                  check=False)  # fmt: skip
     assert missing.returncode == 7, missing.stderr
     assert "nosuchpool" in missing.stderr
-    umount = zm("umount", pools.src, "--remote", zm.remote, "--ssh", zm.ssh, "--dest",
+    umount = zm("umount", ds, "--remote", zm.remote, "--ssh", zm.ssh, "--dest",
                 "nosuchpool", check=False)  # fmt: skip
     assert umount.returncode == 7
 
@@ -345,7 +348,7 @@ def test_concurrent_send_of_one_dataset_is_locked(pools, zm, ssh_config, tmp_pat
     slow.write_text(f'#!/bin/sh\npv -q -L 500k | ssh -F {ssh_config} "$@"\n')
     slow.chmod(0o755)
     argv = ["python3", "-m", "zmake", "send", ds, "--remote", zm.remote, "--ssh", str(slow),
-            "--dest", pools.dst]  # fmt: skip
+            "--dest", pools.backup]  # fmt: skip
     first = subprocess.Popen(argv, env=zm.env(), stdout=subprocess.PIPE, text=True)
     time.sleep(4)
     second = zm.send(ds, "--no-wait", check=False)
@@ -354,13 +357,31 @@ def test_concurrent_send_of_one_dataset_is_locked(pools, zm, ssh_config, tmp_pat
     assert_replicated(pools, ds)
 
 
-def test_umount_unmounts_the_backup_pool(pools, zm) -> None:
-    zfs("create", "-o", f"mountpoint=/tmp/{pools.dst}-m", f"{pools.dst}/mounted")
-    zfs("create", f"{pools.dst}/mounted/child")
-    assert prop(f"{pools.dst}/mounted/child", "mounted") == "yes"
-    done = zm("umount", pools.src, *zm.target_args())
-    assert "unmounting" in done.stderr + done.stdout
-    assert prop(f"{pools.dst}/mounted", "mounted") == "no"
-    assert prop(f"{pools.dst}/mounted/child", "mounted") == "no"
-    again = zm("umount", pools.src, *zm.target_args())
-    assert "nothing mounted" in again.stdout
+def test_umount_unmounts_only_this_sources_backups(pools, zm) -> None:
+    """The backup host's own dataset beside the backups, mounted and busy, is never touched;
+    our backups, mounted by hand, are unmounted (children first)."""
+    home = f"{pools.src}/home"
+    make_fs(home)
+    make_fs(f"{home}/kid")
+    zfs("snapshot", "-r", f"{pools.src}@u1")
+    for name in (f"{home}/kid", home, pools.src):
+        zm.send(name)
+    own = f"{pools.dst}/own"  # the backup host's, beside the backups
+    make_fs(own, f"/tmp/{pools.dst}-own")
+    busy = subprocess.Popen(["sleep", "600"], cwd=f"/tmp/{pools.dst}-own")
+    try:
+        for name in (pools.backup, f"{pools.backup}/home", f"{pools.backup}/home/kid"):
+            zfs("set", f"mountpoint=/tmp/{pools.dst}-m/{name.rpartition('/')[2]}", name)
+            zfs("mount", name)
+        done = zm("umount", pools.src, *zm.target_args())
+        assert done.stdout.splitlines() == [
+            f"unmounted {pools.backup}/home/kid",
+            f"unmounted {pools.backup}/home",
+            f"unmounted {pools.backup}",
+        ], done.stdout + done.stderr
+        assert prop(own, "mounted") == "yes"
+        again = zm("umount", pools.src, *zm.target_args())
+        assert "none of this source's backups is mounted" in again.stdout
+    finally:
+        busy.kill()
+        busy.wait()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.realzfs.support import fill, snapshot_guids, zfs
+from zmake.slots import socket_dir
 
 DATASETS = 16
 JOBS = 4
@@ -28,8 +29,9 @@ def flat16(pools) -> list[str]:
     return names
 
 
-def masters() -> list[tuple[int, str]]:
-    """Live ssh master processes (ControlPersist masters retitle themselves `ssh: … [mux]`).
+def masters(run_dir: Path | None = None) -> list[tuple[int, str]]:
+    """Live ssh master processes (ControlPersist masters retitle themselves `ssh: … [mux]`),
+    of one run directory's slots when given (other tests' masters may still idle).
 
     Read /proc, not `ps`: without a terminal ps cuts arguments at 80 columns.
     """
@@ -41,7 +43,8 @@ def masters() -> list[tuple[int, str]]:
             title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue  # the process ended while we looked
-        if title.startswith("ssh:") and "[mux]" in title:
+        ours = run_dir is None or f" {socket_dir(run_dir)}/" in title
+        if title.startswith("ssh:") and "[mux]" in title and ours:
             found.append((int(entry.name), title.strip()))
     return found
 
@@ -71,14 +74,14 @@ def test_sixteen_datasets_use_at_most_jobs_connections(
     assert first.returncode == 0, first.stdout + first.stderr
     opened = sshd_connections() - before
     assert opened <= JOBS + 1, f"{opened} connections for {DATASETS} datasets at -j{JOBS}"
-    assert snapshot_guids(pools.dst) == snapshot_guids(pools.src)
+    assert snapshot_guids(pools.backup) == snapshot_guids(pools.src)
 
     before = sshd_connections()
     again = make(makefile, zm.env())
     assert again.returncode == 0, again.stderr
     assert sshd_connections() - before == 0, again.stdout
     assert "send" not in again.stdout  # nothing ran: every target is a stamp that exists
-    idle = masters()  # they wait for the next run (ControlPersist)
+    idle = masters(zm.run_dir)  # they wait for the next run (ControlPersist)
     assert 1 <= len(idle) <= JOBS, idle
 
 
@@ -91,25 +94,25 @@ def test_new_snapshot_is_never_mistaken_for_done(pools, flat16, zm, tmp_path) ->
     zm("generate", pools.src, *zm.target_args(), "--run-dir", str(zm.run_dir), "-o", str(makefile))
     second = make(makefile, zm.env())
     assert second.returncode == 0, second.stderr
-    assert snapshot_guids(pools.dst) == snapshot_guids(pools.src)
+    assert snapshot_guids(pools.backup) == snapshot_guids(pools.src)
 
 
 def test_backup_killed_then_rerun_converges_and_leaves_no_masters(
     pools, flat16, zm, ssh_config
 ) -> None:
     argv = ["python3", "-m", "zmake", "backup", pools.src, "--remote", zm.remote, "--ssh",
-            f"ssh -F {ssh_config}", "--dest", pools.dst, "-j", str(JOBS), "--yes"]  # fmt: skip
+            f"ssh -F {ssh_config}", "--dest", pools.backup, "-j", str(JOBS), "--yes"]  # fmt: skip
     proc = subprocess.Popen(argv, env=zm.env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     time.sleep(25)
     assert proc.poll() is None, "the first backup finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert snapshot_guids(pools.dst) != snapshot_guids(pools.src)
+    assert snapshot_guids(pools.backup) != snapshot_guids(pools.src)
     done = zm("backup", pools.src, *zm.target_args(), "-j", str(JOBS), "--yes", check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert snapshot_guids(pools.dst) == snapshot_guids(pools.src)
-    assert masters() == []
+    assert snapshot_guids(pools.backup) == snapshot_guids(pools.src)
+    assert masters(zm.run_dir) == []
     again = zm("backup", pools.src, *zm.target_args(), "-j", str(JOBS), "--yes")
     assert again.stdout.count("(stamp)") == DATASETS + 1
-    assert masters() == []
+    assert masters(zm.run_dir) == []
