@@ -9,8 +9,9 @@ Sections:
   makespan  12 nested datasets of skewed sizes, per-flow and link caps set by tc on loopback:
             zmake -j1/-j4/-j8, syncoid --recursive, zfs-autobackup; wall seconds, ratios to
             zmake -j8, and the lower bound max(total / link, largest / flow).
-  flat16    16 sibling datasets (issue "slots and stamps"): zmake -j8 and -j16 (a job per
-            dataset) vs syncoid, vs the bound, and the ssh connections each run opened.
+  flat16    16 sibling datasets (issue "slots and stamps"): zmake -j8 pushed and pulled, and
+            -j16 (a job per dataset) vs syncoid, vs the bound, and the ssh connections each
+            run opened.
   overhead  an up-to-date no-op over 60 datasets: ssh connections (sshd's log) and zfs
             invocations (a counting wrapper bind-mounted over the zfs binary), per dataset.
   datapath  one large dataset, no caps: zmake send vs the bare `zfs send | ssh zfs recv`.
@@ -150,6 +151,14 @@ def zmake_backup(root: str, jobs: int, run_dir: Path | None = None) -> None:
                  "--run-dir", str(run_dir)])  # fmt: skip
 
 
+def zmake_pull(root: str, jobs: int) -> None:
+    """The same backup pulled: make runs on the backup side (here), the source over ssh."""
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=WORK))
+    with_output([sys.executable, "-m", "zmake", "backup", root, "-j", str(jobs), "--yes",
+                 "--source", remote_name(), "--ssh", ssh_command(), "--dest", DST,
+                 "--run-dir", str(run_dir)])  # fmt: skip
+
+
 def ideal_shell(root: str, jobs: int) -> None:
     """The floor under any tool that keeps a connection per job: `jobs` ssh masters opened at
     once, each carrying its share of the children's full streams back to back, then the parent
@@ -279,6 +288,7 @@ def section_flat16(scale: float):
     print("== flat16: 16 sibling datasets", flush=True)
     return makespan(scale, FLAT16, {
         "zmake -j8": lambda r: zmake_backup(r, 8),
+        "zmake pull -j8": lambda r: zmake_pull(r, 8),
         "zmake -j16": lambda r: zmake_backup(r, 16),
         "shell floor 8": lambda r: ideal_shell(r, 8),
         "syncoid": syncoid,

@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -18,13 +18,13 @@ from zmake.config import Settings
 from zmake.errors import TransferFailed
 from zmake.generate import make_plan, makefile_text
 from zmake.model import dest_name, pool_of
-from zmake.plan import Selection
+from zmake.plan import Plan, Selection
 from zmake.prune import prune
 from zmake.render import stamp_name, umount_stamp_name
 from zmake.report import human, write_stamp
 from zmake.runner import Runner
 from zmake.sides import Route
-from zmake.slots import close_masters
+from zmake.slots import close_masters, ssh_slot
 from zmake.snapshot import snapshot
 from zmake.umount import unmount_backups
 
@@ -51,20 +51,54 @@ def backup(
     rendered."""
     roots = request.roots
     route = settings.route(roots)
+    try:
+        plan, code, stamps, report = run_backup(
+            runner, settings, route, request, run_dir, zmake_argv
+        )
+    finally:
+        for side in route.remote_hosts:
+            close_masters(runner, run_dir, side)
+    expected = {node.dataset.name: stamps / stamp_name(node) for node in plan.nodes}
+    rows = summary_rows(expected, report)
+    print_summary(rows, sys.stdout)
+    unfinished = [r for r in rows if not r.done]
+    if unfinished or code != 0:
+        names = ", ".join(r.dataset for r in unfinished[:3])
+        raise TransferFailed(
+            f"{len(unfinished)} of {len(rows)} datasets are not up to date ({names}"
+            f"{', …' if len(unfinished) > 3 else ''}): run zmake backup again to finish"
+        )
+    return rows
+
+
+def run_backup(
+    runner: Runner,
+    settings: Settings,
+    route: Route,
+    request: BackupRequest,
+    run_dir: Path,
+    zmake_argv: str,
+) -> tuple[Plan, int, Path, Path]:
+    """Everything up to make's exit status; the caller closes the ssh masters."""
+    roots = request.roots
     selection = Selection(roots, settings.exclude)
     pools = tuple(dict.fromkeys(pool_of(r) for r in roots))
-    if request.take_snapshot:
-        name = snapshot(runner, route.source, roots, request.snapshot_format, datetime.now(UTC))
-        print(f"backup: snapshot @{name} of {' '.join(roots)}")
-    if request.keep is not None:
-        prune(runner, route, roots, selection, request.keep, run_dir=run_dir, backup_too=True,
-              assume_yes=request.assume_yes, dry_run=False)  # fmt: skip
+    # A source on another machine is read through slot 0's master, which the first send
+    # then reuses: the reads cost no connection of their own.
+    with ssh_slot(runner, run_dir, route.source, 1) as source_side:
+        reads = replace(route, source=source_side)
+        if request.take_snapshot:
+            name = snapshot(runner, reads.source, roots, request.snapshot_format, datetime.now(UTC))
+            print(f"backup: snapshot @{name} of {' '.join(roots)}")
+        if request.keep is not None:
+            prune(runner, reads, roots, selection, request.keep, run_dir=run_dir,
+                  backup_too=True, assume_yes=request.assume_yes, dry_run=False)  # fmt: skip
+        capture = source.read_live(runner, reads.source, pools)
     key = hashlib.sha256(f"{route.source}\0{route.target}\0{route.dest}".encode()).hexdigest()
     work = run_dir / f"backup-{key[:12]}"
     work.mkdir(mode=0o700, exist_ok=True)
     makefile, report = work / "Makefile", work / "report.jsonl"
     stamps = work / "stamps"
-    capture = source.read_live(runner, route.source, pools)
     remote_state = None
     if request.check_remote:
         remote_state = state.read_backup_tree(runner, route.target, route.dest)
@@ -85,23 +119,10 @@ def backup(
         report.write_text("")
         env = {**os.environ, "ZMAKE_REPORT": str(report), "ZMAKE_RUN_DIR": str(run_dir)}
         make = ["make", "-k", f"-j{request.jobs}", "-f", str(makefile), f"STAMPS={stamps}"]
-        code = runner.interactive(make, env)
+        return plan, runner.interactive(make, env), stamps, report
     finally:
         if unmounting is not None:
             unmounting.wait()  # its master too must be closed
-        for side in route.remote_hosts:
-            close_masters(runner, run_dir, side)
-    expected = {node.dataset.name: stamps / stamp_name(node) for node in plan.nodes}
-    rows = summary_rows(expected, report)
-    print_summary(rows, sys.stdout)
-    unfinished = [r for r in rows if not r.done]
-    if unfinished or code != 0:
-        names = ", ".join(r.dataset for r in unfinished[:3])
-        raise TransferFailed(
-            f"{len(unfinished)} of {len(rows)} datasets are not up to date ({names}"
-            f"{', …' if len(unfinished) > 3 else ''}): run zmake backup again to finish"
-        )
-    return rows
 
 
 class Unmounting:

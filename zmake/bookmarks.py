@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from zmake import commands, refine
+from zmake import commands, refine, state
 from zmake.model import BOOKMARK_PREFIX, BackupDataset, Dataset, Snapshot
 from zmake.runner import Runner
 from zmake.sides import Side
@@ -54,7 +54,7 @@ def keep_bookmark(runner: Runner, side: Side, local: Dataset, backup: BackupData
         argvs.append(commands.bookmark_argv(local.newest.name, create))
     argvs += [commands.destroy_bookmark_argv(name) for name in stale]
     for argv in argvs:
-        result = runner.run(side.control(argv))
+        result = state.run(runner, side, argv)
         if result.returncode != 0:
             print(
                 f"zmake: {local.name}: {' '.join(argv[:2])} failed: "

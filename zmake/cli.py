@@ -242,6 +242,78 @@ def cmd_backup(args: argparse.Namespace, runner: Runner) -> int:
     return 0
 
 
+def cmd_allow(args: argparse.Namespace, runner: Runner) -> int:
+    """Print the least-privilege setup of one side for an unprivileged USER: the `zfs allow`
+    commands (one per line, runnable as root; --apply runs them) and the restricted
+    authorized_keys line; --check verifies an existing setup, from the user's side."""
+    from zmake import allow
+
+    if args.check:
+        return allow_check(args, runner)
+    from zmake.generate import zmake_command
+    from zmake.sides import Side
+    from zmake.state import read_datasets
+
+    exists = False
+    if args.role == "receive":
+        try:
+            exists = bool(read_datasets(runner, Side(), [args.dataset]))
+        except ZmakeError:
+            exists = False  # printed for another machine
+    setup = allow.setup(
+        args.role,
+        args.user,
+        args.dataset,
+        prune=args.prune,
+        rollback=args.rollback,
+        zmake=zmake_command(),
+        dest_exists=exists,
+    )
+    print(f"# zmake allow --role {args.role} --user {args.user} {args.dataset}: as root, on the "
+          f"{'backup host' if args.role == 'receive' else 'source host'}:")  # fmt: skip
+    for argv in setup.commands:
+        print(shlex.join(argv))
+    if setup.key_line is not None:
+        whose = "source's" if args.role == "receive" else "backup host's"
+        print(f"# in ~{args.user}/.ssh/authorized_keys, the {whose} key, restricted to zmake:")
+        print(f"# {setup.key_line}")
+    for note in setup.notes:
+        print(f"# note: {note}")
+    if args.apply:
+        from zmake.sides import Side
+        from zmake.state import control
+
+        for argv in setup.commands:
+            control(runner, Side(), argv)
+        print(f"# applied: {len(setup.commands)} commands")
+    return 0
+
+
+def allow_check(args: argparse.Namespace, runner: Runner) -> int:
+    import grp
+    import pwd
+
+    from zmake import allow
+    from zmake.errors import PermissionDenied
+    from zmake.sides import Side
+    from zmake.state import control
+
+    account = pwd.getpwnam(args.user)
+    groups = [grp.getgrgid(g).gr_name for g in os.getgrouplist(args.user, account.pw_gid)]
+    text = control(runner, Side(), ["zfs", "allow", args.dataset])
+    have = allow.effective(text, args.dataset, args.user, groups)
+    need = allow.role_permissions(args.role, prune=args.prune, rollback=args.rollback)
+    missing = [perm for perm in need if perm not in have]
+    if missing:
+        raise PermissionDenied(
+            f"{args.user} lacks `{','.join(missing)}` on {args.dataset}: "
+            f"zfs allow -u {args.user} {','.join(missing)} {args.dataset}"
+        )
+    print(f"{args.user} holds every permission a {args.role} needs on {args.dataset}: "
+          f"{','.join(need)}")  # fmt: skip
+    return 0
+
+
 def emit(text: str, output: str | None) -> None:
     """Write to stdout, or atomically to a file (temp file + rename)."""
     if output is None or output == "-":
@@ -266,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
             "status": cmd_status,
             "backup": cmd_backup,
             "umount": cmd_umount,
+            "allow": cmd_allow,
         },
         __version__,
         DEFAULT_SNAPSHOT_NAME,

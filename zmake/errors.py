@@ -39,6 +39,10 @@ class CommandFailed(ZmakeError):
         self.stderr = stderr
 
 
+class PermissionDenied(CommandFailed):
+    """A delegated (`zfs allow`) permission is missing; the message names it."""
+
+
 class RemoteUnreachable(ZmakeError):
     """ssh could not connect or authenticate (ssh exit 255)."""
 

@@ -176,12 +176,8 @@ def generate_text(runner: Runner, recipe: Recipe, *, static: bool = False) -> st
         capture = source.read_capture(recipe.from_file)
         origin = f"capture {recipe.from_file} (zfs {capture.zfs_version})"
     else:
-        side = settings.source_side
-        pools = tuple(dict.fromkeys(pool_of(r) for r in roots)) or source.imported_pools(
-            runner, side
-        )
-        capture = source.read_live(runner, side, pools)
-        origin = f"zfs on {settings.source or 'this machine'}, pools {' '.join(pools)}"
+        capture = read_source(runner, settings, roots)
+        origin = f"zfs on {settings.source or 'this machine'}, pools {' '.join(capture.pools)}"
     roots = roots or list(capture.pools)
     remote_state = None
     if recipe.check_remote:
@@ -196,3 +192,23 @@ def generate_text(runner: Runner, recipe: Recipe, *, static: bool = False) -> st
         origin=origin,
         recipe=None if static else recipe,
     )
+
+
+def read_source(runner: Runner, settings: Settings, roots: Sequence[str]) -> Capture:
+    """The source's inventory. On another machine, through slot 0's master: the Makefile's
+    first send reuses that connection (a pull costs no connection of its own to generate)."""
+    from contextlib import nullcontext
+
+    from zmake import source
+    from zmake.config import ensure_run_dir
+    from zmake.slots import ssh_slot
+
+    side = settings.source_side
+    reading = (
+        nullcontext(side)
+        if side.is_local
+        else ssh_slot(runner, ensure_run_dir(settings.run_dir), side, 1)
+    )
+    with reading as slotted:
+        pools = tuple(dict.fromkeys(pool_of(r) for r in roots))
+        return source.read_live(runner, slotted, pools or source.imported_pools(runner, slotted))

@@ -70,10 +70,10 @@ def make_parent(
         print(commands.pipeline_text([sender.route.target.control(
             commands.create_placeholder_argv(backup))]))  # fmt: skip
         return encrypted
-    argv = sender.route.target.control(commands.create_placeholder_argv(backup))
-    result = sender.runner.run(argv)
+    argv = commands.create_placeholder_argv(backup)
+    result = state.run(sender.runner, sender.route.target, argv)
     if result.returncode != 0 and not refine.ALREADY_EXISTS.search(result.stderr):
-        raise refine.control_error(argv, result.returncode, result.stderr, sender.route.target.host)
+        raise state.failure(sender.route.target, argv, result)
     return encrypted
 
 

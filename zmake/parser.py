@@ -16,6 +16,7 @@ examples:
   zmake generate --from-file sample-pools/home.zcap --remote nas --dest backup/home | make -n -f -
   zmake send 'tank/my data' --remote nas --dest backup/laptop --progress
   zmake backup tank --remote nas --dest backup/laptop --snapshot --prune --keep 14 --yes
+  zmake allow --role receive --user zrecv backup/laptop   # least privilege, printed
 
 exit codes: 0 ok, 1 unexpected error, 2 usage, 3 unreadable zfs output, 4 ZFS unavailable,
   5 zfs command failed, 6 remote unreachable, 7 receiving pool missing, 8 transfer failed
@@ -63,7 +64,7 @@ def build(
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, example: str) -> argparse.ArgumentParser:
+    def command(name: str, example: str, targets: bool = True) -> argparse.ArgumentParser:
         func = handlers[name]
         doc = (func.__doc__ or "").strip()
         sub = commands.add_parser(
@@ -74,7 +75,8 @@ def build(
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sub.set_defaults(func=func)
-        add_target_options(sub)
+        if targets:
+            add_target_options(sub)
         return sub
 
     def pools(sub: argparse.ArgumentParser, required: bool = False) -> None:
@@ -176,4 +178,24 @@ def build(
     pools(unmount)
     unmount.add_argument("--stamp", help="file to write when done (make's target)")
     unmount.add_argument("--slots", type=int, help="ssh masters to share (default: make's -jN)")
+
+    allow = command(
+        "allow", "zmake allow --role receive --user zrecv backup/laptop --prune", targets=False
+    )
+    allow.add_argument("dataset", metavar="DATASET", help="the source dataset, or the --dest")
+    allow.add_argument(
+        "--role", required=True, choices=("push-source", "pull-source", "receive"),
+        help="push-source: runs zmake and sends; pull-source: sends to a backup host that "
+        "pulls; receive: the backup side",
+    )  # fmt: skip
+    allow.add_argument("--user", required=True, help="the unprivileged user")
+    allow.add_argument("--prune", action="store_true", help="this user prunes too")
+    allow.add_argument(
+        "--rollback", action="store_true", help="receive: --force may roll a backup back"
+    )
+    mode = allow.add_mutually_exclusive_group()
+    mode.add_argument("--apply", action="store_true", help="run the zfs commands (as root)")
+    mode.add_argument(
+        "--check", action="store_true", help="verify an existing setup, from the user's side"
+    )
     return parser

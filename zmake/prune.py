@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from zmake import refine
+from zmake import refine, state
 from zmake.confirm import confirm
 from zmake.errors import ParseError
 from zmake.model import dest_name, source_name
@@ -49,11 +49,12 @@ def destroy_argv(dataset: str, doomed: Sequence[SnapshotInfo]) -> list[str]:
 
 
 def read_view(runner: Runner, side: Side, root: str) -> SideView:
-    result = runner.run(side.control(prune_list_argv(root)))
+    argv = prune_list_argv(root)
+    result = state.run(runner, side, argv)
     if result.returncode != 0:
         if refine.missing_dataset(result.stderr) == root and result.returncode != 255:
             return SideView()  # nothing backed up yet
-        raise refine.control_error(result.argv, result.returncode, result.stderr, side.host)
+        raise state.failure(side, argv, result)
     return parse_side(result.stdout, "zfs list (prune)")
 
 
@@ -154,11 +155,12 @@ def prune(
 def destroy(runner: Runner, side: Side, dataset: str, doomed: Sequence[SnapshotInfo]) -> list[str]:
     """All of `doomed` in one call; when ZFS refuses that (it destroys all or none), each on
     its own, so one clone or hold stops only its own snapshot."""
-    result = runner.run(side.control(destroy_argv(dataset, doomed)))
+    argv = destroy_argv(dataset, doomed)
+    result = state.run(runner, side, argv)
     if result.returncode == 0:
         return []
     if result.returncode == refine.SSH_FAILED and side.host is not None:
-        raise refine.control_error(result.argv, result.returncode, result.stderr, side.host)
+        raise state.failure(side, argv, result)
     if len(doomed) > 1:
         return [line for snap in doomed for line in destroy(runner, side, dataset, [snap])]
     return [f"cannot destroy {doomed[0].name}{side.where()}: {refine.first_line(result.stderr)}"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from zmake.errors import (
     CommandFailed,
     Diverged,
+    PermissionDenied,
     RemotePoolMissing,
     RemoteUnreachable,
     ResumeNeedsForce,
@@ -35,6 +36,7 @@ MISSING = re.compile(
 MODIFIED = re.compile(r"destination (.+) has been modified", re.MULTILINE)
 RESUME_EXISTS = re.compile(r"Resuming recv on existing (?:destination|dataset)", re.IGNORECASE)
 ALREADY_EXISTS = re.compile(r"^cannot create '([^']+)': dataset already exists", re.MULTILINE)
+PERMISSION = re.compile(r"permission denied", re.IGNORECASE)
 NOISE = re.compile(r"^(Warning: Permanently added|\s*$)")
 
 
@@ -74,8 +76,16 @@ def only_missing(stderr: str) -> set[str] | None:
 
 
 def control_error(
-    argv: list[str], returncode: int, stderr: str, remote: str | None = None
+    argv: list[str],
+    returncode: int,
+    stderr: str,
+    remote: str | None = None,
+    *,
+    command: Sequence[str] | None = None,
+    user: str = "",
 ) -> ZmakeError:
+    """`command`, the zfs command itself (`argv` may be the ssh that ran it), lets a
+    "permission denied" name the permission missing and the `zfs allow` that grants it."""
     if remote is not None and returncode == SSH_FAILED:
         return RemoteUnreachable(f"cannot reach {remote} over ssh: {first_line(stderr)}")
     unavailable = zfs_unavailable(stderr)
@@ -84,7 +94,11 @@ def control_error(
             return ZfsUnavailable(f"on {remote}: {unavailable}")
         return unavailable
     where = f" on {remote}" if remote else ""
-    verb = " ".join(argv[:2]) if remote is None else "remote command"
+    inner = list(command) if command is not None else argv
+    verb = " ".join(inner[:2]).replace("/usr/sbin/", "").replace("/sbin/", "")
+    denied = permission_hint(inner, stderr, user)
+    if denied is not None:
+        return PermissionDenied(f"{verb}{where}: {first_line(stderr)}: {denied}", argv, stderr)
     return CommandFailed(
         f"{verb}{where} failed (exit {returncode}): {first_line(stderr)}", argv, stderr
     )
@@ -106,11 +120,22 @@ class StageOutcome:
         return self.returncode in (-13, 141) or "Broken pipe" in self.stderr
 
 
-def transfer_error(dataset: str, stages: Sequence[StageOutcome], *, route: Route) -> ZmakeError:
+def transfer_error(
+    dataset: str,
+    stages: Sequence[StageOutcome],
+    *,
+    route: Route,
+    commands: tuple[Sequence[str], Sequence[str]] | None = None,
+    users: tuple[str, str] = ("the user", "the user"),
+) -> ZmakeError:
     """The error for a failed data pipeline. What the receiver said wins when it is
     recognised (a sender then only failed of the broken pipe); else the first stage that
-    failed on its own is blamed."""
+    failed on its own is blamed. `commands`, the zfs send and recv themselves, and `users`,
+    who runs each, let a "permission denied" name what to allow."""
     receiver, sender = stages[-1], stages[0]
+    denied = permission_denied(dataset, stages, route, commands, users)
+    if denied is not None:
+        return denied
     if route.source.host is not None:
         if sender.returncode == SSH_FAILED:
             return RemoteUnreachable(
@@ -137,6 +162,39 @@ def transfer_error(dataset: str, stages: Sequence[StageOutcome], *, route: Route
         f"{dataset}: receive failed ({stage} exit {culprit.returncode}): "
         f"{first_line(culprit.stderr or receiver.stderr)}{hint}"
     )
+
+
+def permission_denied(
+    dataset: str,
+    stages: Sequence[StageOutcome],
+    route: Route,
+    commands: tuple[Sequence[str], Sequence[str]] | None,
+    users: tuple[str, str],
+) -> ZmakeError | None:
+    if commands is None:
+        return None
+    for stage, command, user, side in (
+        (stages[-1], commands[1], users[1], route.target),
+        (stages[0], commands[0], users[0], route.source),
+    ):
+        denied = permission_hint(command, stage.stderr, user)
+        if denied is not None:
+            return PermissionDenied(
+                f"{dataset}: zfs {command[1]}{side.where()}: {first_line(stage.stderr)}: {denied}",
+                list(command),
+                stage.stderr,
+            )
+    return None
+
+
+def permission_hint(command: Sequence[str], stderr: str, user: str) -> str | None:
+    """For a zfs command refused for lack of a delegated permission: which permission, and
+    the `zfs allow` that grants it (None for anything else)."""
+    from zmake.allow import hint, needed
+
+    if not PERMISSION.search(stderr) or needed(command) is None:
+        return None
+    return hint(command, user or "the user")
 
 
 def receiver_error(dataset: str, receiver: StageOutcome, *, route: Route) -> ZmakeError | None:

@@ -23,7 +23,15 @@ if TYPE_CHECKING:
     from typing import IO
 
 Argv = list[str]
-ENV = {**os.environ, "LC_ALL": "C"}
+# zfs lives in sbin, which a non-root PATH often lacks (Debian): look there too, last.
+SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+ENV = {
+    **os.environ,
+    "LC_ALL": "C",
+    "PATH": os.pathsep.join(
+        dict.fromkeys([*os.environ.get("PATH", "/usr/bin:/bin").split(os.pathsep), *SBIN])
+    ),
+}
 
 
 @dataclass(frozen=True)

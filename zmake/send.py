@@ -55,7 +55,7 @@ def estimate(runner: Runner, route: Route, send: list[str]) -> Estimate | str:
     """Stream size from `zfs send -nvP` (on the sending side); for a token, also the snapshot
     it completes. Returns zfs's error text when it refuses. Only a resume asks: other steps
     take their size from the properties already read (step_bytes)."""
-    result = runner.run(route.source.control(commands.estimate_argv(send)))
+    result = state.run(runner, route.source, commands.estimate_argv(send))
     if result.returncode != 0:
         return result.stderr or f"exit {result.returncode}"
     size, to_name = 0, None
@@ -161,8 +161,8 @@ class Sender:
 
     def unmark(self, backup: str) -> None:
         """A replaced placeholder is a backup now: drop the mark (it would only mislead)."""
-        argv = self.route.target.control(commands.unmark_placeholder_argv(backup))
-        result = self.runner.run(argv)
+        argv = commands.unmark_placeholder_argv(backup)
+        result = state.run(self.runner, self.route.target, argv)
         if result.returncode != 0:
             print(f"zmake: {backup}: {refine.first_line(result.stderr)}", file=sys.stderr)
 
@@ -220,9 +220,12 @@ class Sender:
         self.run_stream(step, local, report, step_bytes(step, local))
 
     def run_stream(self, step: Step, local: Dataset, report: SendReport, size: int) -> None:
-        send = commands.send_argv(step, local)
-        recv = commands.recv_argv(
-            step, local, self.backup_name(local.name), readonly=self.route.readonly
+        send = state.located(self.route.source, commands.send_argv(step, local))
+        recv = state.located(
+            self.route.target,
+            commands.recv_argv(
+                step, local, self.backup_name(local.name), readonly=self.route.readonly
+            ),
         )
         progress = self.progress_argv(local.name, size)
         stages = self.route.pipeline(send, recv, progress)
@@ -230,19 +233,17 @@ class Sender:
             print(commands.pipeline_text(stages))
         else:
             meter = stages.index(progress) if progress else None
-            self.run_pipeline(local.name, stages, passthrough=meter)
+            result = self.runner.pipeline(stages, passthrough=meter)
+            if not result.ok:
+                raise refine.transfer_error(
+                    local.name,
+                    [refine.StageOutcome(s.argv, s.returncode, s.stderr) for s in result.stages],
+                    route=self.route,
+                    commands=(send, recv),
+                    users=(state.user_of(self.route.source), state.user_of(self.route.target)),
+                )
         report.actions.append(describe(step))
         report.bytes += size
-
-    def run_pipeline(self, name: str, stages: list[list[str]], passthrough: int | None) -> None:
-        result = self.runner.pipeline(stages, passthrough=passthrough)
-        if result.ok:
-            return
-        raise refine.transfer_error(
-            name,
-            [refine.StageOutcome(s.argv, s.returncode, s.stderr) for s in result.stages],
-            route=self.route,
-        )
 
     def progress_argv(self, name: str, size: int) -> list[str] | None:
         if not self.options.progress or self.options.dry_run:

@@ -167,7 +167,7 @@ def first_free(handles: Sequence[IO[str]]) -> int | None:
 def ssh_slot(runner: Runner, run_dir: Path, side: Side, slots: int) -> Iterator[Side]:
     """The side to use while holding a slot (unchanged for this machine, which takes no
     slot, or when the user's own ssh config multiplexes)."""
-    if side.host is None or slots < 1:
+    if side.host is None or slots < 1 or side.socket is not None:  # socket: holds one already
         yield side
         return
     folder = socket_dir(run_dir)

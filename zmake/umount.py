@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from zmake import commands, refine
+from zmake import commands, refine, state
 from zmake.config import Settings
 from zmake.errors import RemotePoolMissing
 from zmake.model import dest_name, pool_of
@@ -39,7 +39,8 @@ def unmount_backups(
 
 
 def mounted(runner: Runner, side: Side, dest: str, ours: set[str]) -> list[str]:
-    result = runner.run(side.control(commands.mounts_argv(dest)))
+    argv = commands.mounts_argv(dest)
+    result = state.run(runner, side, argv)
     if result.returncode != 0:
         if refine.missing_dataset(result.stderr) == dest and result.returncode != 255:
             if "/" in dest:
@@ -54,11 +55,12 @@ def mounted(runner: Runner, side: Side, dest: str, ours: set[str]) -> list[str]:
 
 
 def unmount(runner: Runner, side: Side, name: str) -> str:
-    result = runner.run(side.control(commands.unmount_argv(name)))
+    argv = commands.unmount_argv(name)
+    result = state.run(runner, side, argv)
     if result.returncode == 0:
         return f"unmounted {name}"
     if result.returncode == refine.SSH_FAILED and side.host is not None:
-        raise refine.control_error(result.argv, result.returncode, result.stderr, side.host)
+        raise state.failure(side, argv, result)
     line = f"{name}: not unmounted ({refine.first_line(result.stderr)}); its send may fail"
     print(f"zmake: {line}", file=sys.stderr)
     return line

@@ -85,3 +85,53 @@ class Zmake:
         if not self.report.exists():
             return []
         return [json.loads(line) for line in self.report.read_text().splitlines()]
+
+
+USERS_DIR = Path(os.environ.get("ZMAKE_USERS_DIR", "/tmp/zmake-users"))
+USERS_HOST = "users"  # any name: the users' ssh configs send every host to 127.0.0.2
+
+
+class AsUser:
+    """zmake run by an unprivileged user of the guest (guest-init.sh made zsrc and zrecv),
+    with a run directory and HOME of its own, and its own ssh key and config."""
+
+    def __init__(self, user: str, name: str) -> None:
+        self.user = user
+        self.home = USERS_DIR / user
+        self.run_dir = self.home / "runs" / name
+        self.ssh = f"ssh -F {self.home}/.ssh/config"
+        subprocess.run(["runuser", "-u", user, "--", "mkdir", "-p", str(self.run_dir)],
+                       check=True)  # fmt: skip
+
+    def env(self, **extra: str) -> list[str]:
+        values = {
+            "HOME": str(self.home),
+            "USER": self.user,
+            "LOGNAME": self.user,
+            "PATH": "/usr/local/bin:/usr/bin:/bin",  # no sbin: what a user's login gets
+            "ZMAKE_RUN_DIR": str(self.run_dir),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **extra,
+        }
+        return ["env", "-i", *(f"{k}={v}" for k, v in values.items())]
+
+    def argv(self, *args: str, **extra: str) -> list[str]:
+        return ["runuser", "-u", self.user, "--", *self.env(**extra), sys.executable, "-m",
+                "zmake", *args]  # fmt: skip
+
+    def __call__(
+        self, *args: str, check: bool = True, **extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        return execute(*self.argv(*args, **extra), check=check)
+
+
+def allow(*args: str) -> str:
+    """`zmake allow … --apply`, as root: the setup a user's side gets, from zmake itself."""
+    done = execute(sys.executable, "-m", "zmake", "allow", *args, "--apply")
+    return done.stdout
+
+
+def sshd_logins(user: str) -> int:
+    """Logins accepted so far by the users' sshd for `user`."""
+    log = Path(os.environ.get("ZMAKE_USERS_SSHD_LOG", USERS_DIR / "sshd.log")).read_text()
+    return sum(1 for line in log.splitlines() if f"Accepted publickey for {user} " in line)

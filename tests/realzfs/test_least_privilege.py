@@ -1,0 +1,232 @@
+"""No root anywhere (issue 14): push and pull as unprivileged users, with only what
+`zmake allow` sets up, on real OpenZFS through a real sshd.
+
+zsrc owns the source side, zrecv the backup side (guest-init.sh makes both, and a sshd on
+127.0.0.2 for them). zsrc's remote PATH has no zfs, as on hosts where it lives in sbin."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.realzfs.support import (
+    USERS_HOST,
+    AsUser,
+    allow,
+    exists,
+    fill,
+    prop,
+    snapshot_guids,
+    sshd_logins,
+    zfs,
+)
+from tests.realzfs.test_send import partial_receive
+
+KEY = "correct horse battery staple"
+
+
+@pytest.fixture
+def tree(pools, tmp_path) -> list[str]:
+    """A pool with a space, a colon, a zvol and an encrypted dataset in its names."""
+    zfs("set", f"mountpoint=/tmp/{pools.src}", pools.src)
+    key = tmp_path / "key"
+    key.write_text(KEY)
+    names = [f"{pools.src}/home", f"{pools.src}/home/my data", f"{pools.src}/media:2024"]
+    for name in names:
+        zfs("create", name)
+        fill(name, 0.3)
+    secret = f"{pools.src}/secret stuff"
+    zfs("create", "-o", "encryption=on", "-o", "keyformat=passphrase",
+        "-o", f"keylocation=file://{key}", secret)  # fmt: skip
+    fill(secret, 0.2)
+    zfs("create", "-V", "4M", f"{pools.src}/vm:disk0")
+    zfs("snapshot", "-r", f"{pools.src}@zmake-one")
+    zfs("snapshot", "-r", f"{pools.src}@zmake-two")  # a prune --keep 1 later takes @zmake-one
+    return [pools.src, *names, secret, f"{pools.src}/vm:disk0"]
+
+
+@pytest.fixture
+def laptop(pools) -> str:
+    """The backup side's --dest, set up by `zmake allow --role receive … --apply` (root)."""
+    dest = f"{pools.dst}/laptop"
+    allow("--role", "receive", "--user", "zrecv", dest, "--prune")
+    assert prop(dest, "zmake:placeholder") == dest  # zmake's own placeholder: replaceable
+    return dest
+
+
+def test_push_as_unprivileged_users_on_both_sides(pools, tree, laptop) -> None:
+    allow("--role", "push-source", "--user", "zsrc", pools.src, "--prune")
+    zsrc = AsUser("zsrc", "push")
+    target = ["--remote", f"zrecv@{USERS_HOST}", "--ssh", zsrc.ssh, "--dest", laptop]
+    first = zsrc("backup", pools.src, *target, "-j", "4", "--yes", check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert snapshot_guids(laptop) == snapshot_guids(pools.src)
+    secret = f"{laptop}/secret stuff"
+    assert prop(secret, "encryptionroot") == secret and prop(secret, "keystatus") == "unavailable"
+
+    for name in tree[1:4]:
+        fill(name, 0.1)
+    again = zsrc("backup", pools.src, *target, "--snapshot", "--prune", "--keep", "1", "--yes",
+                 "-j", "4", check=False)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "incremental" in again.stdout and "full @" not in again.stdout
+    newest = {k: v for k, v in snapshot_guids(pools.src).items() if "zmake-one" not in k}
+    assert len(newest) == 2 * len(tree) and newest.items() <= snapshot_guids(laptop).items()
+    assert not exists(f"{pools.src}/home@zmake-one")  # pruned on the source, as zsrc
+
+    # A backup mounted by hand: only root can unmount on Linux. Reported, never fatal.
+    zfs("set", f"mountpoint=/tmp/{pools.dst}-home", f"{laptop}/home")
+    zfs("mount", f"{laptop}/home")
+    done = zsrc("umount", pools.src, *target, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"{laptop}/home: not unmounted" in done.stdout
+    zfs("unmount", f"{laptop}/home")
+
+
+def slow_ssh(user: AsUser) -> str:
+    """An ssh for `user` whose data streams crawl (400 kB/s), to be killed halfway."""
+    path = user.home / "slowssh"
+    path.write_text(f'#!/bin/sh\npv -q -L 400k | {user.ssh} "$@"\n')
+    path.chmod(0o755)
+    subprocess.run(["chown", f"{user.user}:{user.user}", str(path)], check=True)
+    return str(path)
+
+
+def test_push_killed_mid_transfer_resumes_unprivileged(pools, laptop) -> None:
+    big = f"{pools.src}/big"
+    zfs("create", "-o", f"mountpoint=/tmp/{pools.src}-big", big)
+    fill(big, 3)
+    zfs("snapshot", f"{big}@zmake-k1")
+    allow("--role", "push-source", "--user", "zsrc", pools.src)
+    zsrc = AsUser("zsrc", "kill")
+    target = ["--remote", f"zrecv@{USERS_HOST}", "--dest", laptop]
+    proc = subprocess.Popen(zsrc.argv("send", big, *target, "--ssh", slow_ssh(zsrc)),
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    backup = f"{laptop}/big"
+    deadline = time.monotonic() + 90
+    while not exists(backup) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)  # some of the stream is in
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while not (prop_or_none(backup, "receive_resume_token") or "").startswith("1-"):
+        assert time.monotonic() < deadline, "no partial receive was saved"
+        time.sleep(0.5)
+    done = zsrc("send", big, *target, "--ssh", zsrc.ssh, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{big}: resume"), done.stdout
+    assert snapshot_guids(backup) == snapshot_guids(big)
+
+
+def prop_or_none(name: str, prop_name: str) -> str | None:
+    value = subprocess.run(["zfs", "get", "-H", "-o", "value", prop_name, name],
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return None if value in ("", "-") else value
+
+
+def test_a_missing_permission_is_one_line_naming_it(pools, tree, laptop) -> None:
+    allow("--role", "push-source", "--user", "zsrc", pools.src)
+    zsrc = AsUser("zsrc", "missing")
+    target = ["--remote", f"zrecv@{USERS_HOST}", "--ssh", zsrc.ssh, "--dest", laptop]
+    home = f"{pools.src}/home"
+    zsrc("send", home, *target)
+    zfs("snapshot", f"{home}@zmake-three")
+    zfs("snapshot", f"{home}@zmake-four")
+    zfs("unallow", "-u", "zsrc", "hold", pools.src)  # -I holds the range while it sends
+    done = zsrc("send", home, *target, check=False)
+    assert done.returncode == 5, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert f"zsrc needs `send,hold` on {home}: zfs allow -u zsrc send,hold {home}" in done.stderr
+    check = zsrc("allow", "--role", "push-source", "--user", "zsrc", pools.src, "--check",
+                 check=False)  # fmt: skip
+    assert check.returncode == 5 and "lacks `hold`" in check.stderr
+    zfs("allow", "-u", "zsrc", "hold", pools.src)
+    assert zsrc("send", home, *target).returncode == 0
+    assert own(snapshot_guids(f"{laptop}/home")) == own(snapshot_guids(home))
+    ok = zsrc("allow", "--role", "push-source", "--user", "zsrc", pools.src, "--check")
+    assert "holds every permission" in ok.stdout
+
+
+def own(guids: dict[str, int]) -> dict[str, int]:
+    """A dataset's own snapshots (snapshot_guids lists its children's too)."""
+    return {k: v for k, v in guids.items() if k.startswith("@")}
+
+
+def test_pull_as_unprivileged_users_on_both_sides(pools, tree, laptop) -> None:
+    """The backup host pulls: zrecv runs zmake there; the source gives zsrc `pull-source`
+    only; zsrc's PATH has no zfs (zmake finds it in sbin)."""
+    allow("--role", "pull-source", "--user", "zsrc", pools.src, "--prune")
+    zrecv = AsUser("zrecv", "pull")
+    source = ["--source", f"zsrc@{USERS_HOST}", "--ssh", zrecv.ssh, "--dest", laptop]
+    first = zrecv("backup", pools.src, *source, "--compress", "zstd", "-j", "4", "--yes",
+                  check=False)  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert snapshot_guids(laptop) == snapshot_guids(pools.src)
+    secret = f"{laptop}/secret stuff"
+    assert prop(secret, "encryptionroot") == secret and prop(secret, "keystatus") == "unavailable"
+    for name in tree[1:4]:
+        fill(name, 0.1)
+    again = zrecv("backup", pools.src, *source, "--snapshot", "--prune", "--keep", "1",
+                  "--yes", "-j", "4", check=False)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "incremental" in again.stdout and "full @" not in again.stdout
+    newest = {k: v for k, v in snapshot_guids(pools.src).items() if "zmake-one" not in k}
+    assert newest and newest.items() <= snapshot_guids(laptop).items()
+    assert not exists(f"{pools.src}/home@zmake-one")  # the source pruned, through zsrc
+    marks = zfs("list", "-H", "-o", "name", "-t", "bookmark", "-r", pools.src).split("\n")
+    assert len([m for m in marks if "#zmake-" in m]) == len(tree)  # one per dataset
+
+
+def test_pull_resumes_a_partial_receive_unprivileged(pools, laptop) -> None:
+    big = f"{pools.src}/big"
+    zfs("create", "-o", f"mountpoint=/tmp/{pools.src}-big", big)
+    fill(big, 0.5)
+    zfs("snapshot", f"{big}@zmake-r0")
+    allow("--role", "pull-source", "--user", "zsrc", pools.src)
+    zrecv = AsUser("zrecv", "pull-resume")
+    source = ["--source", f"zsrc@{USERS_HOST}", "--ssh", zrecv.ssh, "--dest", laptop]
+    zrecv("send", big, *source)
+    fill(big, 2)
+    zfs("snapshot", f"{big}@zmake-r1")
+    partial_receive(f"{big}@zmake-r1", f"{laptop}/big", f"{big}@zmake-r0")
+    done = zrecv("send", big, *source, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "resume" in done.stdout
+    assert snapshot_guids(f"{laptop}/big") == snapshot_guids(big)
+
+
+def test_pull_of_sixteen_datasets_at_j4_opens_at_most_five_connections(pools, laptop) -> None:
+    zfs("set", f"mountpoint=/tmp/{pools.src}", pools.src)
+    for n in range(16):
+        name = f"{pools.src}/d{n:02d}{' x' if n % 5 == 0 else ''}"
+        zfs("create", name)
+        fill(name, 0.05)
+    zfs("snapshot", "-r", f"{pools.src}@zmake-flat")
+    allow("--role", "pull-source", "--user", "zsrc", pools.src)
+    zrecv = AsUser("zrecv", "flat")
+    before = sshd_logins("zsrc")
+    done = zrecv("backup", pools.src, "--source", f"zsrc@{USERS_HOST}", "--ssh", zrecv.ssh,
+                 "--dest", laptop, "-j", "4", "--yes", check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    opened = sshd_logins("zsrc") - before
+    assert opened <= 5, f"{opened} connections to the source for 16 datasets at -j4"
+    assert snapshot_guids(laptop) == snapshot_guids(pools.src)
+
+
+def test_a_third_machine_relays_from_source_to_backup(pools, tree, laptop) -> None:
+    """--source and --remote together: this machine (root here) runs make, the stream goes
+    source → here → backup, each side as its unprivileged user."""
+    allow("--role", "pull-source", "--user", "zsrc", pools.src)
+    zsrc = AsUser("zsrc", "relay")  # any user with a key both accept
+    ssh = f"ssh -F {zsrc.home}/.ssh/config"
+    done = zsrc("backup", pools.src, "--source", f"zsrc@{USERS_HOST}", "--remote",
+                f"zrecv@{USERS_HOST}", "--ssh", ssh, "--dest", laptop, "--compress", "zstd",
+                "-j", "4", "--yes", check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert snapshot_guids(laptop) == snapshot_guids(pools.src)
