@@ -23,7 +23,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from zmake.model import PLACEHOLDER_PROPERTY
+from zmake.commands import create_placeholder_argv
 
 ROLES = ("push-source", "pull-source", "receive")
 SOURCE = ("send", "hold", "bookmark", "destroy")  # destroy without mount: bookmarks only
@@ -74,7 +74,7 @@ def setup(
     if role == "receive" and not dest_exists:
         # zmake could not create it without `create` on the parent (on every sibling too):
         # root makes it, as the placeholder zmake would, so the source's root can replace it.
-        commands.append(placeholder_argv(dataset))
+        commands.append(create_placeholder_argv(dataset))
     commands.append(["zfs", "allow", "-u", user, ",".join(perms), dataset])
     key_line = None
     if role == "receive":
@@ -92,10 +92,6 @@ def setup(
     if role != "receive" and not prune:
         notes.append("without --prune this user cannot destroy snapshots (bookmarks only)")
     return Setup(commands, key_line, notes)
-
-
-def placeholder_argv(name: str) -> list[str]:
-    return ["zfs", "create", "-o", "canmount=off", "-o", f"{PLACEHOLDER_PROPERTY}={name}", name]
 
 
 # --- what one command needs -----------------------------------------------------------------

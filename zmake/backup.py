@@ -17,8 +17,8 @@ from zmake import source, state
 from zmake.config import Settings
 from zmake.errors import TransferFailed
 from zmake.generate import make_plan, makefile_text
-from zmake.model import dest_name, pool_of
-from zmake.plan import Plan, Selection
+from zmake.model import dest_name
+from zmake.plan import Plan, Selection, top_roots
 from zmake.prune import prune
 from zmake.render import stamp_name, umount_stamp_name
 from zmake.report import human, write_stamp
@@ -64,11 +64,20 @@ def backup(
     unfinished = [r for r in rows if not r.done]
     if unfinished or code != 0:
         names = ", ".join(r.dataset for r in unfinished[:3])
-        raise TransferFailed(
+        raise Unfinished(
             f"{len(unfinished)} of {len(rows)} datasets are not up to date ({names}"
-            f"{', …' if len(unfinished) > 3 else ''}): run zmake backup again to finish"
+            f"{', …' if len(unfinished) > 3 else ''}): run zmake backup again to finish",
+            rows,
         )
     return rows
+
+
+class Unfinished(TransferFailed):
+    """Not every dataset is up to date; the rows say which (for --metrics, --summary-json)."""
+
+    def __init__(self, message: str, rows: list[Row]) -> None:
+        super().__init__(message)
+        self.rows = rows
 
 
 def run_backup(
@@ -82,7 +91,6 @@ def run_backup(
     """Everything up to make's exit status; the caller closes the ssh masters."""
     roots = request.roots
     selection = Selection(roots, settings.exclude)
-    pools = tuple(dict.fromkeys(pool_of(r) for r in roots))
     # A source on another machine is read through slot 0's master, which the first send
     # then reuses: the reads cost no connection of their own.
     with ssh_slot(runner, run_dir, route.source, 1) as source_side:
@@ -93,7 +101,7 @@ def run_backup(
         if request.keep is not None:
             prune(runner, reads, roots, selection, request.keep, run_dir=run_dir,
                   backup_too=True, assume_yes=request.assume_yes, dry_run=False)  # fmt: skip
-        capture = source.read_live(runner, reads.source, pools)
+        capture = source.read_live(runner, reads.source, top_roots(roots))
     key = hashlib.sha256(f"{route.source}\0{route.target}\0{route.dest}".encode()).hexdigest()
     work = run_dir / f"backup-{key[:12]}"
     work.mkdir(mode=0o700, exist_ok=True)

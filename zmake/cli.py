@@ -13,63 +13,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from zmake import __version__
-from zmake.config import (
-    DEFAULT_SNAPSHOT_NAME,
-    SETTING_VARIABLES,
-    Settings,
-    ensure_run_dir,
-    resolve,
+from zmake.arguments import (
+    emit,
+    roots_of,
+    selection_of,
+    setting_layer,
+    settings_from,
+    slot_count,
 )
+from zmake.config import DEFAULT_SNAPSHOT_NAME, SETTING_VARIABLES, ensure_run_dir
 from zmake.errors import UsageError, ZmakeError
 from zmake.plan import Selection
 from zmake.runner import Runner
-from zmake.slots import jobs_from_makeflags
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
-SETTING_KEYS = ("remote", "source", "ssh", "dest", "compress", "readonly", "run_dir", "exclude")
-
-
-def setting_layer(args: argparse.Namespace) -> dict[str, Any]:
-    """The command line's layer of the settings (None: not given), paths made absolute."""
-    cli = {key: getattr(args, key, None) for key in SETTING_KEYS}
-    if cli.get("run_dir") is not None:
-        cli["run_dir"] = os.path.abspath(str(cli["run_dir"]))
-    return cli
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    return resolve(setting_layer(args), getattr(args, "config", None))
-
-
-def selection_of(
-    given: Sequence[str], settings: Settings, fallback: Sequence[str] = ()
-) -> Selection:
-    """What the run backs up: the roots given, else as the generated Makefile exports it
-    (ZMAKE_SELECTION), else the config's pools or `fallback`."""
-    if given:
-        return Selection(tuple(given), settings.exclude)
-    exported = os.environ.get("ZMAKE_SELECTION")
-    if exported:
-        import json
-
-        try:
-            data = json.loads(exported)
-            return Selection(tuple(data["roots"]), tuple(data["exclude"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"ZMAKE_SELECTION is not what zmake exports: {exc}") from None
-    return Selection(tuple(settings.pools or fallback), settings.exclude)
-
-
-def roots_of(args: argparse.Namespace, settings: Settings, runner: Runner) -> tuple[str, ...]:
-    roots = list(getattr(args, "pools", None) or settings.pools)
-    if roots:
-        return tuple(roots)
-    from zmake import source
-
-    return source.imported_pools(runner, settings.source_side)
 
 
 def cmd_capture(args: argparse.Namespace, runner: Runner) -> int:
@@ -139,12 +94,6 @@ def cmd_send(args: argparse.Namespace, runner: Runner) -> int:
     return 0
 
 
-def slot_count(args: argparse.Namespace) -> int:
-    if args.slots is not None:
-        return max(0, int(args.slots))
-    return jobs_from_makeflags(os.environ.get("MAKEFLAGS")) or 0
-
-
 def cmd_umount(args: argparse.Namespace, runner: Runner) -> int:
     """Unmount this source's backups on the receiving side (and nothing else there). Every
     send target of a generated Makefile depends on this."""
@@ -184,10 +133,21 @@ def cmd_prune(args: argparse.Namespace, runner: Runner) -> int:
     from zmake.prune import prune
 
     settings = settings_from(args)
-    roots = roots_of(args, settings, runner)
     keep = args.keep if args.keep is not None else settings.keep
     if keep is None or keep < 1:
         raise UsageError("prune needs --keep N (N >= 1)")
+    if args.backup_only:
+        from zmake.prune import prune_backups
+
+        if not settings.dest:
+            raise UsageError("prune --backup-only needs --dest DATASET: the backups to prune")
+        _, problems = prune_backups(runner, settings.target_side, settings.dest, keep,
+                                    run_dir=ensure_run_dir(settings.run_dir),
+                                    assume_yes=args.yes, dry_run=args.dry_run)  # fmt: skip
+        if problems:
+            raise CommandFailed(f"{len(problems)} snapshots could not be destroyed (above)")
+        return 0
+    roots = roots_of(args, settings, runner)
     _, problems = prune(
         runner,
         settings.route(roots),
@@ -236,93 +196,60 @@ def cmd_backup(args: argparse.Namespace, runner: Runner) -> int:
         check_remote=args.check_remote,
     )
     from zmake.locks import backup_lock
+    from zmake.outcome import Reporting
 
-    with backup_lock(run_dir):
-        backup.backup(runner, settings, request, run_dir, shlex.join(["zmake", *sys.argv[1:]]))
+    reporting = Reporting(args.quiet, args.metrics, args.summary_json)
+    with backup_lock(run_dir), reporting.run(runner, settings.route(roots), roots, settings):
+        reporting.rows = backup.backup(runner, settings, request, run_dir,
+                                       shlex.join(["zmake", *sys.argv[1:]]))  # fmt: skip
     return 0
+
+
+def cmd_check(args: argparse.Namespace, runner: Runner) -> int:
+    """Is every backup current? Per dataset, the age of the newest snapshot the backup holds
+    (its creation on the source), a pending resume, a diverged or missing backup. Exit 0 OK,
+    1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring plugins); one summary line, then problems."""
+    import time
+
+    from zmake.check import check
+    from zmake.health import parse_age
+
+    settings = settings_from(args)
+    warn, crit = parse_age(args.warn), parse_age(args.crit)
+    try:
+        roots = roots_of(args, settings, runner)
+    except ZmakeError as exc:
+        print(f"ZMAKE UNKNOWN - {exc}")
+        return 3
+    now = args.at if args.at is not None else time.time()
+    metrics = Path(args.metrics) if args.metrics else None
+    return check(runner, settings.route(roots), roots, Selection(roots, settings.exclude),
+                 warn=warn, crit=crit, now=now, as_json=args.json, metrics=metrics)  # fmt: skip
+
+
+def cmd_serve(args: argparse.Namespace, runner: Runner) -> int:
+    """The forced command of a restricted ssh key: run SSH_ORIGINAL_COMMAND only if it is a
+    command zmake issues for this role, on this dataset tree (see README: restricted keys)."""
+    from zmake.guard import Policy
+    from zmake.serve import serve
+
+    role, root = ("receive", args.receive_into) if args.receive_into else ("send", args.send_from)
+    policy = Policy(role, root.strip("/"), allow_prune=args.allow_prune,
+                    allow_rollback=args.allow_rollback,
+                    mountpoint_prefix=args.mountpoint_prefix)  # fmt: skip
+    return serve(policy)
 
 
 def cmd_allow(args: argparse.Namespace, runner: Runner) -> int:
     """Print the least-privilege setup of one side for an unprivileged USER: the `zfs allow`
     commands (one per line, runnable as root; --apply runs them) and the restricted
     authorized_keys line; --check verifies an existing setup, from the user's side."""
-    from zmake import allow
+    from zmake import grant
 
+    request = grant.Request(args.role, args.user, args.dataset, args.prune, args.rollback)
     if args.check:
-        return allow_check(args, runner)
-    from zmake.generate import zmake_command
-    from zmake.sides import Side
-    from zmake.state import read_datasets
-
-    exists = False
-    if args.role == "receive":
-        try:
-            exists = bool(read_datasets(runner, Side(), [args.dataset]))
-        except ZmakeError:
-            exists = False  # printed for another machine
-    setup = allow.setup(
-        args.role,
-        args.user,
-        args.dataset,
-        prune=args.prune,
-        rollback=args.rollback,
-        zmake=zmake_command(),
-        dest_exists=exists,
-    )
-    print(f"# zmake allow --role {args.role} --user {args.user} {args.dataset}: as root, on the "
-          f"{'backup host' if args.role == 'receive' else 'source host'}:")  # fmt: skip
-    for argv in setup.commands:
-        print(shlex.join(argv))
-    if setup.key_line is not None:
-        whose = "source's" if args.role == "receive" else "backup host's"
-        print(f"# in ~{args.user}/.ssh/authorized_keys, the {whose} key, restricted to zmake:")
-        print(f"# {setup.key_line}")
-    for note in setup.notes:
-        print(f"# note: {note}")
-    if args.apply:
-        from zmake.sides import Side
-        from zmake.state import control
-
-        for argv in setup.commands:
-            control(runner, Side(), argv)
-        print(f"# applied: {len(setup.commands)} commands")
-    return 0
-
-
-def allow_check(args: argparse.Namespace, runner: Runner) -> int:
-    import grp
-    import pwd
-
-    from zmake import allow
-    from zmake.errors import PermissionDenied
-    from zmake.sides import Side
-    from zmake.state import control
-
-    account = pwd.getpwnam(args.user)
-    groups = [grp.getgrgid(g).gr_name for g in os.getgrouplist(args.user, account.pw_gid)]
-    text = control(runner, Side(), ["zfs", "allow", args.dataset])
-    have = allow.effective(text, args.dataset, args.user, groups)
-    need = allow.role_permissions(args.role, prune=args.prune, rollback=args.rollback)
-    missing = [perm for perm in need if perm not in have]
-    if missing:
-        raise PermissionDenied(
-            f"{args.user} lacks `{','.join(missing)}` on {args.dataset}: "
-            f"zfs allow -u {args.user} {','.join(missing)} {args.dataset}"
-        )
-    print(f"{args.user} holds every permission a {args.role} needs on {args.dataset}: "
-          f"{','.join(need)}")  # fmt: skip
-    return 0
-
-
-def emit(text: str, output: str | None) -> None:
-    """Write to stdout, or atomically to a file (temp file + rename)."""
-    if output is None or output == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    from zmake.generate import write_if_changed
-
-    write_if_changed(Path(output), text)
+        return grant.check(runner, request)
+    return grant.show(runner, request, apply=args.apply)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
             "backup": cmd_backup,
             "umount": cmd_umount,
             "allow": cmd_allow,
+            "check": cmd_check,
+            "serve": cmd_serve,
         },
         __version__,
         DEFAULT_SNAPSHOT_NAME,

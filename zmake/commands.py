@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from zmake.decide import Action, Step
 from zmake.model import FILESYSTEM, PLACEHOLDER_PROPERTY, Dataset
 from zmake.parse import BACKUP_LIST_PROPS, SOURCE_GET_PROPS, SOURCE_LIST_PROPS
+from zmake.retention import PRUNE_LIST_PROPS, PRUNE_TYPES
 
 Argv = list[str]
 
@@ -22,21 +23,23 @@ COMPRESSORS: dict[str, tuple[Argv, Argv]] = {
     "bzip2": (["bzip2", "-c"], ["bzip2", "-d", "-c"]),
 }
 COMPRESS_CHOICES = ("none", *COMPRESSORS)
-LOCAL_GET_PROPS = ("type", "guid", "createtxg", "written", "referenced", "used", *SOURCE_GET_PROPS)
+LOCAL_GET_PROPS = (
+    "type", "guid", "createtxg", "written", "referenced", "used", "creation", *SOURCE_GET_PROPS,
+)  # fmt: skip
 BACKUP_TYPES = "filesystem,volume,snapshot"
 
 
-def source_list_argv(pools: Sequence[str]) -> Argv:
+def source_list_argv(roots: Sequence[str]) -> Argv:
     return [
         "zfs", "list", "-H", "-p", "-o", ",".join(SOURCE_LIST_PROPS),
-        "-t", "filesystem,volume,snapshot,bookmark", "-s", "createtxg", "-r", *pools,
+        "-t", "filesystem,volume,snapshot,bookmark", "-s", "createtxg", "-r", *roots,
     ]  # fmt: skip
 
 
-def source_get_argv(pools: Sequence[str]) -> Argv:
+def source_get_argv(roots: Sequence[str]) -> Argv:
     return [
         "zfs", "get", "-H", "-p", "-o", "name,property,value,source",
-        "-t", "filesystem,volume", "-r", ",".join(SOURCE_GET_PROPS), *pools,
+        "-t", "filesystem,volume", "-r", ",".join(SOURCE_GET_PROPS), *roots,
     ]  # fmt: skip
 
 
@@ -97,40 +100,88 @@ def destroy_bookmark_argv(bookmark: str) -> Argv:
     return ["zfs", "destroy", bookmark]
 
 
+def stream_argv(snapshot: str, *, raw: bool, base: str | None = None) -> Argv:
+    """`zfs send` of `snapshot`: full, or incremental from `base` — a snapshot (`-I`: every
+    snapshot in between) or a bookmark (only `-i` exists). Raw (`-w`) for encrypted data."""
+    flags = ["-w"] if raw else ["-L", "-c"]
+    if base is None:
+        return ["zfs", "send", *flags, snapshot]
+    return ["zfs", "send", *flags, "-i" if "#" in base else "-I", base, snapshot]
+
+
+def resume_argv(token: str) -> Argv:
+    return ["zfs", "send", "-t", token]
+
+
 def send_argv(step: Step, dataset: Dataset) -> Argv:
     if step.action is Action.RESUME:
         assert step.token is not None
-        return ["zfs", "send", "-t", step.token]
+        return resume_argv(step.token)
     assert step.to_snapshot is not None
-    flags = ["-w"] if dataset.encrypted else ["-L", "-c"]
-    if step.from_snapshot is not None:
-        # -I sends every snapshot in between; from a bookmark only -i exists.
-        range_flag = "-i" if step.from_snapshot.is_bookmark else "-I"
-        return ["zfs", "send", *flags, range_flag, step.from_snapshot.name, step.to_snapshot.name]
-    return ["zfs", "send", *flags, step.to_snapshot.name]
+    base = step.from_snapshot.name if step.from_snapshot is not None else None
+    return stream_argv(step.to_snapshot.name, raw=dataset.encrypted, base=base)
+
+
+ESTIMATE = ["-n", "-v", "-P"]
 
 
 def estimate_argv(send: Argv) -> Argv:
     """`zfs send -nvP …`: a dry run that prints the stream size (and checks a token)."""
-    return ["zfs", "send", "-n", "-v", "-P", *send[2:]]
+    return ["zfs", "send", *ESTIMATE, *send[2:]]
 
 
-def recv_argv(step: Step, dataset: Dataset, target: str, *, readonly: bool = True) -> Argv:
+def receive_argv(
+    target: str,
+    *,
+    force: bool = False,
+    filesystem: bool = True,
+    mountpoint: str | None = None,
+    readonly: bool = True,
+) -> Argv:
     """Into the exact backup name, never `-d`: zmake creates the parents itself (send.py), so
     nothing appears on the backup side that zmake did not decide, and `serve` can check the
     one dataset a receive may touch."""
-    options = ["-u", "-s"]
-    if step.action is Action.FULL_OVER_PLACEHOLDER or step.force_receive:
-        options.append("-F")
-    if dataset.kind == FILESYSTEM:
+    options = ["-u", "-s", *(["-F"] if force else [])]
+    if filesystem:
         # A backup must not mount itself over the backup host's own paths at boot.
         options += ["-o", "canmount=noauto"]
-        if dataset.mountpoint_is_local and dataset.mountpoint:
-            options += ["-o", f"mountpoint={dataset.mountpoint}"]
+        if mountpoint:
+            options += ["-o", f"mountpoint={mountpoint}"]
     if readonly:
         # Nobody writes into a backup, not even atime: "destination has been modified".
         options += ["-o", "readonly=on"]
     return ["zfs", "recv", *options, target]
+
+
+def recv_argv(step: Step, dataset: Dataset, target: str, *, readonly: bool = True) -> Argv:
+    local_mountpoint = dataset.mountpoint if dataset.mountpoint_is_local else None
+    return receive_argv(
+        target,
+        force=step.action is Action.FULL_OVER_PLACEHOLDER or step.force_receive,
+        filesystem=dataset.kind == FILESYSTEM,
+        mountpoint=local_mountpoint,
+        readonly=readonly,
+    )
+
+
+def snapshot_argv(roots: Sequence[str], name: str) -> Argv:
+    """One `zfs snapshot -r` of every root: all taken in one transaction."""
+    return ["zfs", "snapshot", "-r", *(f"{root}@{name}" for root in roots)]
+
+
+def destroy_snapshots_argv(dataset: str, shorts: Sequence[str]) -> Argv:
+    """Several snapshots of one dataset in one call (ZFS destroys all or none)."""
+    return ["zfs", "destroy", f"{dataset}@{','.join(shorts)}"]
+
+
+def names_argv(roots: Sequence[str]) -> Argv:
+    return ["zfs", "list", "-H", "-o", "name", "-t", "filesystem,volume", "-r", *roots]
+
+
+def prune_list_argv(root: str) -> Argv:
+    """Both sides' snapshots, bookmarks and resume tokens, for prune (retention.py)."""
+    return ["zfs", "list", "-H", "-p", "-o", ",".join(PRUNE_LIST_PROPS), "-t", PRUNE_TYPES,
+            "-r", root]  # fmt: skip
 
 
 def rollback_argv(snapshot_name: str) -> Argv:

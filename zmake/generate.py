@@ -20,7 +20,7 @@ from zmake.config import Settings, default_run_dir, resolve
 from zmake.errors import UsageError
 from zmake.model import BackupDataset, dest_name, pool_of
 from zmake.parse import Capture, parse_source
-from zmake.plan import Plan, build_plan, select
+from zmake.plan import Plan, build_plan, select, top_roots
 from zmake.render import Settings as RenderSettings
 from zmake.render import render_makefile
 from zmake.runner import Runner
@@ -210,5 +210,5 @@ def read_source(runner: Runner, settings: Settings, roots: Sequence[str]) -> Cap
         else ssh_slot(runner, ensure_run_dir(settings.run_dir), side, 1)
     )
     with reading as slotted:
-        pools = tuple(dict.fromkeys(pool_of(r) for r in roots))
-        return source.read_live(runner, slotted, pools or source.imported_pools(runner, slotted))
+        named = top_roots(roots)  # only what is backed up: a restricted key allows no more
+        return source.read_live(runner, slotted, named or source.imported_pools(runner, slotted))

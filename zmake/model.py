@@ -22,6 +22,7 @@ class Snapshot:
     createtxg: int
     written: int = 0  # bytes written between the previous snapshot and this one
     referenced: int = 0  # what a full stream of this snapshot roughly carries
+    creation: int = 0  # seconds since the epoch (the source's `creation`); 0: unknown
 
     @property
     def short(self) -> str:

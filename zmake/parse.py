@@ -20,7 +20,9 @@ from zmake.model import (
 )
 
 # Properties read from the source. The order is the column order of `zfs list -o`.
-SOURCE_LIST_PROPS = ("name", "type", "guid", "createtxg", "used", "referenced", "written")
+SOURCE_LIST_PROPS = (
+    "name", "type", "guid", "createtxg", "used", "referenced", "written", "creation",
+)  # fmt: skip
 SOURCE_GET_PROPS = ("mountpoint", "encryption", "encryptionroot")
 # Datasets on the receiving side, with their snapshots.
 BACKUP_LIST_PROPS = (
@@ -98,13 +100,13 @@ def parse_source(list_output: str, get_output: str) -> Inventory:
     what = "zfs list"
     for row in split_rows(list_output, SOURCE_LIST_PROPS, what):
         name, kind = row[0], row[1]
-        guid, createtxg, used, referenced, written = (
-            to_int(row[i], SOURCE_LIST_PROPS[i], row, what) for i in range(2, 7)
+        guid, createtxg, used, referenced, written, creation = (
+            to_int(row[i], SOURCE_LIST_PROPS[i], row, what) for i in range(2, 8)
         )
         if kind == SNAPSHOT:
             owner = name.partition("@")[0]
             snapshots.setdefault(owner, []).append(
-                Snapshot(name, guid, createtxg, written, referenced)
+                Snapshot(name, guid, createtxg, written, referenced, creation)
             )
         elif kind == BOOKMARK:
             bookmarks.setdefault(name.partition("#")[0], []).append(Snapshot(name, guid, createtxg))
@@ -212,6 +214,7 @@ def parse_local_dataset(get_output: str, name: str) -> Dataset:
                     number(props, "createtxg", child),
                     number(props, "written", child),
                     number(props, "referenced", child),
+                    number(props, "creation", child),
                 )
             )
         elif child.partition("#")[0] == name and "#" in child:
@@ -246,6 +249,9 @@ def ensure_newline(text: str) -> str:
     return text if not text or text.endswith("\n") else text + "\n"
 
 
+LEGACY_LIST_COLUMNS = "-o name,type,guid,createtxg,used,referenced,written "
+
+
 def parse_capture(text: str, origin: str = "capture") -> Capture:
     lines = [line + "\n" for line in text.split("\n")]
     if lines and lines[-1] == "\n":
@@ -267,9 +273,13 @@ def parse_capture(text: str, origin: str = "capture") -> Capture:
     missing = [mark for mark in (LIST_MARK, GET_MARK) if mark not in sections]
     if missing:
         raise ParseError(f"{origin}: capture has no {' / '.join(missing)} section")
+    list_output = "".join(sections[LIST_MARK])
+    if LEGACY_LIST_COLUMNS in header.get("list-command", ""):
+        # Recorded before zmake read snapshot creation times: unknown ("-"), said so.
+        list_output = "".join(line.rstrip("\n") + "\t-\n" for line in sections[LIST_MARK])
     return Capture(
         zfs_version=header.get("zfs-version", "unknown"),
         pools=tuple(pool for pool in header.get("pools", "").split("\t") if pool),
-        list_output="".join(sections[LIST_MARK]),
+        list_output=list_output,
         get_output="".join(sections[GET_MARK]),
     )

@@ -154,6 +154,12 @@ def build(
     )
     prn.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
     prn.add_argument("--dry-run", action="store_true", help="list only")
+    prn.add_argument(
+        "--backup-only",
+        action="store_true",
+        help="prune the backups under --dest without the source (on the backup host, when "
+        "the source's key only appends): never a backup's newest snapshot",
+    )
 
     stat = command("status", "zmake status tank --remote nas --dest backup/laptop --json")
     pools(stat)
@@ -173,6 +179,40 @@ def build(
     bak.add_argument("-j", "--jobs", type=int, help="parallel transfers (default 4)")
     bak.add_argument("--yes", action="store_true", help="do not ask before destroying")
     bak.add_argument("--check-remote", action="store_true", help="estimate from the backup's state")
+    bak.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print nothing when every dataset is up to date, only problems else",
+    )
+    bak.add_argument(
+        "--metrics",
+        metavar="FILE",
+        help="write Prometheus metrics of the run (node_exporter textfile)",
+    )
+    bak.add_argument(
+        "--summary-json",
+        metavar="FILE",
+        help="write the run's summary as JSON (docs/backup-summary.schema.json)",
+    )
+
+    chk = command(
+        "check", "zmake check tank --remote nas --dest backup/laptop --warn 26h --crit 50h"
+    )
+    pools(chk)
+    chk.add_argument("--warn", default="26h", help="WARNING when a backup is older (default 26h)")
+    chk.add_argument("--crit", default="50h", help="CRITICAL when older (default 50h)")
+    chk.add_argument(
+        "--json", action="store_true", help="machine-readable (docs/check.schema.json)"
+    )
+    chk.add_argument(
+        "--metrics", metavar="FILE", help="also write Prometheus metrics (node_exporter textfile)"
+    )
+    chk.add_argument(
+        "--at",
+        type=float,
+        metavar="EPOCH",
+        help="judge ages as at this time (seconds since 1970; default now)",
+    )
 
     unmount = command("umount", "zmake umount tank --remote nas --dest backup/laptop")
     pools(unmount)
@@ -193,6 +233,24 @@ def build(
     allow.add_argument(
         "--rollback", action="store_true", help="receive: --force may roll a backup back"
     )
+    serve = command(
+        "serve",
+        'command="zmake serve --receive-into backup/laptop",restrict ssh-ed25519 AAAA…',
+        targets=False,
+    )
+    role = serve.add_mutually_exclusive_group(required=True)
+    role.add_argument("--receive-into", metavar="DATASET", help="a push's backup side")
+    role.add_argument("--send-from", metavar="DATASET", help="a pull's source side")
+    serve.add_argument("--allow-prune", action="store_true", help="allow destroying snapshots")
+    serve.add_argument(
+        "--allow-rollback", action="store_true", help="allow rollback and recv -A (--force)"
+    )
+    serve.add_argument(
+        "--mountpoint-prefix",
+        metavar="PATH",
+        help="keep a received mountpoint under PATH (default: strip every mountpoint)",
+    )
+
     mode = allow.add_mutually_exclusive_group()
     mode.add_argument("--apply", action="store_true", help="run the zfs commands (as root)")
     mode.add_argument(

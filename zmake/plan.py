@@ -53,6 +53,12 @@ class Plan:
         return sum(node.expected_bytes for node in self.nodes)
 
 
+def top_roots(roots: Iterable[str]) -> tuple[str, ...]:
+    """The roots no other root contains, in order: what one recursive read must name."""
+    listed = list(dict.fromkeys(roots))
+    return tuple(r for r in listed if not any(r != o and is_within(r, o) for o in listed))
+
+
 def select(inventory: Inventory, roots: Sequence[str], excludes: Sequence[str]) -> list[str]:
     """Datasets under any of `roots` (pools or datasets), minus those matching an exclude glob.
     Excluding a dataset does not exclude its children: write `pool/tmp*` for that."""

@@ -9,14 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from zmake import refine, state
+from zmake import commands, refine, state
 from zmake.confirm import confirm
 from zmake.errors import ParseError
 from zmake.model import dest_name, source_name
 from zmake.plan import Selection
 from zmake.retention import (
-    PRUNE_LIST_PROPS,
-    PRUNE_TYPES,
     SideView,
     SnapshotInfo,
     parse_side,
@@ -39,17 +37,8 @@ class PruneSide:
         return sum(len(v) for v in self.doomed.values())
 
 
-def prune_list_argv(root: str) -> list[str]:
-    return ["zfs", "list", "-H", "-p", "-o", ",".join(PRUNE_LIST_PROPS), "-t", PRUNE_TYPES,
-            "-r", root]  # fmt: skip
-
-
-def destroy_argv(dataset: str, doomed: Sequence[SnapshotInfo]) -> list[str]:
-    return ["zfs", "destroy", f"{dataset}@{','.join(s.short for s in doomed)}"]
-
-
 def read_view(runner: Runner, side: Side, root: str) -> SideView:
-    argv = prune_list_argv(root)
+    argv = commands.prune_list_argv(root)
     result = state.run(runner, side, argv)
     if result.returncode != 0:
         if refine.missing_dataset(result.stderr) == root and result.returncode != 255:
@@ -130,6 +119,36 @@ def prune(
         for root in roots
         for side in plan_sides(runner, route, root, selection, keep, backup_too=backup_too)
     ]
+    return carry_out(runner, sides, run_dir=run_dir, assume_yes=assume_yes, dry_run=dry_run)
+
+
+APPEND_ONLY = "refused by zmake serve"
+
+
+def prune_backups(
+    runner: Runner,
+    side: Side,
+    dest: str,
+    keep: int,
+    *,
+    run_dir: Path,
+    assume_yes: bool,
+    dry_run: bool,
+) -> tuple[int, list[str]]:
+    """`zmake prune --backup-only`: the backup host prunes its own backups under --dest, with
+    no access to the source (the key the source holds only appends). What the source may
+    still need is kept: each backup's newest snapshot (the next incremental's base) and what
+    a partial receive needs; and, as always, held and foreign snapshots."""
+    view = read_view(runner, side, dest)
+    newest = {dataset: {snaps[-1].guid} for dataset, snaps in view.snapshots.items() if snaps}
+    doomed = plan_prune(view.snapshots, newest, keep, protected_by_dataset=needed_by_tokens(view))
+    plan = PruneSide(side.host or "backup", side, doomed)
+    return carry_out(runner, [plan], run_dir=run_dir, assume_yes=assume_yes, dry_run=dry_run)
+
+
+def carry_out(
+    runner: Runner, sides: Sequence[PruneSide], *, run_dir: Path, assume_yes: bool, dry_run: bool
+) -> tuple[int, list[str]]:
     total = sum(side.count for side in sides)
     if total == 0:
         print("prune: nothing to destroy")
@@ -142,25 +161,36 @@ def prune(
         print("prune: nothing destroyed")
         return 0, []
     problems: list[str] = []
+    destroyed = 0
     for side in sides:
         with ssh_slot(runner, run_dir, side.side, 1 if side.doomed else 0) as slotted:
             for dataset, doomed in side.doomed.items():
-                problems += destroy(runner, slotted, dataset, doomed)
+                failed = destroy(runner, slotted, dataset, doomed)
+                if failed == [APPEND_ONLY]:
+                    print(
+                        f"prune: {side.where}: not pruned, the key there only appends "
+                        "(zmake serve); that host prunes its own: zmake prune --backup-only"
+                    )
+                    break
+                problems += failed
+                destroyed += len(doomed) - len(failed)
     for line in problems:
         print(f"prune: {line}")
-    print(f"prune: destroyed {total - len(problems)} snapshots")
-    return total - len(problems), problems
+    print(f"prune: destroyed {destroyed} snapshots")
+    return destroyed, problems
 
 
 def destroy(runner: Runner, side: Side, dataset: str, doomed: Sequence[SnapshotInfo]) -> list[str]:
     """All of `doomed` in one call; when ZFS refuses that (it destroys all or none), each on
     its own, so one clone or hold stops only its own snapshot."""
-    argv = destroy_argv(dataset, doomed)
+    argv = commands.destroy_snapshots_argv(dataset, [s.short for s in doomed])
     result = state.run(runner, side, argv)
     if result.returncode == 0:
         return []
     if result.returncode == refine.SSH_FAILED and side.host is not None:
         raise state.failure(side, argv, result)
+    if "zmake serve: refused" in result.stderr:
+        return [APPEND_ONLY]
     if len(doomed) > 1:
         return [line for snap in doomed for line in destroy(runner, side, dataset, [snap])]
     return [f"cannot destroy {doomed[0].name}{side.where()}: {refine.first_line(result.stderr)}"]

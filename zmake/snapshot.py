@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from zmake import state
+from zmake import commands, state
 from zmake.errors import UsageError
 from zmake.runner import Runner
 from zmake.sides import Side
@@ -18,14 +18,10 @@ def snapshot_name(name_format: str, now: datetime) -> str:
     return name
 
 
-def snapshot_argv(roots: Sequence[str], name: str) -> list[str]:
-    return ["zfs", "snapshot", "-r", *(f"{root}@{name}" for root in roots)]
-
-
 def snapshot(
     runner: Runner, side: Side, roots: Sequence[str], name_format: str, now: datetime
 ) -> str:
     """A single `zfs snapshot -r` call on the source side, so all roots are taken at once."""
     name = snapshot_name(name_format, now)
-    state.control(runner, side, snapshot_argv(roots, name))
+    state.control(runner, side, commands.snapshot_argv(roots, name))
     return name

@@ -8,7 +8,7 @@ from zmake import source, state
 from zmake.decide import Action, decide
 from zmake.model import BackupDataset, Dataset, dest_name
 from zmake.parse import parse_source
-from zmake.plan import Selection, expected_bytes, select
+from zmake.plan import Selection, expected_bytes, select, top_roots
 from zmake.runner import Runner
 from zmake.sides import Route
 
@@ -24,17 +24,22 @@ STATE = {
 }
 
 
+def read_both(
+    runner: Runner, route: Route, roots: Sequence[str], selection: Selection
+) -> tuple[list[Dataset], dict[str, BackupDataset]]:
+    """The selected source datasets and the backup side's tree: one read per side."""
+    capture = source.read_live(runner, route.source, top_roots(roots))
+    inventory = parse_source(capture.list_output, capture.get_output)
+    remote = state.read_backup_tree(runner, route.target, route.dest)
+    chosen = select(inventory, list(roots), selection.exclude)
+    return [inventory.datasets[name] for name in chosen], remote
+
+
 def status(
     runner: Runner, route: Route, roots: Sequence[str], selection: Selection
 ) -> list[dict[str, object]]:
-    pools = tuple(dict.fromkeys(r.split("/")[0] for r in roots))
-    capture = source.read_live(runner, route.source, pools)
-    inventory = parse_source(capture.list_output, capture.get_output)
-    remote = state.read_backup_tree(runner, route.target, route.dest)
-    return [
-        status_row(inventory.datasets[name], remote, route.dest)
-        for name in select(inventory, list(roots), selection.exclude)
-    ]
+    datasets, remote = read_both(runner, route, roots, selection)
+    return [status_row(dataset, remote, route.dest) for dataset in datasets]
 
 
 def status_row(dataset: Dataset, remote: dict[str, BackupDataset], dest: str) -> dict[str, object]:

@@ -25,10 +25,6 @@ def backup_names(sources: Iterable[str], selection: Selection, dest: str) -> set
     return {dest_name(name, dest) for name in sources if name in selection}
 
 
-def source_names_argv(roots: Iterable[str]) -> list[str]:
-    return ["zfs", "list", "-H", "-o", "name", "-t", "filesystem,volume", "-r", *roots]
-
-
 def unmount_backups(
     runner: Runner, run_dir: Path, route: Route, ours: set[str], slots: int
 ) -> list[str]:
@@ -73,6 +69,6 @@ def unmount_selection(
     from zmake.state import control
 
     route = settings.route(selection.roots)
-    listed = control(runner, route.source, source_names_argv(selection.roots))
+    listed = control(runner, route.source, commands.names_argv(selection.roots))
     ours = backup_names(listed.splitlines(), selection, route.dest)
     return unmount_backups(runner, run_dir, route, ours, slots)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.realzfs.conftest import snapshot_guids, zfs
+from zmake.model import parent_of
 
 __all__ = ["Zmake", "execute", "exists", "fill", "prop", "snapshot_guids", "source_of", "zfs"]
 
@@ -129,6 +132,42 @@ def allow(*args: str) -> str:
     """`zmake allow … --apply`, as root: the setup a user's side gets, from zmake itself."""
     done = execute(sys.executable, "-m", "zmake", "allow", *args, "--apply")
     return done.stdout
+
+
+def slow_ssh(user: AsUser) -> str:
+    """An ssh for `user` whose data streams crawl (400 kB/s), to be killed halfway."""
+    path = user.home / "slowssh"
+    path.write_text(f'#!/bin/sh\npv -q -L 400k | {user.ssh} "$@"\n')
+    path.chmod(0o755)
+    subprocess.run(["chown", f"{user.user}:{user.user}", str(path)], check=True)
+    return str(path)
+
+
+def prop_or_none(name: str, prop_name: str) -> str | None:
+    value = subprocess.run(["zfs", "get", "-H", "-o", "value", prop_name, name],
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return None if value in ("", "-") else value
+
+
+def interrupted_send(user: AsUser, dataset: str, backup: str, *target: str) -> None:
+    """`zmake send DATASET` by `user` over a crawling ssh, killed once some of the stream is
+    in: `backup` is left with a resume token (asserted), as by a dropped link."""
+    log = user.home / "killed.log"
+    with open(log, "w") as output:
+        proc = subprocess.Popen(user.argv("send", dataset, *target, "--ssh", slow_ssh(user)),
+                                start_new_session=True, stdin=subprocess.DEVNULL,
+                                stdout=output, stderr=output)  # fmt: skip
+    deadline = time.monotonic() + 90
+    while not exists(backup) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)  # some of the stream is in
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while not (prop_or_none(backup, "receive_resume_token") or "").startswith("1-"):
+        listing = zfs("list", "-H", "-o", "name,receive_resume_token", "-r", parent_of(backup))
+        assert time.monotonic() < deadline, f"no partial receive: {listing} {log.read_text()}"
+        time.sleep(0.5)
 
 
 def sshd_logins(user: str) -> int:

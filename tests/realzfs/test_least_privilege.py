@@ -6,11 +6,6 @@ zsrc owns the source side, zrecv the backup side (guest-init.sh makes both, and 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
-
 import pytest
 
 from tests.realzfs.support import (
@@ -19,6 +14,7 @@ from tests.realzfs.support import (
     allow,
     exists,
     fill,
+    interrupted_send,
     prop,
     snapshot_guids,
     sshd_logins,
@@ -87,15 +83,6 @@ def test_push_as_unprivileged_users_on_both_sides(pools, tree, laptop) -> None:
     zfs("unmount", f"{laptop}/home")
 
 
-def slow_ssh(user: AsUser) -> str:
-    """An ssh for `user` whose data streams crawl (400 kB/s), to be killed halfway."""
-    path = user.home / "slowssh"
-    path.write_text(f'#!/bin/sh\npv -q -L 400k | {user.ssh} "$@"\n')
-    path.chmod(0o755)
-    subprocess.run(["chown", f"{user.user}:{user.user}", str(path)], check=True)
-    return str(path)
-
-
 def test_push_killed_mid_transfer_resumes_unprivileged(pools, laptop) -> None:
     big = f"{pools.src}/big"
     zfs("create", "-o", f"mountpoint=/tmp/{pools.src}-big", big)
@@ -104,30 +91,12 @@ def test_push_killed_mid_transfer_resumes_unprivileged(pools, laptop) -> None:
     allow("--role", "push-source", "--user", "zsrc", pools.src)
     zsrc = AsUser("zsrc", "kill")
     target = ["--remote", f"zrecv@{USERS_HOST}", "--dest", laptop]
-    proc = subprocess.Popen(zsrc.argv("send", big, *target, "--ssh", slow_ssh(zsrc)),
-                            start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
     backup = f"{laptop}/big"
-    deadline = time.monotonic() + 90
-    while not exists(backup) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    time.sleep(3)  # some of the stream is in
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    deadline = time.monotonic() + 30
-    while not (prop_or_none(backup, "receive_resume_token") or "").startswith("1-"):
-        assert time.monotonic() < deadline, "no partial receive was saved"
-        time.sleep(0.5)
+    interrupted_send(zsrc, big, backup, *target)
     done = zsrc("send", big, *target, "--ssh", zsrc.ssh, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{big}: resume"), done.stdout
     assert snapshot_guids(backup) == snapshot_guids(big)
-
-
-def prop_or_none(name: str, prop_name: str) -> str | None:
-    value = subprocess.run(["zfs", "get", "-H", "-o", "value", prop_name, name],
-                           capture_output=True, text=True).stdout.strip()  # fmt: skip
-    return None if value in ("", "-") else value
 
 
 def test_a_missing_permission_is_one_line_naming_it(pools, tree, laptop) -> None:

@@ -19,12 +19,12 @@ from zmake.token import encode as encode_token
 
 REPO = Path(__file__).resolve().parents[2]
 LIST = (
-    "tank\tfilesystem\t1\t1\t300\t100\t0\n"
-    "tank/my data\tfilesystem\t2\t5\t200\t200\t0\n"
-    "tank/vm:disk0\tvolume\t3\t6\t100\t100\t0\n"
-    "tank@s1\tsnapshot\t11\t7\t0\t100\t100\n"
-    "tank/my data@s1\tsnapshot\t12\t7\t0\t200\t200\n"
-    "tank/vm:disk0@s1\tsnapshot\t13\t7\t0\t100\t100\n"
+    "tank\tfilesystem\t1\t1\t300\t100\t0\t1780000000\n"
+    "tank/my data\tfilesystem\t2\t5\t200\t200\t0\t1780000000\n"
+    "tank/vm:disk0\tvolume\t3\t6\t100\t100\t0\t1780000000\n"
+    "tank@s1\tsnapshot\t11\t7\t0\t100\t100\t1780000000\n"
+    "tank/my data@s1\tsnapshot\t12\t7\t0\t200\t200\t1780000000\n"
+    "tank/vm:disk0@s1\tsnapshot\t13\t7\t0\t100\t100\t1780000000\n"
 )
 GET = (
     "tank\tmountpoint\t/tank\tdefault\n"
@@ -43,6 +43,7 @@ SEND_GET = (
     "tank/my data\twritten\t0\t-\n"
     "tank/my data\treferenced\t200\t-\n"
     "tank/my data\tused\t200\t-\n"
+    "tank/my data\tcreation\t1780000000\t-\n"
     "tank/my data\tmountpoint\t/data\tlocal\n"
     "tank/my data\tencryption\toff\tdefault\n"
     "tank/my data@s1\ttype\tsnapshot\t-\n"
@@ -51,6 +52,7 @@ SEND_GET = (
     "tank/my data@s1\twritten\t200\t-\n"
     "tank/my data@s1\treferenced\t200\t-\n"
     "tank/my data@s1\tused\t0\t-\n"
+    "tank/my data@s1\tcreation\t1780000420\t-\n"
     "tank/my data@s1\tmountpoint\t-\t-\n"
     "tank/my data@s1\tencryption\toff\tdefault\n"
 )
@@ -65,7 +67,7 @@ if [ -n "$FAKE_FAIL" ]; then echo "$FAKE_FAIL" >&2; exit 1; fi
 answer() { if [ -f "$FAKE_DIR/$1" ]; then cat "$FAKE_DIR/$1"; else
   for last; do :; done; echo "cannot open '$last': dataset does not exist" >&2; exit 1; fi; }
 case "$*" in
-  *"-o name,type,guid,createtxg,used,referenced,written "*) answer list.txt "$@";;
+  *"-o name,type,guid,createtxg,used,referenced,written,creation "*) answer list.txt "$@";;
   "get -H -p -o name,property,value,source -t filesystem,volume -r "*) answer get.txt "$@";;
   "get "*"-d 1 "*) answer send-get.txt "$@";;
   "list -H -o name -t filesystem,volume -r "*) answer names.txt "$@";;
@@ -123,7 +125,7 @@ def zmake(
 
 
 def test_generate_reads_zfs_once_each_whatever_the_dataset_count(tmp_path: Path) -> None:
-    many = "".join(f"tank/d{i}\tfilesystem\t{i + 10}\t5\t1\t1\t0\n" for i in range(500))
+    many = "".join(f"tank/d{i}\tfilesystem\t{i + 10}\t5\t1\t1\t0\t-\n" for i in range(500))
     env, log = fake_zfs(tmp_path, LIST + many)
     done = zmake(["generate", "tank", "--remote", "nas", "--dest", "backup/tank"], env)
     assert done.returncode == 0, done.stderr
@@ -216,7 +218,7 @@ def test_missing_zfs_binary_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_malformed_zfs_output_names_the_line(tmp_path: Path) -> None:
-    env, _ = fake_zfs(tmp_path, "tank\tfilesystem\tnot-a-number\t1\t1\t1\t0\n")
+    env, _ = fake_zfs(tmp_path, "tank\tfilesystem\tnot-a-number\t1\t1\t1\t0\t-\n")
     done = zmake(["generate", "tank", "--remote", "nas", "--dest", "backup/tank"], env)
     assert done.returncode == 3
     assert "not-a-number" in done.stderr
@@ -436,8 +438,8 @@ def test_a_kept_makefile_remakes_itself_when_the_pools_change(tmp_path: Path) ->
     assert os.stat(makefile).st_mtime_ns == old  # unchanged pools: not rewritten
     assert "ZMAKE_COMPRESS" not in run
     # a new snapshot and a new dataset
-    answer(tmp_path, "list.txt", LIST + "tank/new\tfilesystem\t4\t9\t1\t1\t0\n"
-           "tank/my data@s2\tsnapshot\t42\t9\t0\t200\t5\n")  # fmt: skip
+    answer(tmp_path, "list.txt", LIST + "tank/new\tfilesystem\t4\t9\t1\t1\t0\t-\n"
+           "tank/my data@s2\tsnapshot\t42\t9\t0\t200\t5\t-\n")  # fmt: skip
     dry = subprocess.run(["make", "-n", "-f", str(makefile), "REMOTE=elsewhere"], env=run,
                          capture_output=True, text=True)  # fmt: skip
     assert dry.returncode == 0, dry.stderr

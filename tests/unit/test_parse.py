@@ -76,7 +76,7 @@ def test_parse_source_does_not_depend_on_line_order(tree: GenTree) -> None:
 
 def test_parse_source_volume_has_no_mountpoint() -> None:
     inventory = parse_source(
-        "tank\tfilesystem\t1\t1\t100\t50\t50\ntank/vm:disk0\tvolume\t2\t5\t30\t30\t30\n",
+        "tank\tfilesystem\t1\t1\t100\t50\t50\t-\ntank/vm:disk0\tvolume\t2\t5\t30\t30\t30\t-\n",
         "tank\tmountpoint\t/tank\tdefault\ntank\tencryption\toff\tdefault\n"
         "tank/vm:disk0\tmountpoint\t-\t-\ntank/vm:disk0\tencryption\taes-256-gcm\t-\n",
     )
@@ -89,9 +89,9 @@ def test_parse_source_volume_has_no_mountpoint() -> None:
 
 def test_parse_source_mountpoint_sources() -> None:
     inventory = parse_source(
-        "tank\tfilesystem\t1\t1\t0\t0\t0\n"
-        "tank/home\tfilesystem\t2\t2\t0\t0\t0\n"
-        "tank/home/my data\tfilesystem\t3\t3\t0\t0\t0\n",
+        "tank\tfilesystem\t1\t1\t0\t0\t0\t-\n"
+        "tank/home\tfilesystem\t2\t2\t0\t0\t0\t-\n"
+        "tank/home/my data\tfilesystem\t3\t3\t0\t0\t0\t-\n",
         "tank\tmountpoint\t/tank\tdefault\n"
         "tank/home\tmountpoint\t/home\tlocal\n"
         "tank/home/my data\tmountpoint\t/home/my data\tinherited from tank/home\n",
@@ -361,14 +361,14 @@ def test_non_numeric_local_property_names_the_dataset() -> None:
 @pytest.mark.parametrize("kind", ["hold", "FILESYSTEM", ""])
 def test_unexpected_type_is_an_error(kind: str) -> None:
     with pytest.raises(ParseError, match="unexpected type"):
-        parse_source(f"tank/x\t{kind}\t1\t2\t3\t4\t5\n", "")
+        parse_source(f"tank/x\t{kind}\t1\t2\t3\t4\t5\t-\n", "")
 
 
 def test_bookmarks_belong_to_their_dataset() -> None:
     text = (
-        "tank/x\tfilesystem\t1\t2\t3\t4\t5\n"
-        "tank/x@a\tsnapshot\t10\t3\t0\t4\t4\n"
-        "tank/x#zmake-k-3\tbookmark\t10\t3\t-\t4\t-\n"
+        "tank/x\tfilesystem\t1\t2\t3\t4\t5\t-\n"
+        "tank/x@a\tsnapshot\t10\t3\t0\t4\t4\t-\n"
+        "tank/x#zmake-k-3\tbookmark\t10\t3\t-\t4\t-\t-\n"
     )
     dataset = parse_source(text, "").datasets["tank/x"]
     assert dataset.bookmarks == (Snapshot("tank/x#zmake-k-3", 10, 3),)
@@ -376,7 +376,7 @@ def test_bookmarks_belong_to_their_dataset() -> None:
 
 
 def test_blank_lines_are_ignored_but_counted() -> None:
-    text = "tank\tfilesystem\t1\t1\t0\t0\t0\n\ntank/a\tfilesystem\t2\n"
+    text = "tank\tfilesystem\t1\t1\t0\t0\t0\t-\n\ntank/a\tfilesystem\t2\n"
     with pytest.raises(ParseError, match="line 3:"):
         parse_source(text, "")
 
@@ -385,8 +385,8 @@ def test_blank_lines_are_ignored_but_counted() -> None:
 def test_dataset_names_with_any_legal_character_survive(component: str) -> None:
     name = f"tank/{component}"
     inventory = parse_source(
-        f"tank\tfilesystem\t1\t1\t0\t0\t0\n{name}\tfilesystem\t2\t2\t0\t0\t0\n"
-        f"{name}@{component}\tsnapshot\t3\t3\t0\t0\t0\n",
+        f"tank\tfilesystem\t1\t1\t0\t0\t0\t-\n{name}\tfilesystem\t2\t2\t0\t0\t0\t-\n"
+        f"{name}@{component}\tsnapshot\t3\t3\t0\t0\t0\t-\n",
         f"{name}\tmountpoint\t/{component}\tlocal\n",
     )
     dataset = inventory.datasets[name]
@@ -416,7 +416,7 @@ def test_only_plain_digits_are_numbers(value: str) -> None:
     """`zfs -p` prints plain ASCII digits; int() would also take `_`, blanks, signs and
     other scripts' digits, which would hide output that is not what zmake asked for."""
     with pytest.raises(ParseError, match="not a number"):
-        parse_source(f"tank\tfilesystem\t1\t1\t{value}\t0\t0\n", "")
+        parse_source(f"tank\tfilesystem\t1\t1\t{value}\t0\t0\t-\n", "")
     row = dict.fromkeys(BACKUP_LIST_PROPS, "0") | {"name": "b/x", "type": "filesystem"}
     with pytest.raises(ParseError, match="not a number"):
         parse_backup("\t".join({**row, "referenced": value}.values()) + "\n")
@@ -439,7 +439,7 @@ def test_only_plain_digits_are_numbers(value: str) -> None:
 
 @pytest.mark.parametrize("value", ["0", "007", str(2**64 - 1)])
 def test_plain_digits_are_numbers(value: str) -> None:
-    inventory = parse_source(f"tank\tfilesystem\t1\t1\t{value}\t0\t0\n", "")
+    inventory = parse_source(f"tank\tfilesystem\t1\t1\t{value}\t0\t0\t-\n", "")
     assert inventory.datasets["tank"].used == int(value)
 
 
@@ -450,7 +450,7 @@ LINE_BREAKS = ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "
 @pytest.mark.parametrize("char", LINE_BREAKS)
 def test_mountpoint_with_unusual_line_breaks(char: str) -> None:
     mountpoint = f"/srv/a{char}b{char}"
-    listing = "tank\tfilesystem\t1\t1\t0\t0\t0\n"
+    listing = "tank\tfilesystem\t1\t1\t0\t0\t0\t-\n"
     get = f"tank\tmountpoint\t{mountpoint}\tlocal\ntank\tencryption\toff\tdefault\n"
     inventory = parse_source(listing, get)
     assert inventory.datasets["tank"].mountpoint == mountpoint

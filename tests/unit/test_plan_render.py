@@ -418,11 +418,11 @@ def inventory_of(
     `newer`: dataset → the guid of a second, newer snapshot @t."""
     newer = newer or {}
     listing = "".join(
-        f"{name}\tfilesystem\t{i + 1}\t{i + 1}\t{size}\t{size}\t{size}\n"
-        f"{name}@s\tsnapshot\t{i + 100}\t{i + 100}\t0\t{size}\t{size}\n"
+        f"{name}\tfilesystem\t{i + 1}\t{i + 1}\t{size}\t{size}\t{size}\t-\n"
+        f"{name}@s\tsnapshot\t{i + 100}\t{i + 100}\t0\t{size}\t{size}\t-\n"
         for i, (name, size, _) in enumerate(rows)
     ) + "".join(
-        f"{name}@t\tsnapshot\t{guid}\t{1000 + i}\t0\t1\t1\n"
+        f"{name}@t\tsnapshot\t{guid}\t{1000 + i}\t0\t1\t1\t-\n"
         for i, (name, guid) in enumerate(sorted(newer.items()))
     )
     get = "".join(
@@ -648,12 +648,12 @@ def test_expected_bytes_full_then_incremental_or_after_the_common_snapshot() -> 
 
 def test_build_plan_uses_the_backup_state_for_estimates() -> None:
     listing = (
-        "tank\tfilesystem\t1\t1\t0\t0\t0\n"
-        "tank/big\tfilesystem\t2\t2\t0\t0\t0\n"
-        "tank/big@s1\tsnapshot\t3\t3\t0\t9000\t9000\n"
-        "tank/big@s2\tsnapshot\t4\t4\t0\t9001\t1\n"
-        "tank/new\tfilesystem\t5\t5\t0\t0\t0\n"
-        "tank/new@s1\tsnapshot\t6\t6\t0\t50\t50\n"
+        "tank\tfilesystem\t1\t1\t0\t0\t0\t-\n"
+        "tank/big\tfilesystem\t2\t2\t0\t0\t0\t-\n"
+        "tank/big@s1\tsnapshot\t3\t3\t0\t9000\t9000\t-\n"
+        "tank/big@s2\tsnapshot\t4\t4\t0\t9001\t1\t-\n"
+        "tank/new\tfilesystem\t5\t5\t0\t0\t0\t-\n"
+        "tank/new@s1\tsnapshot\t6\t6\t0\t50\t50\t-\n"
     )
     inventory = parse_source(listing, "")
     chosen = select(inventory, ["tank"], [])
@@ -665,7 +665,7 @@ def test_build_plan_uses_the_backup_state_for_estimates() -> None:
 
 
 def test_select_errors() -> None:
-    inventory = parse_source("tank\tfilesystem\t1\t1\t0\t0\t0\n", "")
+    inventory = parse_source("tank\tfilesystem\t1\t1\t0\t0\t0\t-\n", "")
     with pytest.raises(UsageError, match="no pool"):
         select(inventory, [], [])
     with pytest.raises(UsageError, match="no such dataset"):
@@ -1089,7 +1089,7 @@ def test_a_new_snapshot_sends_that_dataset_after_a_new_umount(recorders: Recorde
 
 
 def test_make_passes_settings_to_zmake_send(recorders: Recorders) -> None:
-    listing = "tank\tfilesystem\t1\t1\t0\t0\t0\ntank/my data\tfilesystem\t2\t2\t0\t0\t0\n"
+    listing = "tank\tfilesystem\t1\t1\t0\t0\t0\t-\ntank/my data\tfilesystem\t2\t2\t0\t0\t0\t-\n"
     inventory = parse_source(listing, "")
     plan = build_plan(inventory, select(inventory, ["tank"], []))
     ssh = "ssh -o 'ProxyCommand=nc %h %p' -F my\\ cfg -p 2222 #$HOME"

@@ -683,14 +683,15 @@ def test_slots_module_constants_are_consistent() -> None:
 
 
 def local_get(snapshot: bool) -> str:
-    """`zfs get` of tank/d (type, guid, createtxg, written, referenced, used, mountpoint,
-    encryption), with one snapshot s1 (guid 12) or none."""
-    values = ["filesystem", "2", "5", "0", "200", "200", "-", "off"]
-    names = ["type", "guid", "createtxg", "written", "referenced", "used", "mountpoint"]
+    """`zfs get` of tank/d (type, guid, createtxg, written, referenced, used, creation,
+    mountpoint, encryption), with one snapshot s1 (guid 12) or none."""
+    values = ["filesystem", "2", "5", "0", "200", "200", "1780000000", "-", "off"]
+    names = ["type", "guid", "createtxg", "written", "referenced", "used", "creation",
+             "mountpoint"]  # fmt: skip
     props = [*names, "encryption"]
     text = "".join(f"tank/d\t{p}\t{v}\t-\n" for p, v in zip(props, values, strict=True))
     if snapshot:
-        snap = ["snapshot", "12", "7", "200", "200", "0", "-", "off"]
+        snap = ["snapshot", "12", "7", "200", "200", "0", "1780000420", "-", "off"]
         text += "".join(f"tank/d@s1\t{p}\t{v}\t-\n" for p, v in zip(props, snap, strict=True))
     return text
 

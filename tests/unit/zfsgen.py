@@ -57,6 +57,7 @@ NASTY_COMPONENTS = (
 NASTY_MOUNTPOINTS = ("/srv", "/mnt/my data", "/home", "/x:y/50%", "none", "legacy")
 ENCRYPTIONS = ("aes-256-gcm", "aes-128-ccm", "aes-192-gcm")
 MAX_SIZE = 2**44
+CREATION_EPOCH = 1_780_000_000  # a txg a minute from here
 GUID_STEP = 0x9E3779B97F4A7C15  # odd: walking by it mod 2**64 visits every guid
 
 
@@ -100,7 +101,14 @@ class GenDataset:
             encryption=self.encryption,
             encryption_root=self.encryption_root,
             snapshots=tuple(
-                Snapshot(self.snapshot_name(s), s.guid, s.createtxg, s.written, s.referenced)
+                Snapshot(
+                    self.snapshot_name(s),
+                    s.guid,
+                    s.createtxg,
+                    s.written,
+                    s.referenced,
+                    creation_of(s.createtxg),
+                )
                 for s in self.snapshots
             ),
         )
@@ -177,6 +185,7 @@ class GenTree:
                 "written": (str(d.written), "-"),
                 "referenced": (str(d.referenced), "-"),
                 "used": (str(d.used), "-"),
+                "creation": (str(creation_of(d.createtxg)), "-"),
                 "mountpoint": (d.mountpoint, d.mountpoint_source),
                 "encryption": encryption_value(d.encryption),
                 "encryptionroot": (d.encryption_root or "-", "-"),
@@ -193,6 +202,7 @@ class GenTree:
                     "written": (str(snap.written), "-"),
                     "referenced": (str(snap.referenced), "-"),
                     "used": (str(snap.used), "-"),
+                    "creation": (str(creation_of(snap.createtxg)), "-"),
                     "mountpoint": ("-", "-"),
                     "encryption": encryption_value(ds.encryption),
                     "encryptionroot": (ds.encryption_root or "-", "-"),
@@ -212,6 +222,10 @@ def encryption_value(encryption: str) -> tuple[str, str]:
     return (encryption, "default") if encryption == "off" else (encryption, "-")
 
 
+def creation_of(createtxg: int) -> int:
+    return CREATION_EPOCH + 60 * createtxg
+
+
 def list_row(name: str, kind: str, obj: GenDataset | GenSnapshot) -> dict[str, str]:
     return {
         "name": name,
@@ -221,6 +235,7 @@ def list_row(name: str, kind: str, obj: GenDataset | GenSnapshot) -> dict[str, s
         "used": str(obj.used),
         "referenced": str(obj.referenced),
         "written": str(obj.written),
+        "creation": str(creation_of(obj.createtxg)),
     }
 
 

