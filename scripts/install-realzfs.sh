@@ -66,6 +66,14 @@ fi
 
 have_module || { log "zfs.ko was not built; see /tmp/zmake-apt.log and /var/lib/dkms"; exit 1; }
 
+# Tools the guest's tests use besides ZFS (the guest runs the host's root): par2 for stream
+# files' recovery data (zmake --to-dir --recovery).
+if ! command -v par2 >/dev/null; then
+    log "installing par2"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends par2 \
+        >>/tmp/zmake-apt.log 2>&1 || { tail -50 /tmp/zmake-apt.log >&2; exit 1; }
+fi
+
 if [ ! -x "$VNG_VENV/bin/vng" ]; then
     log "installing virtme-ng into $VNG_VENV"
     python3 -m venv "$VNG_VENV"

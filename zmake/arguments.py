@@ -16,7 +16,8 @@ from zmake.plan import Selection
 from zmake.runner import Runner
 from zmake.slots import jobs_from_makeflags
 
-SETTING_KEYS = ("remote", "source", "ssh", "dest", "compress", "readonly", "run_dir", "exclude")
+SETTING_KEYS = ("remote", "source", "ssh", "dest", "compress", "readonly", "run_dir", "exclude",
+                "to_dir", "full_every", "recovery")  # fmt: skip
 
 
 def setting_layer(args: argparse.Namespace) -> dict[str, Any]:

@@ -108,12 +108,12 @@ def run_backup(
     makefile, report = work / "Makefile", work / "report.jsonl"
     stamps = work / "stamps"
     remote_state = None
-    if request.check_remote:
+    if request.check_remote and not route.to_dir:
         remote_state = state.read_backup_tree(runner, route.target, route.dest)
     plan = make_plan(capture, roots, settings, remote_state)
     umount_stamp = stamps / umount_stamp_name(plan)
     unmounting = None
-    if not umount_stamp.exists():
+    if not umount_stamp.exists() and not route.to_dir:
         ours = {dest_name(node.dataset.name, route.dest) for node in plan.nodes}
         unmounting = Unmounting(runner, run_dir, route, ours, request.jobs)
     try:
@@ -123,7 +123,7 @@ def run_backup(
         if unmounting is not None:
             for line in unmounting.finish():
                 print(f"backup: {line}")
-            write_stamp(umount_stamp, "unmounted\n")
+        write_stamp(umount_stamp, "unmounted\n")
         report.write_text("")
         env = {**os.environ, "ZMAKE_REPORT": str(report), "ZMAKE_RUN_DIR": str(run_dir)}
         make = ["make", "-k", f"-j{request.jobs}", "-f", str(makefile), f"STAMPS={stamps}"]

@@ -67,25 +67,40 @@ def cmd_generate(args: argparse.Namespace, runner: Runner) -> int:
 
 
 def cmd_send(args: argparse.Namespace, runner: Runner) -> int:
-    """Bring one dataset's backup up to its newest snapshot (resume, full or incremental)."""
-    from zmake.send import SendOptions, send_recorded
+    """Bring one dataset's backup up to its newest snapshot (resume, full or incremental), or,
+    with --to-dir, write its next stream files."""
+    from zmake.send import send_recorded
 
     settings = settings_from(args)
-    options = SendOptions(
-        route=settings.route([args.dataset]),
-        selection=selection_of([], settings, fallback=[args.dataset]),
-        force=args.force,
-        progress=args.progress if args.progress is not None else sys.stderr.isatty(),
-        dry_run=args.dry_run,
-        wait_for_lock=not args.no_wait,
-        slots=slot_count(args),
-    )  # fmt: skip
+    run_dir = ensure_run_dir(settings.run_dir)
+    route = settings.route([args.dataset])
+    if settings.to_dir:
+        from zmake.tofile import FileOptions, FileSender
+
+        # Files are always compressed: zstd unless --compress names another compressor.
+        compressor = "zstd" if settings.compress == "none" else settings.compress
+        files = FileOptions(route, compressor=compressor, full_every=settings.full_every,
+                            recovery=settings.recovery, wait_for_lock=not args.no_wait,
+                            slots=slot_count(args))  # fmt: skip
+        sender = FileSender(runner, files, run_dir).send
+    else:
+        from zmake.send import Sender, SendOptions
+
+        options = SendOptions(
+            route=route,
+            selection=selection_of([], settings, fallback=[args.dataset]),
+            force=args.force,
+            progress=args.progress if args.progress is not None else sys.stderr.isatty(),
+            dry_run=args.dry_run,
+            wait_for_lock=not args.no_wait,
+            slots=slot_count(args),
+        )
+        sender = Sender(runner, options, run_dir).send
     report_file = os.environ.get("ZMAKE_REPORT")
     report = send_recorded(
-        runner,
-        options,
-        ensure_run_dir(settings.run_dir),
+        sender,
         args.dataset,
+        dry_run=args.dry_run,
         stamp=Path(args.stamp) if args.stamp else None,
         failures=Path(args.failures) if args.failures else None,
         report_file=Path(report_file) if report_file else None,
@@ -104,8 +119,11 @@ def cmd_umount(args: argparse.Namespace, runner: Runner) -> int:
     if not selection.roots:
         raise UsageError("umount needs the source POOL or datasets whose backups to unmount")
     run_dir = ensure_run_dir(settings.run_dir)
-    for line in unmount_selection(runner, run_dir, settings, selection, slot_count(args)):
-        print(line)
+    if settings.to_dir:
+        print("umount: a directory target: nothing to unmount")
+    else:
+        for line in unmount_selection(runner, run_dir, settings, selection, slot_count(args)):
+            print(line)
     if args.stamp:
         from zmake.report import write_stamp
 
@@ -133,9 +151,19 @@ def cmd_prune(args: argparse.Namespace, runner: Runner) -> int:
     from zmake.prune import prune
 
     settings = settings_from(args)
+    if args.keep_chains is not None:
+        from zmake.tofile import drop_chains
+
+        if not settings.to_dir or args.keep_chains < 1:
+            raise UsageError("--keep-chains K (K >= 1) prunes a --to-dir DIR target")
+        drop_chains(runner, settings.target_side, settings.to_dir, args.keep_chains,
+                    assume_yes=args.yes, dry_run=args.dry_run)  # fmt: skip
+        return 0
     keep = args.keep if args.keep is not None else settings.keep
     if keep is None or keep < 1:
         raise UsageError("prune needs --keep N (N >= 1)")
+    if settings.to_dir and (args.remote_side or args.backup_only):
+        raise UsageError("a --to-dir target is pruned by whole chains: --keep-chains K")
     if args.backup_only:
         from zmake.prune import prune_backups
 
@@ -205,54 +233,8 @@ def cmd_backup(args: argparse.Namespace, runner: Runner) -> int:
     return 0
 
 
-def cmd_check(args: argparse.Namespace, runner: Runner) -> int:
-    """Is every backup current? Per dataset, the age of the newest snapshot the backup holds
-    (its creation on the source), a pending resume, a diverged or missing backup. Exit 0 OK,
-    1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring plugins); one summary line, then problems."""
-    import time
-
-    from zmake.check import check
-    from zmake.health import parse_age
-
-    settings = settings_from(args)
-    warn, crit = parse_age(args.warn), parse_age(args.crit)
-    try:
-        roots = roots_of(args, settings, runner)
-    except ZmakeError as exc:
-        print(f"ZMAKE UNKNOWN - {exc}")
-        return 3
-    now = args.at if args.at is not None else time.time()
-    metrics = Path(args.metrics) if args.metrics else None
-    return check(runner, settings.route(roots), roots, Selection(roots, settings.exclude),
-                 warn=warn, crit=crit, now=now, as_json=args.json, metrics=metrics)  # fmt: skip
-
-
-def cmd_serve(args: argparse.Namespace, runner: Runner) -> int:
-    """The forced command of a restricted ssh key: run SSH_ORIGINAL_COMMAND only if it is a
-    command zmake issues for this role, on this dataset tree (see README: restricted keys)."""
-    from zmake.guard import Policy
-    from zmake.serve import serve
-
-    role, root = ("receive", args.receive_into) if args.receive_into else ("send", args.send_from)
-    policy = Policy(role, root.strip("/"), allow_prune=args.allow_prune,
-                    allow_rollback=args.allow_rollback,
-                    mountpoint_prefix=args.mountpoint_prefix)  # fmt: skip
-    return serve(policy)
-
-
-def cmd_allow(args: argparse.Namespace, runner: Runner) -> int:
-    """Print the least-privilege setup of one side for an unprivileged USER: the `zfs allow`
-    commands (one per line, runnable as root; --apply runs them) and the restricted
-    authorized_keys line; --check verifies an existing setup, from the user's side."""
-    from zmake import grant
-
-    request = grant.Request(args.role, args.user, args.dataset, args.prune, args.rollback)
-    if args.check:
-        return grant.check(runner, request)
-    return grant.show(runner, request, apply=args.apply)
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from zmake.cli_extra import cmd_allow, cmd_check, cmd_restore, cmd_serve, cmd_verify
     from zmake.parser import build
 
     return build(
@@ -267,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
             "umount": cmd_umount,
             "allow": cmd_allow,
             "check": cmd_check,
+            "verify": cmd_verify,
+            "restore": cmd_restore,
             "serve": cmd_serve,
         },
         __version__,

@@ -36,8 +36,12 @@ KNOWN_KEYS = {
     "run_dir": str,
     "snapshot": bool,
     "prune": bool,
+    "to_dir": str,
+    "full_every": int,
+    "recovery": int,
 }
-ENV_KEYS = ("remote", "source", "ssh", "dest", "compress", "readonly", "run_dir")
+ENV_KEYS = ("remote", "source", "ssh", "dest", "compress", "readonly", "run_dir", "to_dir",
+            "full_every", "recovery")  # fmt: skip
 SETTING_VARIABLES = tuple(f"ZMAKE_{key.upper()}" for key in ENV_KEYS)
 TRUE_WORDS = ("1", "on", "yes", "true")
 FALSE_WORDS = ("0", "off", "no", "false")
@@ -59,6 +63,9 @@ class Settings:
     run_dir: Path | None = None
     snapshot: bool = False
     prune: bool = False
+    to_dir: str | None = None  # a directory target (stream files) instead of a pool
+    full_every: int | None = None  # --to-dir: a new full stream after N incrementals
+    recovery: int | None = None  # --to-dir: percent of par2 recovery data per file
 
     @property
     def source_side(self) -> Side:
@@ -70,6 +77,11 @@ class Settings:
 
     def route(self, roots: Sequence[str] = ()) -> Route:
         """Where the backups of `roots` (source datasets) go; refuses a dangerous --dest."""
+        if self.to_dir:
+            if self.dest:
+                raise UsageError("give --dest (a pool target) or --to-dir (files), not both")
+            directory = self.to_dir.rstrip("/") or "/"
+            return Route(self.source_side, self.target_side, directory, to_dir=True)
         if not self.dest:
             raise UsageError(f"give --dest DATASET on the receiving side ({DEST_HINT})")
         check_dest(self.dest, roots, same_machine=self.remote is None and self.source is None)
@@ -172,7 +184,22 @@ def resolve(
         run_dir=Path(run_dir) if run_dir else None,
         snapshot=bool(merged.get("snapshot", False)),
         prune=bool(merged.get("prune", False)),
+        to_dir=merged.get("to_dir") or None,
+        full_every=number_or_none(merged.get("full_every"), "full-every"),
+        recovery=number_or_none(str(merged.get("recovery") or "").rstrip("%") or None, "recovery"),
     )
+
+
+def number_or_none(value: Any, what: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"--{what} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise UsageError(f"--{what} must be at least 1")
+    return number
 
 
 def default_run_dir() -> Path:

@@ -140,6 +140,9 @@ def makefile_text(
             selection=selection_json(roots, settings),
             recipe=recipe.to_json() if recipe else "",
             stamps=str((settings.run_dir or default_run_dir()) / "stamps"),
+            to_dir=settings.to_dir or "",
+            full_every=str(settings.full_every or ""),
+            recovery=str(settings.recovery or ""),
         ),
         __version__,
     )
@@ -180,7 +183,7 @@ def generate_text(runner: Runner, recipe: Recipe, *, static: bool = False) -> st
         origin = f"zfs on {settings.source or 'this machine'}, pools {' '.join(capture.pools)}"
     roots = roots or list(capture.pools)
     remote_state = None
-    if recipe.check_remote:
+    if recipe.check_remote and not settings.to_dir:
         route = settings.route(roots)
         remote_state = state.read_backup_tree(runner, route.target, route.dest)
     plan = make_plan(capture, roots, settings, remote_state)

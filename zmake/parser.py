@@ -41,6 +41,18 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         help="receive backups with readonly=on (default: on)",
     )
     group.add_argument("--run-dir", help="private directory for locks, stamps and reports")
+    group.add_argument("--to-dir", metavar="DIR",
+                       help="write stream files into DIR (any filesystem; on --remote over ssh) "
+                       "instead of receiving into a pool")  # fmt: skip
+    group.add_argument(
+        "--full-every",
+        type=int,
+        metavar="N",
+        help="--to-dir: start a new chain (a full stream) after N incrementals",
+    )
+    group.add_argument(
+        "--recovery", metavar="PCT", help="--to-dir: par2 recovery data per file, e.g. 5%%"
+    )
     group.add_argument(
         "--exclude",
         action="append",
@@ -155,6 +167,12 @@ def build(
     prn.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
     prn.add_argument("--dry-run", action="store_true", help="list only")
     prn.add_argument(
+        "--keep-chains",
+        type=int,
+        metavar="K",
+        help="--to-dir: delete whole chains older than the newest K per dataset",
+    )
+    prn.add_argument(
         "--backup-only",
         action="store_true",
         help="prune the backups under --dest without the source (on the backup host, when "
@@ -194,6 +212,22 @@ def build(
         metavar="FILE",
         help="write the run's summary as JSON (docs/backup-summary.schema.json)",
     )
+
+    ver = command("verify", "zmake verify /mnt/usb/zmake --deep", targets=False)
+    ver.add_argument("directory", metavar="DIR", help="a --to-dir target")
+    ver.add_argument("--remote", help="[USER@]HOST where DIR is (absent: this machine)")
+    ver.add_argument("--ssh", default="ssh", help="ssh command prefix (default: ssh)")
+    ver.add_argument("--deep", action="store_true", help="also read every stream (zstream dump)")
+    ver.add_argument("--repair", action="store_true", help="repair damaged files from par2 data")
+    ver.add_argument("--json", action="store_true", help="machine-readable")
+
+    res = command("restore", "zmake restore /mnt/usb/zmake tank --into rescue/tank", targets=False)
+    res.add_argument("directory", metavar="DIR", help="a --to-dir target")
+    res.add_argument("datasets", nargs="*", metavar="DATASET", help="default: every dataset")
+    res.add_argument("--into", required=True, help="POOL[/PATH]: the source's pool becomes this")
+    res.add_argument("--remote", help="[USER@]HOST where DIR is (absent: this machine)")
+    res.add_argument("--ssh", default="ssh", help="ssh command prefix (default: ssh)")
+    res.add_argument("-n", "--dry-run", action="store_true", help="print the plan only")
 
     chk = command(
         "check", "zmake check tank --remote nas --dest backup/laptop --warn 26h --crit 50h"

@@ -47,6 +47,24 @@ def read_view(runner: Runner, side: Side, root: str) -> SideView:
     return parse_side(result.stdout, "zfs list (prune)")
 
 
+def chain_view(runner: Runner, route: Route) -> SideView:
+    """A directory target as prune sees a backup: per dataset (named as the source's, which
+    dest_name maps into the directory's path), the snapshots its newest chain holds."""
+    from zmake.chain import newest_restorable
+    from zmake.tofile import read_chains
+
+    chains = read_chains(runner, route.target, route.dest, None)
+    view = SideView()
+    for dataset in {c.dataset for c in chains}:
+        chain = newest_restorable(chains, dataset)
+        if chain is not None:
+            held = [(n, g, t) for f in chain.files for n, g, t in f.snapshots]
+            view.snapshots[dest_name(dataset, route.dest)] = [
+                SnapshotInfo(f"{dataset}@{n}", g, t) for n, g, t in held
+            ]
+    return view
+
+
 def needed_by_tokens(view: SideView) -> dict[str, set[int]]:
     """Per dataset, the guids its partial receive needs to be resumed."""
     needed = {}
@@ -68,7 +86,11 @@ def plan_sides(
     backup_too: bool,
 ) -> list[PruneSide]:
     source = read_view(runner, route.source, root)
-    backup = read_view(runner, route.target, route.dest)
+    if route.to_dir:  # what the newest chain of each dataset holds: its last snapshot stays
+        backup = chain_view(runner, route)
+        backup_too = False  # files are pruned by whole chains (--keep-chains)
+    else:
+        backup = read_view(runner, route.target, route.dest)
     pool = root.split("/")[0]
     tokens = needed_by_tokens(backup)
     mine = {d: snaps for d, snaps in source.snapshots.items() if d in selection}

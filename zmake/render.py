@@ -51,6 +51,9 @@ class Settings:
     # (`zmake backup` writes its Makefile afresh each run).
     recipe: str = ""
     stamps: str = "/run/zmake/stamps"  # where make's targets (stamp files) live
+    to_dir: str = ""  # a directory target (stream files) instead of DEST
+    full_every: str = ""
+    recovery: str = ""
 
 
 def environment() -> jinja2.Environment:

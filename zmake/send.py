@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -259,23 +260,23 @@ class Sender:
 
 
 def send_recorded(
-    runner: Runner,
-    options: SendOptions,
-    run_dir: Path,
+    sender: Callable[[str], SendReport],
     name: str,
     *,
+    dry_run: bool = False,
     stamp: Path | None = None,
     failures: Path | None = None,
     report_file: Path | None = None,
 ) -> SendReport:
-    """Send, then record the outcome where make and `zmake backup` look: the stamp file (up
-    to date), the failures folder (why not: make goes on to the parents, `all` lists it), the
-    JSON report. Without a failures folder an error is raised as usual."""
+    """Send (to a pool: Sender(…).send; to a directory: tofile.FileSender(…).send), then
+    record the outcome where make and `zmake backup` look: the stamp file (up to date), the
+    failures folder (why not: make goes on to the parents, `all` lists it), the JSON report.
+    Without a failures folder an error is raised as usual."""
     from zmake.errors import ZmakeError
     from zmake.report import append_record, clear_failure, note_failure, write_stamp
 
     try:
-        report = Sender(runner, options, run_dir).send(name)
+        report = sender(name)
     except ZmakeError as exc:
         if failures is None:
             raise
@@ -285,7 +286,7 @@ def send_recorded(
     else:
         if failures is not None:
             clear_failure(failures, name)
-        if stamp is not None and not options.dry_run:
+        if stamp is not None and not dry_run:
             write_stamp(stamp, f"{name}\t{report.result}\n")
     if report_file is not None:
         append_record(report_file, report)

@@ -62,6 +62,7 @@ class Route:
     dest: str  # the receiving dataset: `zfs recv -d DEST`
     compress: str = "none"
     readonly: bool = True  # receive backups with readonly=on
+    to_dir: bool = False  # dest is a directory of stream files (tofile.py), not a dataset
 
     @property
     def compressing(self) -> bool:

@@ -30,7 +30,14 @@ def read_both(
     """The selected source datasets and the backup side's tree: one read per side."""
     capture = source.read_live(runner, route.source, top_roots(roots))
     inventory = parse_source(capture.list_output, capture.get_output)
-    remote = state.read_backup_tree(runner, route.target, route.dest)
+    if route.to_dir:
+        from zmake.chain import as_backups
+        from zmake.tofile import read_chains
+
+        chains = read_chains(runner, route.target, route.dest, None)
+        remote = as_backups(chains, route.dest, inventory.datasets)
+    else:
+        remote = state.read_backup_tree(runner, route.target, route.dest)
     chosen = select(inventory, list(roots), selection.exclude)
     return [inventory.datasets[name] for name in chosen], remote
 

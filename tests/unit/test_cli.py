@@ -501,3 +501,16 @@ def test_a_token_whose_check_fails_for_another_reason_is_never_aborted(tmp_path:
     assert done.returncode == 8, done.stderr
     assert "cannot check the resume token (internal error: Interrupted)" in done.stderr
     assert not [line for line in log.read_text().splitlines() if line.startswith("recv")]
+
+
+def test_a_directory_target_makefile_exports_it_and_keys_its_stamps(tmp_path: Path) -> None:
+    env, _ = fake_zfs(tmp_path)
+    done = zmake(["generate", "tank", "--to-dir", "/mnt/usb disk/zmake", "--full-every", "7",
+                  "--recovery", "5%"], env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert "TO_DIR = /mnt/usb disk/zmake\n" in text and "export ZMAKE_TO_DIR = $(TO_DIR)" in text
+    assert "FULL_EVERY = 7\n" in text and "RECOVERY = 5\n" in text
+    assert "/$(call zmake_safe,$(TO_DIR))" in text
+    both = zmake(["generate", "tank", "--to-dir", "/x", "--dest", "backup/t"], env)
+    assert both.returncode == 2 and "not both" in both.stderr

@@ -1,0 +1,162 @@
+"""Stream files (issue 16) on real OpenZFS: back a pool up to a directory — here and on the
+loopback "backup" host over ssh — verify it, damage it, repair it, restore it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.realzfs.support import exists, fill, snapshot_guids, zfs
+
+KEY = "correct horse battery staple"
+
+
+@pytest.fixture
+def tree(pools, tmp_path) -> list[str]:
+    """Nested datasets, names with a space and a colon, an encrypted dataset, a zvol."""
+    zfs("set", f"mountpoint=/tmp/{pools.src}", pools.src)
+    key = tmp_path / "key"
+    key.write_text(KEY)
+    names = [f"{pools.src}/home", f"{pools.src}/home/my data:1"]
+    for name in names:
+        zfs("create", name)
+        fill(name, 0.3)
+    secret = f"{pools.src}/secret stuff"
+    zfs("create", "-o", "encryption=on", "-o", "keyformat=passphrase",
+        "-o", f"keylocation=file://{key}", secret)  # fmt: skip
+    fill(secret, 0.2)
+    zfs("create", "-V", "4M", f"{pools.src}/vm:disk0")
+    zfs("snapshot", "-r", f"{pools.src}@zmake-a")
+    return [pools.src, *names, secret, f"{pools.src}/vm:disk0"]
+
+
+def files_in(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*") if p.is_file()) if directory.exists() else []
+
+
+def more_snapshots(tree: list[str], *names: str) -> None:
+    for short in names:
+        for name in tree[1:4]:
+            fill(name, 0.05, label=short)
+        zfs("snapshot", "-r", f"{tree[0]}@{short}")
+
+
+def test_a_directory_backup_verifies_and_restores_with_every_guid(pools, tree, zm, tmp_path):
+    directory = tmp_path / "usb disk:1"
+    target = ["--to-dir", str(directory)]
+    first = zm("backup", pools.src, *target, "-j", "4", "--yes", "--recovery", "5%",
+               check=False)  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    more_snapshots(tree, "zmake-b", "zmake-c")
+    second = zm("backup", pools.src, *target, "-j", "4", "--yes", "--recovery", "5%",
+                check=False)  # fmt: skip
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "incremental @zmake-a..@zmake-c" in second.stdout, second.stdout
+    streams = [p for p in files_in(directory) if ".zfs" in p.name and p.suffix != ".par2"]
+    assert len(streams) == 2 * len(tree) and not any(p.name.endswith(".part") for p in streams)
+    manifests = [json.loads(p.read_text()) for p in directory.rglob("manifest.json")]
+    secret = next(m for m in manifests if m["dataset"] == tree[4])
+    assert secret["raw"] and secret["flags"] == ["-w"]
+
+    checked = zm("check", pools.src, *target, check=False)
+    assert checked.returncode == 0 and checked.stdout.startswith("ZMAKE OK - 6 datasets"), (
+        checked.stdout + checked.stderr
+    )
+    verified = zm("verify", str(directory), "--deep", check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.count("OK ") == len(tree)
+
+    restored = f"{pools.dst}/restored"
+    done = zm("restore", str(directory), "--into", restored, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert snapshot_guids(restored) == snapshot_guids(pools.src)
+    assert zfs("get", "-H", "-o", "value", "encryptionroot", f"{restored}/secret stuff").strip() \
+        == f"{restored}/secret stuff"  # fmt: skip
+
+    # One flipped byte: verify names the file, restore refuses before receiving anything.
+    victim = next(p for p in streams if "home" in str(p.parent) and "my" not in str(p.parent))
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    bad = zm("verify", str(directory), check=False)
+    assert bad.returncode == 1 and f"{victim.name}: SHA-256 differs" in bad.stdout, bad.stdout
+    again = f"{pools.dst}/again"
+    refused = zm("restore", str(directory), "--into", again, check=False)
+    assert refused.returncode != 0 and "damaged" in refused.stderr, refused.stderr
+    assert not exists(again)
+    repaired = zm("verify", str(directory), "--repair", check=False)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert f"repaired: {victim.name}" in repaired.stdout
+    done = zm("restore", str(directory), tree[1], "--into", again, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert snapshot_guids(f"{again}/home") == snapshot_guids(tree[1])
+
+
+def test_killed_runs_leave_no_complete_looking_file_and_chains_stay_bounded(
+    pools, tree, zm, tmp_path
+):
+    directory = tmp_path / "files"
+    big = f"{pools.src}/big"
+    zfs("create", big)
+    fill(big, 4)
+    zfs("snapshot", f"{big}@zmake-a")
+    slow = tmp_path / "slow-zstd"
+    slow.write_text('#!/bin/sh\npv -q -L 300k | /usr/bin/zstd "$@"\n')
+    slow.chmod(0o755)
+    env = {**zm.env(), "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    os.link(slow, tmp_path / "zstd")
+    argv = [sys.executable, "-m", "zmake", "send", big, "--to-dir", str(directory)]
+    proc = subprocess.Popen(argv, env=env, start_new_session=True, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any(p.name.endswith(".part") for p in files_in(directory)):
+        assert time.monotonic() < deadline, "no .part appeared"
+        time.sleep(0.5)
+    time.sleep(2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    left = files_in(directory)
+    assert left and all(p.name.endswith(".part") for p in left), left  # nothing looks done
+    done = zm("send", big, "--to-dir", str(directory), check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not any(p.name.endswith(".part") for p in files_in(directory))
+
+    # --full-every 1: a new chain after one incremental; --keep-chains 1 keeps the newest.
+    for short in ("zmake-b", "zmake-c", "zmake-d"):
+        fill(big, 0.1, label=short)
+        zfs("snapshot", f"{big}@{short}")
+        zm("send", big, "--to-dir", str(directory), "--full-every", "1")
+    chains = sorted(p.parent.name for p in directory.rglob("manifest.json"))
+    assert len(chains) == 2, chains
+    pruned = zm("prune", "--to-dir", str(directory), "--keep-chains", "1", "--yes")
+    assert "deleted 1 chains" in pruned.stdout
+    assert len(list(directory.rglob("manifest.json"))) == 1
+    assert zm("verify", str(directory)).returncode == 0
+    zm("restore", str(directory), "--into", f"{pools.dst}/big")
+    newest = snapshot_guids(big)
+    restored = snapshot_guids(f"{pools.dst}/big/big")
+    assert restored and restored.items() <= newest.items() and "@zmake-d" in restored
+
+
+def test_a_directory_on_another_host_over_ssh(pools, tree, zm, tmp_path):
+    directory = f"/tmp/{pools.dst}-remote files"
+    target = ["--remote", zm.remote, "--ssh", zm.ssh, "--to-dir", directory]
+    done = zm("backup", pools.src, *target, "-j", "4", "--yes", check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    more_snapshots(tree, "zmake-b")
+    done = zm("backup", pools.src, *target, "-j", "4", "--yes", "--snapshot", check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    verified = zm("verify", directory, "--remote", zm.remote, "--ssh", zm.ssh, check=False)
+    assert verified.returncode == 0 and verified.stdout.count("OK ") == len(tree)
+    restored = f"{pools.dst}/from-remote"
+    done = zm("restore", directory, "--remote", zm.remote, "--ssh", zm.ssh, "--into", restored,
+              check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert snapshot_guids(restored) == snapshot_guids(pools.src)

@@ -1,0 +1,119 @@
+"""`zmake restore DIR [DATASET…] --into POOL[/PATH]`: replay stream-file chains into a pool.
+
+Per dataset, parents before children, the newest whole chain (verify.py's rules), file by
+file: each file's SHA-256 is checked where it lies *before* a byte reaches `zfs recv`, so a
+damaged file is refused instead of failing a receive halfway. A file whose snapshot the
+target already holds is skipped, and a partial receive is aborted and its file replayed:
+run it again after an interruption and it carries on. Names map as zmake names backups:
+the source's pool is replaced by --into (`tank/home` → `POOL/PATH/home`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from zmake import state
+from zmake.chain import Chain, newest_restorable
+from zmake.commands import COMPRESSORS, Argv, abort_resume_argv
+from zmake.errors import Refused, TransferFailed
+from zmake.model import dest_name, is_within, parent_of
+from zmake.runner import Runner
+from zmake.sides import Side
+from zmake.tofile import chain_path, read_chains
+from zmake.verify import checksums
+
+
+def selected(chains: Sequence[Chain], wanted: Sequence[str]) -> list[str]:
+    names = {c.dataset for c in chains}
+    chosen = [n for n in names if not wanted or any(is_within(n, w) for w in wanted)]
+    return sorted(chosen, key=lambda n: n.split("/"))  # parents before children
+
+
+def restore(
+    runner: Runner,
+    side: Side,
+    directory: str,
+    wanted: Sequence[str],
+    into: str,
+    *,
+    dry_run: bool,
+) -> int:
+    chains = read_chains(runner, side, directory, None)
+    names = selected(chains, wanted)
+    if not names:
+        raise Refused(f"no chain under {directory}{side.where()} for {' '.join(wanted) or 'any'}")
+    plan = []
+    for name in names:
+        chain = newest_restorable(chains, name)
+        if chain is None:
+            raise Refused(f"{name}: no whole chain under {directory} (see zmake verify)")
+        plan.append((chain, dest_name(name, into)))
+    if not dry_run:  # every file first: a damaged one stops the restore before any receive
+        for chain, _ in plan:
+            check_files(runner, side, directory, chain)
+    for chain, target in plan:
+        restore_chain(runner, side, directory, chain, target, dry_run=dry_run)
+    return 0
+
+
+def check_files(runner: Runner, side: Side, directory: str, chain: Chain) -> None:
+    folder = chain_path(directory, chain)
+    paths = {f"{folder}/{f.name}": f.sha256 for f in chain.files}
+    found = checksums(runner, side, list(paths))
+    for path, expected in paths.items():
+        if path not in found:
+            raise Refused(f"{path}{side.where()} is missing: nothing was received")
+        if found[path] != expected:
+            raise Refused(
+                f"{path}{side.where()} is damaged (SHA-256 differs from the manifest): nothing "
+                "was received; zmake verify --repair restores it from par2 data, if made"
+            )
+
+
+def restore_chain(
+    runner: Runner, side: Side, directory: str, chain: Chain, target: str, *, dry_run: bool
+) -> None:
+    local = Side()
+    existing = state.read_backup(runner, local, target)
+    held = {s.guid for s in existing.snapshots} if existing else set()
+    if existing is not None and existing.snapshots and not held & chain.guids:
+        raise Refused(f"{target} exists with snapshots of its own: not restoring over it")
+    folder = chain_path(directory, chain)
+    for index, stream in enumerate(chain.files):
+        if stream.to_guid in held:
+            continue
+        path = f"{folder}/{stream.name}"
+        if dry_run:
+            print(f"restore: {path} → {target} (@{stream.snapshots[-1][0]})")
+            continue
+        if existing is not None and existing.resume_token:
+            state.control(runner, local, abort_resume_argv(target))  # replayed whole below
+        if index == 0 and existing is None:
+            parent = parent_of(target)
+            if parent is not None and not state.read_datasets(runner, local, [parent]):
+                state.control(runner, local, ["zfs", "create", "-p", parent])
+        check_file(runner, side, path, stream.sha256)
+        receive(runner, side, path, chain.compressor, target)
+        print(f"restore: {chain.dataset}: {stream.name} → {target}@{stream.snapshots[-1][0]}")
+        existing = state.read_backup(runner, local, target)
+
+
+def check_file(runner: Runner, side: Side, path: str, expected: str) -> None:
+    found = checksums(runner, side, [path]).get(path)
+    if found is None:
+        raise Refused(f"{path}{side.where()} is missing: nothing received from it")
+    if found != expected:
+        raise Refused(
+            f"{path}{side.where()} is damaged (SHA-256 differs from the manifest): nothing "
+            "received from it; zmake verify --repair restores it from par2 data, if made"
+        )
+
+
+def receive(runner: Runner, side: Side, path: str, compressor: str, target: str) -> None:
+    reading: list[Argv] = [["dd", f"if={path}", "bs=1M", "status=none"]]
+    decompress = [COMPRESSORS[compressor][1]] if compressor != "none" else []
+    stages = [*side.stream(reading), *decompress, ["zfs", "recv", "-u", "-s", target]]
+    result = runner.pipeline(stages)
+    if not result.ok:
+        culprit = next((s for s in result.stages if s.returncode != 0), result.stages[-1])
+        raise TransferFailed(f"{target}: receiving {path} failed: {culprit.stderr.strip()} "
+                             "(run zmake restore again to carry on)")  # fmt: skip
