@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.realzfs.conftest import snapshot_guids, zfs
@@ -132,6 +133,42 @@ def allow(*args: str) -> str:
     """`zmake allow … --apply`, as root: the setup a user's side gets, from zmake itself."""
     done = execute(sys.executable, "-m", "zmake", "allow", *args, "--apply")
     return done.stdout
+
+
+def encrypted_tree(src: str, key: Path, children: Sequence[str]) -> list[str]:
+    """`src` mounted under /tmp, `children` (names below it) made and filled with 0.3 MiB
+    each, and `src/secret stuff` encrypted by a passphrase in `key` (0.2 MiB): the datasets,
+    the encrypted one last."""
+    zfs("set", f"mountpoint=/tmp/{src}", src)
+    key.write_text("correct horse battery staple")
+    names = [f"{src}/{child}" for child in children]
+    for name in names:
+        zfs("create", name)
+        fill(name, 0.3)
+    secret = f"{src}/secret stuff"
+    zfs("create", "-o", "encryption=on", "-o", "keyformat=passphrase",
+        "-o", f"keylocation=file://{key}", secret)  # fmt: skip
+    fill(secret, 0.2)
+    return [*names, secret]
+
+
+def full_then_incremental(
+    user: AsUser, src: str, dest: str, args: Sequence[str], changed: Sequence[str], *more: str
+) -> subprocess.CompletedProcess[str]:
+    """`zmake backup` by `user` twice at -j4: every snapshot GUID equal after the first (the
+    encrypted dataset received raw, its key unavailable there), then, after `changed` got
+    new data, `--snapshot` (and `more`) sends incrementals only. The second run's result."""
+    first = user("backup", src, *args, "-j", "4", "--yes", check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert snapshot_guids(dest) == snapshot_guids(src)
+    secret = f"{dest}/secret stuff"
+    assert prop(secret, "encryptionroot") == secret and prop(secret, "keystatus") == "unavailable"
+    for name in changed:
+        fill(name, 0.1)
+    again = user("backup", src, *args, "-j", "4", "--snapshot", *more, "--yes", check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "incremental" in again.stdout and "full @" not in again.stdout
+    return again
 
 
 def slow_ssh(user: AsUser) -> str:

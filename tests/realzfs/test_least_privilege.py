@@ -12,8 +12,10 @@ from tests.realzfs.support import (
     USERS_HOST,
     AsUser,
     allow,
+    encrypted_tree,
     exists,
     fill,
+    full_then_incremental,
     interrupted_send,
     prop,
     snapshot_guids,
@@ -22,23 +24,13 @@ from tests.realzfs.support import (
 )
 from tests.realzfs.test_send import partial_receive
 
-KEY = "correct horse battery staple"
-
 
 @pytest.fixture
 def tree(pools, tmp_path) -> list[str]:
     """A pool with a space, a colon, a zvol and an encrypted dataset in its names."""
-    zfs("set", f"mountpoint=/tmp/{pools.src}", pools.src)
-    key = tmp_path / "key"
-    key.write_text(KEY)
-    names = [f"{pools.src}/home", f"{pools.src}/home/my data", f"{pools.src}/media:2024"]
-    for name in names:
-        zfs("create", name)
-        fill(name, 0.3)
-    secret = f"{pools.src}/secret stuff"
-    zfs("create", "-o", "encryption=on", "-o", "keyformat=passphrase",
-        "-o", f"keylocation=file://{key}", secret)  # fmt: skip
-    fill(secret, 0.2)
+    *names, secret = encrypted_tree(
+        pools.src, tmp_path / "key", ["home", "home/my data", "media:2024"]
+    )
     zfs("create", "-V", "4M", f"{pools.src}/vm:disk0")
     zfs("snapshot", "-r", f"{pools.src}@zmake-one")
     zfs("snapshot", "-r", f"{pools.src}@zmake-two")  # a prune --keep 1 later takes @zmake-one
@@ -58,18 +50,7 @@ def test_push_as_unprivileged_users_on_both_sides(pools, tree, laptop) -> None:
     allow("--role", "push-source", "--user", "zsrc", pools.src, "--prune")
     zsrc = AsUser("zsrc", "push")
     target = ["--remote", f"zrecv@{USERS_HOST}", "--ssh", zsrc.ssh, "--dest", laptop]
-    first = zsrc("backup", pools.src, *target, "-j", "4", "--yes", check=False)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert snapshot_guids(laptop) == snapshot_guids(pools.src)
-    secret = f"{laptop}/secret stuff"
-    assert prop(secret, "encryptionroot") == secret and prop(secret, "keystatus") == "unavailable"
-
-    for name in tree[1:4]:
-        fill(name, 0.1)
-    again = zsrc("backup", pools.src, *target, "--snapshot", "--prune", "--keep", "1", "--yes",
-                 "-j", "4", check=False)  # fmt: skip
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "incremental" in again.stdout and "full @" not in again.stdout
+    full_then_incremental(zsrc, pools.src, laptop, target, tree[1:4], "--prune", "--keep", "1")
     newest = {k: v for k, v in snapshot_guids(pools.src).items() if "zmake-one" not in k}
     assert len(newest) == 2 * len(tree) and newest.items() <= snapshot_guids(laptop).items()
     assert not exists(f"{pools.src}/home@zmake-one")  # pruned on the source, as zsrc
@@ -133,18 +114,8 @@ def test_pull_as_unprivileged_users_on_both_sides(pools, tree, laptop) -> None:
     allow("--role", "pull-source", "--user", "zsrc", pools.src, "--prune")
     zrecv = AsUser("zrecv", "pull")
     source = ["--source", f"zsrc@{USERS_HOST}", "--ssh", zrecv.ssh, "--dest", laptop]
-    first = zrecv("backup", pools.src, *source, "--compress", "zstd", "-j", "4", "--yes",
-                  check=False)  # fmt: skip
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert snapshot_guids(laptop) == snapshot_guids(pools.src)
-    secret = f"{laptop}/secret stuff"
-    assert prop(secret, "encryptionroot") == secret and prop(secret, "keystatus") == "unavailable"
-    for name in tree[1:4]:
-        fill(name, 0.1)
-    again = zrecv("backup", pools.src, *source, "--snapshot", "--prune", "--keep", "1",
-                  "--yes", "-j", "4", check=False)  # fmt: skip
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "incremental" in again.stdout and "full @" not in again.stdout
+    full_then_incremental(zrecv, pools.src, laptop, [*source, "--compress", "zstd"], tree[1:4],
+                          "--prune", "--keep", "1")  # fmt: skip
     newest = {k: v for k, v in snapshot_guids(pools.src).items() if "zmake-one" not in k}
     assert newest and newest.items() <= snapshot_guids(laptop).items()
     assert not exists(f"{pools.src}/home@zmake-one")  # the source pruned, through zsrc

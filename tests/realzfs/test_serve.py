@@ -25,8 +25,10 @@ from tests.realzfs.support import (
     USERS_HOST,
     AsUser,
     allow,
+    encrypted_tree,
     exists,
     fill,
+    full_then_incremental,
     interrupted_send,
     prop,
     snapshot_guids,
@@ -34,7 +36,6 @@ from tests.realzfs.support import (
 )
 from zmake.token import ResumeToken, encode
 
-KEY = "correct horse battery staple"
 REFUSED = 9
 
 
@@ -119,17 +120,7 @@ def syslog_lines() -> Iterator[list[str]]:
 def tree(pools, tmp_path) -> list[str]:
     """The source (a space, a colon, an encrypted dataset), and on the backup pool another
     host's backup that this source's key must not reach."""
-    zfs("set", f"mountpoint=/tmp/{pools.src}", pools.src)
-    key = tmp_path / "key"
-    key.write_text(KEY)
-    names = [f"{pools.src}/home", f"{pools.src}/home/my data:1"]
-    for name in names:
-        zfs("create", name)
-        fill(name, 0.3)
-    secret = f"{pools.src}/secret stuff"
-    zfs("create", "-o", "encryption=on", "-o", "keyformat=passphrase",
-        "-o", f"keylocation=file://{key}", secret)  # fmt: skip
-    fill(secret, 0.2)
+    *names, secret = encrypted_tree(pools.src, tmp_path / "key", ["home", "home/my data:1"])
     zfs("snapshot", "-r", f"{pools.src}@zmake-one")
     other = f"{pools.dst}/other host"
     zfs("create", "-o", f"mountpoint=/tmp/{pools.dst}-other", other)
@@ -153,18 +144,7 @@ def laptop(pools) -> Iterator[tuple[str, AsUser]]:
 def test_push_passes_through_serve_full_incremental_killed_resumed(pools, tree, laptop) -> None:
     dest, zsrc = laptop
     target = ["--remote", f"zrecv@{USERS_HOST}", "--ssh", zsrc.ssh, "--dest", dest]
-    first = zsrc("backup", pools.src, *target, "-j", "4", "--compress", "zstd", "--yes",
-                 check=False)  # fmt: skip
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert snapshot_guids(dest) == snapshot_guids(pools.src)
-    secret = f"{dest}/secret stuff"
-    assert prop(secret, "encryptionroot") == secret and prop(secret, "keystatus") == "unavailable"
-
-    for name in tree[1:3]:
-        fill(name, 0.1)
-    again = zsrc("backup", pools.src, *target, "-j", "4", "--snapshot", "--yes", check=False)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "incremental" in again.stdout and "full @" not in again.stdout
+    full_then_incremental(zsrc, pools.src, dest, [*target, "--compress", "zstd"], tree[1:3])
     assert snapshot_guids(dest) == snapshot_guids(pools.src)
     pruned = zsrc("backup", pools.src, *target, "--prune", "--keep", "1", "--yes", check=False)
     assert pruned.returncode == 0, pruned.stdout + pruned.stderr
