@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,25 @@ def tree(pools, tmp_path) -> list[str]:
 
 def files_in(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.is_file()) if directory.exists() else []
+
+
+def slow_zstd(zm, tmp_path: Path) -> dict[str, str]:
+    """zm's environment with a `zstd` first on PATH that crawls (300 kB/s): to be killed."""
+    slow = tmp_path / "bin" / "zstd"
+    slow.parent.mkdir(exist_ok=True)
+    slow.write_text('#!/bin/sh\npv -q -L 300k | /usr/bin/zstd "$@"\n')
+    slow.chmod(0o755)
+    return {**zm.env(), "PATH": f"{slow.parent}:{os.environ['PATH']}"}
+
+
+def kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 60
+    while not ready():
+        assert time.monotonic() < deadline, "never got there"
+        time.sleep(0.5)
+    time.sleep(2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def more_snapshots(tree: list[str], *names: str) -> None:
@@ -95,21 +115,11 @@ def test_killed_runs_leave_no_complete_looking_file_and_chains_stay_bounded(
     zfs("create", big)
     fill(big, 4)
     zfs("snapshot", f"{big}@zmake-a")
-    slow = tmp_path / "slow-zstd"
-    slow.write_text('#!/bin/sh\npv -q -L 300k | /usr/bin/zstd "$@"\n')
-    slow.chmod(0o755)
-    env = {**zm.env(), "PATH": f"{tmp_path}:{os.environ['PATH']}"}
-    os.link(slow, tmp_path / "zstd")
+    env = slow_zstd(zm, tmp_path)
     argv = [sys.executable, "-m", "zmake", "send", big, "--to-dir", str(directory)]
     proc = subprocess.Popen(argv, env=env, start_new_session=True, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not any(p.name.endswith(".part") for p in files_in(directory)):
-        assert time.monotonic() < deadline, "no .part appeared"
-        time.sleep(0.5)
-    time.sleep(2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(proc, lambda: any(p.name.endswith(".part") for p in files_in(directory)))
     left = files_in(directory)
     assert left and all(p.name.endswith(".part") for p in left), left  # nothing looks done
     done = zm("send", big, "--to-dir", str(directory), check=False)
@@ -148,3 +158,25 @@ def test_a_directory_on_another_host_over_ssh(pools, tree, zm, tmp_path):
               check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert snapshot_guids(restored) == snapshot_guids(pools.src)
+
+
+def test_an_interrupted_restore_carries_on(pools, zm, tmp_path):
+    zfs("set", f"mountpoint=/tmp/{pools.src}", pools.src)
+    big = f"{pools.src}/big"
+    zfs("create", big)
+    fill(big, 3)
+    zfs("snapshot", "-r", f"{pools.src}@zmake-a")
+    fill(big, 0.2)
+    zfs("snapshot", "-r", f"{pools.src}@zmake-b")
+    directory = tmp_path / "files"
+    zm("backup", pools.src, "--to-dir", str(directory), "--yes")
+    plan = zm("restore", str(directory), "--into", f"{pools.dst}/r", "-n")
+    assert plan.stdout.count("restore: ") == 4 and not exists(f"{pools.dst}/r")  # 2 x 2 files
+    argv = [sys.executable, "-m", "zmake", "restore", str(directory), "--into", f"{pools.dst}/r"]
+    proc = subprocess.Popen(argv, env=slow_zstd(zm, tmp_path), start_new_session=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    kill_when(proc, lambda: exists(f"{pools.dst}/r/big"))
+    done = zm("restore", str(directory), "--into", f"{pools.dst}/r", check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert snapshot_guids(f"{pools.dst}/r") == snapshot_guids(pools.src)
