@@ -318,19 +318,17 @@ def refused_unless_still_zmakes(policy: Policy, text: str, allowed: list[list[Ar
         refused(policy, text)
 
 
-@settings(max_examples=1500)
-@given(NAMES_UNDER, st.data())
-def test_mutations_of_receiving_commands_are_refused(rest: str, data: st.DataObject) -> None:
-    policy = Policy("receive", ROOT)
-    allowed = receive_side_commands(ROOT, under(ROOT, rest))
-    stages = data.draw(st.sampled_from(allowed))
-    refused_unless_still_zmakes(policy, mutated(stages, data, ROOT), allowed)
+ROLES = {"receive": (ROOT, receive_side_commands), "send": (SOURCE, send_side_commands)}
 
 
+@pytest.mark.parametrize("role", ROLES)
 @settings(max_examples=1500)
-@given(NAMES_UNDER, st.data())
-def test_mutations_of_sending_commands_are_refused(rest: str, data: st.DataObject) -> None:
-    policy = Policy("send", SOURCE)
-    allowed = send_side_commands(SOURCE, under(SOURCE, rest))
+@given(rest=NAMES_UNDER, data=st.data())
+def test_mutations_of_zmakes_commands_are_refused(
+    role: str, rest: str, data: st.DataObject
+) -> None:
+    root, commands_of = ROLES[role]
+    policy = Policy(role, root)
+    allowed = commands_of(root, under(root, rest))
     stages = data.draw(st.sampled_from(allowed))
-    refused_unless_still_zmakes(policy, mutated(stages, data, SOURCE), allowed)
+    refused_unless_still_zmakes(policy, mutated(stages, data, root), allowed)

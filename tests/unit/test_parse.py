@@ -478,3 +478,17 @@ def test_capture_header_separates_pools_with_tabs() -> None:
     assert "# pools: my pool\ttank\tx \n" in text.splitlines(keepends=True)
     assert parse_capture(text) == capture
     assert parse_capture(render_capture(Capture("v", (), "", ""), "l", "g")).pools == ()
+
+
+def test_a_capture_recorded_before_creation_times_reads_them_as_unknown() -> None:
+    """Captures written by earlier zmake (e.g. sample-pools/) list seven columns: their
+    snapshots' creation is unknown (0), said so, never guessed."""
+    legacy = "zfs list -H -p -o name,type,guid,createtxg,used,referenced,written -t all -r tank"
+    listing = "tank\tfilesystem\t1\t1\t0\t0\t0\ntank@s\tsnapshot\t2\t2\t0\t0\t0\n"
+    text = render_capture(Capture("v", ("tank",), listing, ""), legacy, "zfs get …")
+    capture = parse_capture(text)
+    snapshot = parse_source(capture.list_output, capture.get_output).datasets["tank"].snapshots[0]
+    assert snapshot.guid == 2 and snapshot.creation == 0
+    current = render_capture(Capture("v", ("tank",), capture.list_output, ""),
+                             " ".join(source_list_argv(["tank"])), "zfs get …")  # fmt: skip
+    assert parse_capture(current).list_output == capture.list_output  # not extended twice
