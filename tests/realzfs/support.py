@@ -172,9 +172,9 @@ def full_then_incremental(
 
 
 def slow_ssh(user: AsUser) -> str:
-    """An ssh for `user` whose data streams crawl (400 kB/s), to be killed halfway."""
+    """An ssh for `user` whose data streams crawl (150 kB/s), to be killed halfway."""
     path = user.home / "slowssh"
-    path.write_text(f'#!/bin/sh\npv -q -L 400k | {user.ssh} "$@"\n')
+    path.write_text(f'#!/bin/sh\npv -q -L 150k | {user.ssh} "$@"\n')
     path.chmod(0o755)
     subprocess.run(["chown", f"{user.user}:{user.user}", str(path)], check=True)
     return str(path)
@@ -197,12 +197,14 @@ def interrupted_send(user: AsUser, dataset: str, backup: str, *target: str) -> N
     deadline = time.monotonic() + 90
     while not exists(backup) and time.monotonic() < deadline:
         time.sleep(0.5)
-    time.sleep(3)  # some of the stream is in
+    time.sleep(2)  # some of the stream is in (a 3 MiB stream takes 20 s at this pace)
+    assert proc.poll() is None, f"the send ended before it could be killed: {log.read_text()}"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while not (prop_or_none(backup, "receive_resume_token") or "").startswith("1-"):
-        listing = zfs("list", "-H", "-o", "name,receive_resume_token", "-r", parent_of(backup))
+        listing = zfs("list", "-H", "-o", "name,receive_resume_token", "-t", "all", "-r",
+                      parent_of(backup))  # fmt: skip
         assert time.monotonic() < deadline, f"no partial receive: {listing} {log.read_text()}"
         time.sleep(0.5)
 
