@@ -189,11 +189,20 @@ def check_recv(policy: Policy, argv: Argv, probe: Probe) -> Argv:
     if mountpoint is not None and mountpoint not in ("none", "legacy"):
         prefix = policy.mountpoint_prefix
         if prefix is None:  # stripped: the backup inherits its mountpoint
-            return commands.receive_argv(target, force=force, filesystem=True,
-                                         readonly="readonly" in options)  # fmt: skip
+            stripped = commands.receive_argv(target, force=force, filesystem=True,
+                                             readonly="readonly" in options)  # fmt: skip
+            return without_stream_mountpoint(stripped)
         require(is_within(os.path.normpath(mountpoint), prefix.rstrip("/")),
                 f"mountpoint {mountpoint} is outside {prefix}")  # fmt: skip
-    return argv
+    return without_stream_mountpoint(argv) if mountpoint is None else argv
+
+
+def without_stream_mountpoint(argv: Argv) -> Argv:
+    """serve checks the command, not the stream: a crafted stream may carry properties of its
+    own (`zfs send -p`). Of a filesystem's, its mountpoint is dropped (`-x`): inherited."""
+    if "canmount=noauto" not in argv:
+        return argv  # a volume
+    return [*argv[:-1], "-x", "mountpoint", argv[-1]]
 
 
 def check_prune(policy: Policy, argv: Argv) -> Argv:

@@ -214,6 +214,27 @@ def test_attacks_with_the_source_key_change_nothing(pools, tree, laptop, syslog_
     assert any("zmake-serve" in x and "refused for zrecv" in x and "destroy -r" in x
                for x in logged), logged  # fmt: skip
 
+    # A stream with properties of its own (send -p), received in zmake's very shape: accepted
+    # (a new backup may be added), but its mountpoint is dropped: the new dataset inherits.
+    crafted = f"{pools.src}/crafted"
+    zfs("create", "-o", "canmount=noauto", "-o", f"mountpoint=/tmp/{pools.src}-elsewhere",
+        crafted)  # fmt: skip
+    zfs("snapshot", f"{crafted}@x")
+    with_props = Path("/tmp/serve-props.zstream")
+    subprocess.run(f"zfs send -p {shlex.quote(crafted + '@x')} > {with_props}", shell=True,
+                   check=True)  # fmt: skip
+    shaped = f"zfs recv -u -s -o canmount=noauto -o readonly=on {q(dest + '/crafted')}"
+    argv = ["runuser", "-u", "zsrc", "--", *shlex.split(zsrc.ssh), "zrecv@users", shaped]
+    with open(with_props, "rb") as data:
+        done = subprocess.run(argv, stdin=data, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (
+        zfs("get", "-H", "-o", "value,source", "mountpoint", f"{dest}/crafted")
+        .split("\t")[1]
+        .strip()
+        .startswith("inherited")
+    ), "the stream's mountpoint was kept"
+
 
 def test_a_mountpoint_outside_the_prefix_is_refused(pools, tree) -> None:
     """With --mountpoint-prefix, the source may keep its mountpoints only under it; without,
