@@ -27,6 +27,8 @@ LOCAL_GET_PROPS = (
     "type", "guid", "createtxg", "written", "referenced", "used", "creation", *SOURCE_GET_PROPS,
 )  # fmt: skip
 BACKUP_TYPES = "filesystem,volume,snapshot"
+# Where zfs lives when a remote user's PATH lacks it (Debian's non-root PATH has no /usr/sbin).
+ZFS_ELSEWHERE = ("/usr/sbin/zfs", "/sbin/zfs", "/usr/local/sbin/zfs")
 
 
 def source_list_argv(roots: Sequence[str]) -> Argv:

@@ -32,7 +32,7 @@ from zmake.model import BOOKMARK_PREFIX, is_within, parent_of
 
 REFUSED = 9
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-ZFS_PATHS = ("zfs", "/usr/sbin/zfs", "/sbin/zfs", "/usr/local/sbin/zfs")
+ZFS_PATHS = ("zfs", *commands.ZFS_ELSEWHERE)  # as the client may name it (state.run)
 
 
 class Refusal(ZmakeError):

@@ -4,12 +4,12 @@ half a file."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from zmake.health import Health
+from zmake.report import write_atomically
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,4 @@ def render_metrics(healths: Sequence[Health], target: str, run: RunFigures | Non
 
 
 def write_metrics(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    temporary.chmod(0o644)
-    os.replace(temporary, path)
+    write_atomically(path, text, mode=0o644)  # node_exporter runs as its own user

@@ -16,6 +16,7 @@ from pathlib import Path
 from zmake.config import Settings
 from zmake.metrics import RunFigures
 from zmake.plan import Selection
+from zmake.report import write_atomically
 from zmake.runner import Runner
 from zmake.sides import Route
 
@@ -52,7 +53,8 @@ class Reporting:
             if log is not None:
                 print(f"(the whole run's output: {log})")
         if self.summary_json is not None:
-            write_json(self.summary_json, summary(rows, start, end, error))
+            document = json.dumps(summary(rows, start, end, error), indent=2) + "\n"
+            write_atomically(self.summary_json, document)
         if self.metrics is not None:
             from zmake.check import run_metrics
 
@@ -102,9 +104,3 @@ def summary(
             for r in rows
         ],
     }  # fmt: skip
-
-
-def write_json(path: Path, data: dict[str, object]) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(temporary, path)

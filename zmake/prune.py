@@ -48,20 +48,15 @@ def read_view(runner: Runner, side: Side, root: str) -> SideView:
 
 
 def chain_view(runner: Runner, route: Route) -> SideView:
-    """A directory target as prune sees a backup: per dataset (named as the source's, which
-    dest_name maps into the directory's path), the snapshots its newest chain holds."""
-    from zmake.chain import newest_restorable
+    """A directory target as prune sees a backup (chain.as_backups): per dataset, the
+    snapshots its newest whole chain holds."""
+    from zmake.chain import as_backups
     from zmake.tofile import read_chains
 
     chains = read_chains(runner, route.target, route.dest, None)
     view = SideView()
-    for dataset in {c.dataset for c in chains}:
-        chain = newest_restorable(chains, dataset)
-        if chain is not None:
-            held = [(n, g, t) for f in chain.files for n, g, t in f.snapshots]
-            view.snapshots[dest_name(dataset, route.dest)] = [
-                SnapshotInfo(f"{dataset}@{n}", g, t) for n, g, t in held
-            ]
+    for name, backup in as_backups(chains, route.dest, {}).items():
+        view.snapshots[name] = [SnapshotInfo(s.name, s.guid, s.createtxg) for s in backup.snapshots]
     return view
 
 

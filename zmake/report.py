@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,13 +72,17 @@ def clear_failure(folder: Path, dataset: str) -> None:
     failure_file(folder, dataset).unlink(missing_ok=True)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temp = path.with_name(path.name + ".tmp")
+def write_atomically(path: Path, text: str, *, mode: int | None = None) -> None:
+    """Whole or not at all (a temp file of this process, renamed over `path`): a reader —
+    make, a collector, a monitoring check — never sees half a file."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temp.write_text(text)
+    if mode is not None:
+        temp.chmod(mode)
     temp.replace(path)
 
 
 def write_stamp(path: Path, text: str) -> None:
     """Mark a make target done. Only an optimisation: a send that runs asks the backup."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_atomically(path, text)

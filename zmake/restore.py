@@ -47,7 +47,7 @@ def restore(
         if chain is None:
             raise Refused(f"{name}: no whole chain under {directory} (see zmake verify)")
         plan.append((chain, dest_name(name, into)))
-    if not dry_run:  # every file first: a damaged one stops the restore before any receive
+    if not dry_run:  # every file, once, first: a damaged one stops the restore before any receive
         for chain, _ in plan:
             check_files(runner, side, directory, chain)
     for chain, target in plan:
@@ -91,21 +91,9 @@ def restore_chain(
             parent = parent_of(target)
             if parent is not None and not state.read_datasets(runner, local, [parent]):
                 state.control(runner, local, ["zfs", "create", "-p", parent])
-        check_file(runner, side, path, stream.sha256)
         receive(runner, side, path, chain.compressor, target)
         print(f"restore: {chain.dataset}: {stream.name} → {target}@{stream.snapshots[-1][0]}")
         existing = state.read_backup(runner, local, target)
-
-
-def check_file(runner: Runner, side: Side, path: str, expected: str) -> None:
-    found = checksums(runner, side, [path]).get(path)
-    if found is None:
-        raise Refused(f"{path}{side.where()} is missing: nothing received from it")
-    if found != expected:
-        raise Refused(
-            f"{path}{side.where()} is damaged (SHA-256 differs from the manifest): nothing "
-            "received from it; zmake verify --repair restores it from par2 data, if made"
-        )
 
 
 def receive(runner: Runner, side: Side, path: str, compressor: str, target: str) -> None:

@@ -14,8 +14,6 @@ from zmake.parse import parse_backup, parse_local_dataset
 from zmake.runner import Result, Runner
 from zmake.sides import Side
 
-# Where zfs lives when a remote user's PATH lacks it (Debian's non-root PATH has no /usr/sbin).
-ZFS_ELSEWHERE = ("/usr/sbin/zfs", "/sbin/zfs", "/usr/local/sbin/zfs")
 COMMAND_NOT_FOUND = 127
 # The zfs found on each host (by Side.key) in this process, when it is not `zfs` on PATH.
 zfs_found: dict[str, str] = {}
@@ -36,7 +34,7 @@ def run(runner: Runner, side: Side, argv: list[str]) -> Result:
         return result
     if side.key in zfs_found:
         return result
-    for candidate in ZFS_ELSEWHERE:
+    for candidate in commands.ZFS_ELSEWHERE:
         retry = runner.run(side.control([candidate, *argv[1:]]))
         if retry.returncode != COMMAND_NOT_FOUND:
             zfs_found[side.key] = candidate

@@ -9,7 +9,6 @@ commands runs on the directory's side: no zfs, no zmake, no shell needed there."
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,9 +134,8 @@ class FileSender:
         return chain
 
     def stream(self, send: Argv, part: str, name: str) -> None:
-        compress = COMPRESSORS[self.options.compressor][0] if self.options.compressor != "none" \
-            else None  # fmt: skip
-        sending = [send, *([compress] if compress else [])]
+        compressor = self.options.compressor
+        sending = [send, *([COMPRESSORS[compressor][0]] if compressor != "none" else [])]
         writing = [["dd", f"of={part}", "bs=1M", "status=none"]]
         stages = [*self.route.source.stream(sending), *self.route.target.stream(writing)]
         result = self.runner.pipeline(stages)
@@ -148,10 +146,6 @@ class FileSender:
 
 def par2_create(path: str, percent: int) -> Argv:
     return ["par2", "create", "-q", "-q", f"-r{percent}", "-n1", f"{path}.par2", path]
-
-
-def chain_files(directory: str, chains: Sequence[Chain]) -> list[str]:
-    return [f"{chain_path(directory, c)}/{f.name}" for c in chains for f in c.files]
 
 
 def drop_chains(
