@@ -86,6 +86,7 @@ def restore_chain(
             print(f"restore: {path} → {target} (@{stream.snapshots[-1][0]})")
             continue
         if existing is not None and existing.resume_token:
+            ours_partial(existing.resume_token, chain, target)
             state.control(runner, local, abort_resume_argv(target))  # replayed whole below
         if index == 0 and existing is None:
             parent = parent_of(target)
@@ -94,6 +95,21 @@ def restore_chain(
         receive(runner, side, path, chain.compressor, target)
         print(f"restore: {chain.dataset}: {stream.name} → {target}@{stream.snapshots[-1][0]}")
         existing = state.read_backup(runner, local, target)
+
+
+def ours_partial(token: str, chain: Chain, target: str) -> None:
+    """Only a partial receive of this chain's own snapshot is thrown away (`zfs recv -A`):
+    one of anything else is somebody's interrupted transfer, and is left alone."""
+    from zmake.errors import ParseError
+    from zmake.token import decode
+
+    try:
+        guid = decode(token).toguid
+    except ParseError:
+        guid = None
+    if guid not in chain.guids:
+        raise Refused(f"{target} holds a partial receive that is not from {chain.folder}: "
+                      "not aborting it (zfs recv -A it yourself if it is unwanted)")  # fmt: skip
 
 
 def receive(runner: Runner, side: Side, path: str, compressor: str, target: str) -> None:
