@@ -13,6 +13,7 @@ from typing import Any
 from zmake.config import Settings, resolve
 from zmake.errors import UsageError
 from zmake.plan import Selection
+from zmake.policy import SYNTAX, Keeping, Retention
 from zmake.runner import Runner
 from zmake.slots import jobs_from_makeflags
 
@@ -30,6 +31,31 @@ def setting_layer(args: argparse.Namespace) -> dict[str, Any]:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return resolve(setting_layer(args), getattr(args, "config", None))
+
+
+def retention_of(args: argparse.Namespace, settings: Settings, side: str) -> Retention | None:
+    """One side's retention policy ("source" or "backup"): --keep-SIDE, else --keep N, else
+    the config file's keep-SIDE or keep; None when nothing says what to keep."""
+    from zmake.policy import parse_retention
+
+    candidates = (
+        getattr(args, f"keep_{side}", None),
+        getattr(args, "keep", None),
+        getattr(settings, f"keep_{side}"),
+        settings.keep,
+    )
+    spec = next((c for c in candidates if c is not None), None)
+    return None if spec is None else parse_retention(str(spec), f"keep-{side}")
+
+
+def keeping_of(args: argparse.Namespace, settings: Settings, *, backup_too: bool) -> Keeping:
+    """Both sides' policies (the backup's only when it is pruned too), or a usage error."""
+    source = retention_of(args, settings, "source")
+    backup = retention_of(args, settings, "backup") if backup_too else source
+    if source is None or backup is None:
+        missing = "source" if source is None else "backup"
+        raise UsageError(f"say what to keep: --keep N, or --keep-{missing} POLICY ({SYNTAX})")
+    return Keeping(source, backup)
 
 
 def selection_of(

@@ -19,6 +19,7 @@ from zmake.errors import TransferFailed
 from zmake.generate import make_plan, makefile_text
 from zmake.model import dest_name
 from zmake.plan import Plan, Selection, top_roots
+from zmake.policy import Keeping
 from zmake.prune import prune
 from zmake.render import stamp_name, umount_stamp_name
 from zmake.report import human, write_stamp
@@ -35,7 +36,7 @@ class BackupRequest:
     jobs: int
     take_snapshot: bool
     snapshot_format: str
-    keep: int | None  # prune when set
+    keeping: Keeping | None  # prune when set
     assume_yes: bool
     check_remote: bool = False
 
@@ -98,8 +99,8 @@ def run_backup(
         if request.take_snapshot:
             name = snapshot(runner, reads.source, roots, request.snapshot_format, datetime.now(UTC))
             print(f"backup: snapshot @{name} of {' '.join(roots)}")
-        if request.keep is not None:
-            prune(runner, reads, roots, selection, request.keep, run_dir=run_dir,
+        if request.keeping is not None:
+            prune(runner, reads, roots, selection, request.keeping, run_dir=run_dir,
                   backup_too=True, assume_yes=request.assume_yes, dry_run=False)  # fmt: skip
         capture = source.read_live(runner, reads.source, top_roots(roots))
     key = hashlib.sha256(f"{route.source}\0{route.target}\0{route.dest}".encode()).hexdigest()

@@ -33,6 +33,8 @@ KNOWN_KEYS = {
     "pools": list,
     "jobs": int,
     "keep": int,
+    "keep_source": str,  # a retention policy (policy.py); `keep-source` in the file
+    "keep_backup": str,
     "run_dir": str,
     "snapshot": bool,
     "prune": bool,
@@ -60,6 +62,8 @@ class Settings:
     pools: tuple[str, ...] = ()
     jobs: int = 4
     keep: int | None = None
+    keep_source: str | None = None
+    keep_backup: str | None = None
     run_dir: Path | None = None
     snapshot: bool = False
     prune: bool = False
@@ -125,6 +129,7 @@ def load_config(path: str | None) -> dict[str, Any]:
         raise UsageError(f"config {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config {path}: {exc}") from None
+    data = {key.replace("-", "_"): value for key, value in data.items()}
     for key, value in data.items():
         if key not in KNOWN_KEYS:
             raise UsageError(f"config {path}: unknown key {key!r} (known: {', '.join(KNOWN_KEYS)})")
@@ -181,6 +186,8 @@ def resolve(
         pools=tuple(merged.get("pools", ())),
         jobs=int(merged.get("jobs", 4)),
         keep=merged.get("keep"),
+        keep_source=merged.get("keep_source"),
+        keep_backup=merged.get("keep_backup"),
         run_dir=Path(run_dir) if run_dir else None,
         snapshot=bool(merged.get("snapshot", False)),
         prune=bool(merged.get("prune", False)),

@@ -1,7 +1,8 @@
-"""`zmake prune`: destroy zmake's snapshots beyond the newest N, on the source and, with
---remote-side, on the backup — only the backups of this source, and never what a backup
-needs (retention.py says what is kept and why). One snapshot that cannot be destroyed (a
-clone, a busy dataset) is reported and the rest goes on."""
+"""`zmake prune`: destroy the zmake snapshots each side's retention policy lets go (policy.py),
+on the source and, with --remote-side, on the backup — only the backups of this source, and
+never what a backup needs (retention.py says what is kept and why; --dry-run prints it).
+One snapshot that cannot be destroyed (a clone, a busy dataset) is reported and the rest
+goes on."""
 
 from __future__ import annotations
 
@@ -14,12 +15,8 @@ from zmake.confirm import confirm
 from zmake.errors import ParseError
 from zmake.model import dest_name, source_name
 from zmake.plan import Selection
-from zmake.retention import (
-    SideView,
-    SnapshotInfo,
-    parse_side,
-    plan_prune,
-)
+from zmake.policy import Keeping, Retention
+from zmake.retention import SideView, SnapshotInfo, Verdict, judge_all, parse_side
 from zmake.runner import Runner
 from zmake.sides import Route, Side
 from zmake.slots import ssh_slot
@@ -30,7 +27,12 @@ from zmake.token import decode
 class PruneSide:
     where: str  # "source" or the backup host
     side: Side
-    doomed: dict[str, list[SnapshotInfo]]
+    verdicts: dict[str, list[Verdict]]
+
+    @property
+    def doomed(self) -> dict[str, list[SnapshotInfo]]:
+        plan = {d: [v.snapshot for v in vs if not v.keep] for d, vs in self.verdicts.items()}
+        return {dataset: doomed for dataset, doomed in plan.items() if doomed}
 
     @property
     def count(self) -> int:
@@ -76,9 +78,10 @@ def plan_sides(
     route: Route,
     root: str,
     selection: Selection,
-    keep: int,
+    keeping: Keeping,
     *,
     backup_too: bool,
+    now: float | None = None,
 ) -> list[PruneSide]:
     source = read_view(runner, route.source, root)
     if route.to_dir:  # what the newest chain of each dataset holds: its last snapshot stays
@@ -94,11 +97,12 @@ def plan_sides(
         PruneSide(
             "source",
             route.source,
-            plan_prune(
+            judge_all(
                 mine,
                 {d: backup.guids(b) for d, b in images.items()},
-                keep,
+                keeping.source,
                 protected_by_dataset={d: tokens.get(b, set()) for d, b in images.items()},
+                now=now,
             ),
         )
     ]
@@ -108,13 +112,14 @@ def plan_sides(
             for b in backup.snapshots
             if source_name(b, route.dest, pool) in selection
         }
-        doomed = plan_prune(
+        verdicts = judge_all(
             {b: backup.snapshots[b] for b in ours},
             {b: source.guids(s) for b, s in ours.items() if s is not None},
-            keep,
+            keeping.backup,
             protected_by_dataset=tokens,
+            now=now,
         )
-        sides.append(PruneSide(route.target.host or route.dest, route.target, doomed))
+        sides.append(PruneSide(route.target.host or route.dest, route.target, verdicts))
     return sides
 
 
@@ -123,18 +128,21 @@ def prune(
     route: Route,
     roots: Sequence[str],
     selection: Selection,
-    keep: int,
+    keeping: Keeping,
     *,
     run_dir: Path,
     backup_too: bool,
     assume_yes: bool,
     dry_run: bool,
+    now: float | None = None,
 ) -> tuple[int, list[str]]:
     """List, confirm, destroy. Returns (snapshots destroyed, one line per one that was not)."""
     sides = [
         side
         for root in roots
-        for side in plan_sides(runner, route, root, selection, keep, backup_too=backup_too)
+        for side in plan_sides(
+            runner, route, root, selection, keeping, backup_too=backup_too, now=now
+        )
     ]
     return carry_out(runner, sides, run_dir=run_dir, assume_yes=assume_yes, dry_run=dry_run)
 
@@ -146,11 +154,12 @@ def prune_backups(
     runner: Runner,
     side: Side,
     dest: str,
-    keep: int,
+    retention: Retention,
     *,
     run_dir: Path,
     assume_yes: bool,
     dry_run: bool,
+    now: float | None = None,
 ) -> tuple[int, list[str]]:
     """`zmake prune --backup-only`: the backup host prunes its own backups under --dest, with
     no access to the source (the key the source holds only appends). What the source may
@@ -158,8 +167,10 @@ def prune_backups(
     a partial receive needs; and, as always, held and foreign snapshots."""
     view = read_view(runner, side, dest)
     newest = {dataset: {snaps[-1].guid} for dataset, snaps in view.snapshots.items() if snaps}
-    doomed = plan_prune(view.snapshots, newest, keep, protected_by_dataset=needed_by_tokens(view))
-    plan = PruneSide(side.host or "backup", side, doomed)
+    verdicts = judge_all(
+        view.snapshots, newest, retention, protected_by_dataset=needed_by_tokens(view), now=now
+    )
+    plan = PruneSide(side.host or "backup", side, verdicts)
     return carry_out(runner, [plan], run_dir=run_dir, assume_yes=assume_yes, dry_run=dry_run)
 
 
@@ -167,13 +178,15 @@ def carry_out(
     runner: Runner, sides: Sequence[PruneSide], *, run_dir: Path, assume_yes: bool, dry_run: bool
 ) -> tuple[int, list[str]]:
     total = sum(side.count for side in sides)
+    for side in sides:
+        for verdicts in side.verdicts.values():
+            for verdict in verdicts:
+                if dry_run or not verdict.keep:
+                    what = "keep   " if verdict.keep else "destroy"
+                    print(f"prune: {side.where}: {what} {verdict.snapshot.name} ({verdict.reason})")
     if total == 0:
         print("prune: nothing to destroy")
         return 0, []
-    for side in sides:
-        for dataset, doomed in side.doomed.items():
-            for snap in doomed:
-                print(f"prune: {side.where}: {dataset}@{snap.short}")
     if dry_run or not confirm(f"destroy these {total} snapshots", assume_yes=assume_yes):
         print("prune: nothing destroyed")
         return 0, []

@@ -1,9 +1,10 @@
-"""Which snapshots `zmake prune` may destroy. Pure: no processes.
+"""Which snapshots `zmake prune` may destroy, and why each is kept or not. Pure: no processes.
 
-Only zmake-owned snapshots (name prefix `zmake-`) beyond the newest N are candidates; a held
-snapshot (`userrefs` > 0), the newest snapshot the other side also has — the base of the
-next incremental, by snapshot or by bookmark — and any snapshot a partial receive needs to
-be resumed (its resume token's `toguid`/`fromguid`) are never chosen."""
+Only zmake-owned snapshots (name prefix `zmake-`) that the side's retention policy
+(policy.py) lets go are candidates; a held snapshot (`userrefs` > 0), the newest snapshot
+the other side also has — the base of the next incremental, by snapshot or by bookmark —,
+any snapshot a partial receive needs to be resumed (its resume token's `toguid`/`fromguid`)
+and the newest zmake snapshot are never chosen, whatever the policy says."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from dataclasses import dataclass, field
 
 from zmake.errors import ParseError
 from zmake.parse import split_rows, to_int
+from zmake.policy import Dated, Retention, reasons_to_keep
 
 OWNED_PREFIX = "zmake-"
 # One listing per side: datasets (for resume tokens), snapshots and bookmarks.
-PRUNE_LIST_PROPS = ("name", "type", "guid", "createtxg", "userrefs", "receive_resume_token")
+PRUNE_LIST_PROPS = (
+    "name", "type", "guid", "createtxg", "userrefs", "receive_resume_token", "creation",
+)  # fmt: skip
 PRUNE_TYPES = "filesystem,volume,snapshot,bookmark"
 
 
@@ -25,6 +29,7 @@ class SnapshotInfo:
     guid: int
     createtxg: int
     userrefs: int = 0
+    creation: int = 0  # seconds since 1970
 
     @property
     def dataset(self) -> str:
@@ -59,11 +64,11 @@ def parse_side(text: str, what: str) -> SideView:
     view = SideView()
     for row in split_rows(text, PRUNE_LIST_PROPS, what):
         name, kind, token = row[0], row[1], row[5]
-        guid, createtxg, userrefs = (
-            to_int(row[i], PRUNE_LIST_PROPS[i], row, what) for i in (2, 3, 4)
+        guid, createtxg, userrefs, creation = (
+            to_int(row[i], PRUNE_LIST_PROPS[i], row, what) for i in (2, 3, 4, 6)
         )
         if kind == "snapshot":
-            info = SnapshotInfo(name, guid, createtxg, userrefs)
+            info = SnapshotInfo(name, guid, createtxg, userrefs, creation)
             view.snapshots.setdefault(info.dataset, []).append(info)
         elif kind == "bookmark":
             view.bookmarks.setdefault(name.partition("#")[0], set()).add(guid)
@@ -84,38 +89,98 @@ def newest_common(mine: Sequence[SnapshotInfo], other_guids: set[int]) -> Snapsh
     return None
 
 
+@dataclass(frozen=True)
+class Verdict:
+    snapshot: SnapshotInfo
+    keep: bool
+    reason: str  # the rule that keeps it, or why it goes
+
+
+def as_retention(keep: int | Retention) -> Retention:
+    """`--keep N` is the policy `last=N`."""
+    if isinstance(keep, Retention):
+        return keep
+    if keep < 1:
+        raise ValueError("keep must be at least 1")
+    return Retention(last=keep, text=str(keep))
+
+
+def judge(
+    snapshots: Sequence[SnapshotInfo],
+    other_guids: set[int],
+    keep: int | Retention,
+    protected: Collection[int] = (),
+    now: float | None = None,
+) -> list[Verdict]:
+    """Every snapshot of one dataset (oldest first) with what becomes of it: the safety
+    rules first, then the policy."""
+    retention = as_retention(keep)
+    owned = [s for s in snapshots if s.owned]
+    base = newest_common(snapshots, other_guids)
+    policy = reasons_to_keep([Dated(s.name, s.creation) for s in owned], retention, now)
+    verdicts = []
+    for snapshot in snapshots:
+        if not snapshot.owned:
+            verdicts.append(Verdict(snapshot, True, "not zmake's"))
+        elif snapshot.userrefs:
+            verdicts.append(Verdict(snapshot, True, "held"))
+        elif snapshot == base:
+            verdicts.append(Verdict(snapshot, True, "the next incremental's base"))
+        elif snapshot.guid in protected:
+            verdicts.append(Verdict(snapshot, True, "a partial receive needs it"))
+        elif snapshot == owned[-1]:
+            verdicts.append(Verdict(snapshot, True, "the newest"))
+        elif snapshot.name in policy:
+            verdicts.append(Verdict(snapshot, True, policy[snapshot.name]))
+        else:
+            verdicts.append(Verdict(snapshot, False, f"no rule of {retention} keeps it"))
+    return verdicts
+
+
 def prunable(
     snapshots: Sequence[SnapshotInfo],
     other_guids: set[int],
-    keep: int,
+    keep: int | Retention,
     protected: Collection[int] = (),
+    now: float | None = None,
 ) -> list[SnapshotInfo]:
-    """The snapshots of one dataset to destroy: owned, older than the newest `keep` owned
-    ones, not held, not the newest one the other side also has, not `protected`."""
-    if keep < 1:
-        raise ValueError("keep must be at least 1")
-    owned = [s for s in snapshots if s.owned]
-    base = newest_common(snapshots, other_guids)
-    return [s for s in owned[:-keep] if s.userrefs == 0 and s != base and s.guid not in protected]
+    """The snapshots of one dataset to destroy (see `judge`)."""
+    verdicts = judge(snapshots, other_guids, keep, protected, now)
+    return [v.snapshot for v in verdicts if not v.keep]
+
+
+def judge_all(
+    mine: dict[str, list[SnapshotInfo]],
+    other_guids_by_dataset: dict[str, set[int]],
+    keep: int | Retention,
+    datasets: Iterable[str] | None = None,
+    protected_by_dataset: dict[str, set[int]] | None = None,
+    now: float | None = None,
+) -> dict[str, list[Verdict]]:
+    """Per dataset (keyed as in `mine`), the verdict on each of its snapshots."""
+    chosen = mine if datasets is None else {d: mine[d] for d in datasets if d in mine}
+    protected = protected_by_dataset or {}
+    return {
+        dataset: judge(
+            snapshots,
+            other_guids_by_dataset.get(dataset, set()),
+            keep,
+            protected.get(dataset, set()),
+            now,
+        )
+        for dataset, snapshots in chosen.items()
+    }
 
 
 def plan_prune(
     mine: dict[str, list[SnapshotInfo]],
     other_guids_by_dataset: dict[str, set[int]],
-    keep: int,
+    keep: int | Retention,
     datasets: Iterable[str] | None = None,
     protected_by_dataset: dict[str, set[int]] | None = None,
+    now: float | None = None,
 ) -> dict[str, list[SnapshotInfo]]:
-    """Per dataset (keyed as in `mine`), what to destroy; datasets with nothing are left out."""
-    chosen = mine if datasets is None else {d: mine[d] for d in datasets if d in mine}
-    protected = protected_by_dataset or {}
-    plan = {
-        dataset: prunable(
-            snapshots,
-            other_guids_by_dataset.get(dataset, set()),
-            keep,
-            protected.get(dataset, set()),
-        )
-        for dataset, snapshots in chosen.items()
-    }
+    """Per dataset, what to destroy; datasets with nothing are left out."""
+    verdicts = judge_all(mine, other_guids_by_dataset, keep, datasets, protected_by_dataset, now)
+    plan = {d: [v.snapshot for v in vs if not v.keep] for d, vs in verdicts.items()}
     return {dataset: doomed for dataset, doomed in plan.items() if doomed}

@@ -66,13 +66,13 @@ def test_prune_table() -> None:
 
 def test_parse_and_plan_by_dataset() -> None:
     text = (
-        "tank/a b\tfilesystem\t1\t1\t-\t1-abc-def\n"
-        "tank/a b@zmake-1\tsnapshot\t11\t5\t0\t-\n"
-        "tank/a b@zmake-2\tsnapshot\t12\t6\t0\t-\n"
-        "tank/a b@zmake-3\tsnapshot\t13\t7\t1\t-\n"
-        "tank/a b#zmake-x-5\tbookmark\t11\t5\t-\t-\n"
-        "tank/c:d\tvolume\t2\t1\t-\t-\n"
-        "tank/c:d@zmake-1\tsnapshot\t21\t5\t0\t-\n"
+        "tank/a b\tfilesystem\t1\t1\t-\t1-abc-def\t1700000000\n"
+        "tank/a b@zmake-1\tsnapshot\t11\t5\t0\t-\t1700000000\n"
+        "tank/a b@zmake-2\tsnapshot\t12\t6\t0\t-\t1700000000\n"
+        "tank/a b@zmake-3\tsnapshot\t13\t7\t1\t-\t1700000000\n"
+        "tank/a b#zmake-x-5\tbookmark\t11\t5\t-\t-\t1700000000\n"
+        "tank/c:d\tvolume\t2\t1\t-\t-\t1700000000\n"
+        "tank/c:d@zmake-1\tsnapshot\t21\t5\t0\t-\t1700000000\n"
     )
     parsed = parse_side(text, "test")
     assert list(parsed.snapshots) == ["tank/a b", "tank/c:d"]
