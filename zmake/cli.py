@@ -15,6 +15,8 @@ from pathlib import Path
 from zmake import __version__
 from zmake.arguments import (
     emit,
+    keeping_of,
+    retention_of,
     roots_of,
     selection_of,
     setting_layer,
@@ -24,6 +26,7 @@ from zmake.arguments import (
 from zmake.config import DEFAULT_SNAPSHOT_NAME, SETTING_VARIABLES, ensure_run_dir
 from zmake.errors import UsageError, ZmakeError
 from zmake.plan import Selection
+from zmake.policy import SYNTAX
 from zmake.runner import Runner
 
 
@@ -145,8 +148,10 @@ def cmd_snapshot(args: argparse.Namespace, runner: Runner) -> int:
 
 
 def cmd_prune(args: argparse.Namespace, runner: Runner) -> int:
-    """Destroy zmake-owned snapshots beyond the newest N (never a backup's base, a snapshot a
-    partial receive needs, a held or a foreign one); lists them and asks first unless --yes."""
+    """Destroy the zmake snapshots each side's retention policy lets go (--keep N, or
+    --keep-source/--keep-backup POLICY: last=N, within=30d, hourly/daily/weekly/monthly/
+    yearly=N) — never a backup's base, what a partial receive needs, a held, foreign or the
+    newest snapshot; --dry-run says per snapshot which rule keeps it; asks unless --yes."""
     from zmake.errors import CommandFailed
     from zmake.prune import prune
 
@@ -159,17 +164,17 @@ def cmd_prune(args: argparse.Namespace, runner: Runner) -> int:
         drop_chains(runner, settings.target_side, settings.to_dir, args.keep_chains,
                     assume_yes=args.yes, dry_run=args.dry_run)  # fmt: skip
         return 0
-    keep = args.keep if args.keep is not None else settings.keep
-    if keep is None or keep < 1:
-        raise UsageError("prune needs --keep N (N >= 1)")
     if settings.to_dir and (args.remote_side or args.backup_only):
         raise UsageError("a --to-dir target is pruned by whole chains: --keep-chains K")
     if args.backup_only:
         from zmake.prune import prune_backups
 
+        retention = retention_of(args, settings, "backup")
+        if retention is None:
+            raise UsageError(f"say what to keep: --keep N or --keep-backup POLICY ({SYNTAX})")
         if not settings.dest:
             raise UsageError("prune --backup-only needs --dest DATASET: the backups to prune")
-        _, problems = prune_backups(runner, settings.target_side, settings.dest, keep,
+        _, problems = prune_backups(runner, settings.target_side, settings.dest, retention,
                                     run_dir=ensure_run_dir(settings.run_dir),
                                     assume_yes=args.yes, dry_run=args.dry_run)  # fmt: skip
         if problems:
@@ -181,7 +186,7 @@ def cmd_prune(args: argparse.Namespace, runner: Runner) -> int:
         settings.route(roots),
         roots,
         Selection(roots, settings.exclude),
-        keep,
+        keeping_of(args, settings, backup_too=args.remote_side),
         run_dir=ensure_run_dir(settings.run_dir),
         backup_too=args.remote_side,
         assume_yes=args.yes,
@@ -210,16 +215,15 @@ def cmd_backup(args: argparse.Namespace, runner: Runner) -> int:
 
     settings = settings_from(args)
     roots = roots_of(args, settings, runner)
-    keep = args.keep if args.keep is not None else settings.keep
-    if args.prune and keep is None:
-        raise UsageError("--prune needs --keep N")
+    pruning = args.prune or settings.prune
+    keeping = keeping_of(args, settings, backup_too=True) if pruning else None
     run_dir = ensure_run_dir(settings.run_dir)
     request = backup.BackupRequest(
         roots=roots,
         jobs=args.jobs or settings.jobs,
         take_snapshot=args.snapshot or settings.snapshot,
         snapshot_format=args.name,
-        keep=keep if (args.prune or settings.prune) else None,
+        keeping=keeping,
         assume_yes=args.yes,
         check_remote=args.check_remote,
     )
@@ -234,7 +238,7 @@ def cmd_backup(args: argparse.Namespace, runner: Runner) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from zmake.cli_extra import cmd_allow, cmd_check, cmd_restore, cmd_serve, cmd_verify
+    from zmake.cli_extra import cmd_allow, cmd_check, cmd_drill, cmd_restore, cmd_serve, cmd_verify
     from zmake.parser import build
 
     return build(
@@ -251,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
             "check": cmd_check,
             "verify": cmd_verify,
             "restore": cmd_restore,
+            "drill": cmd_drill,
             "serve": cmd_serve,
         },
         __version__,

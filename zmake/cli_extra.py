@@ -1,5 +1,6 @@
 """The commands around replication — restricted keys (serve), least-privilege setup (allow),
-monitoring (check), stream-file targets (verify, restore) — kept apart from cli.py's core."""
+monitoring (check), proof that backups restore (verify, restore, drill) — kept apart from
+cli.py's core."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import argparse
 from pathlib import Path
 
 from zmake.arguments import roots_of, settings_from
-from zmake.errors import ZmakeError
+from zmake.config import Settings
+from zmake.errors import UsageError, ZmakeError
 from zmake.plan import Selection
 from zmake.runner import Runner
 
@@ -37,24 +39,73 @@ def cmd_allow(args: argparse.Namespace, runner: Runner) -> int:
     return grant.show(runner, request, apply=args.apply)
 
 
-def cmd_verify(args: argparse.Namespace, runner: Runner) -> int:
-    """Check every chain of a --to-dir target: each file's SHA-256 against its manifest, the
-    chain's continuity, with --deep the streams' own records; --repair from par2 data."""
-    from zmake.sides import Side
-    from zmake.verify import verify
+def directory_of(args: argparse.Namespace, settings: Settings) -> tuple[str | None, list[str]]:
+    """A --to-dir target (--to-dir, or a first name that is a path: no dataset name starts
+    with /) and the names left."""
+    names = list(args.names)
+    if settings.to_dir:
+        return settings.to_dir.rstrip("/") or "/", names
+    if names and names[0].startswith("/"):
+        return names[0].rstrip("/") or "/", names[1:]
+    return None, names
 
-    return verify(runner, Side(args.remote, args.ssh), args.directory.rstrip("/") or "/",
-                  deep=args.deep, repair=args.repair, as_json=args.json)  # fmt: skip
+
+def cmd_verify(args: argparse.Namespace, runner: Runner) -> int:
+    """Prove a backup restores. Pool target: per dataset, the newest common snapshot's content
+    hashed on both sides (files under .zfs/snapshot, zvol chunks) and compared — only hashes
+    cross ssh —, and the backup pool's health. --to-dir target: each file's SHA-256 against
+    its manifest and each chain's continuity (--deep: the streams too; --repair: par2).
+    Exit 0 same/whole, 1 a difference or damage, 3 not verifiable here (a raw backup)."""
+    settings = settings_from(args)
+    directory, names = directory_of(args, settings)
+    if directory is not None:
+        from zmake.verify import verify
+
+        return verify(runner, settings.target_side, directory, deep=args.deep,
+                      repair=args.repair, as_json=args.json)  # fmt: skip
+    from zmake.contents import every_from_sample
+    from zmake.verify_pool import verify_pool
+
+    names = names or list(settings.pools)
+    if not names:
+        raise UsageError("verify needs DATASET… (or a --to-dir DIR)")
+    every = every_from_sample(args.sample)
+    return verify_pool(runner, settings.route(names), names, every, as_json=args.json)
 
 
 def cmd_restore(args: argparse.Namespace, runner: Runner) -> int:
-    """Replay a --to-dir target's newest whole chains into a pool, parents first, each file's
-    SHA-256 checked before it is received; run again to carry on after an interruption."""
-    from zmake.restore import restore
-    from zmake.sides import Side
+    """Bring a backup back. Pool target: DATASET[@SNAP] (and its children) into --into, sent
+    by the backup host (the source pulls back, or the backup host sends back), parents
+    first, resumable; never over an existing dataset without --force; raw stays raw.
+    --to-dir target: the newest whole chains, each file checked before it is received."""
+    settings = settings_from(args)
+    directory, names = directory_of(args, settings)
+    into = args.into.strip("/")
+    if directory is not None:
+        from zmake.restore import restore
 
-    return restore(runner, Side(args.remote, args.ssh), args.directory.rstrip("/") or "/",
-                   args.datasets, args.into.strip("/"), dry_run=args.dry_run)  # fmt: skip
+        return restore(runner, settings.target_side, directory, names, into,
+                       dry_run=args.dry_run)  # fmt: skip
+    from zmake.restore_pool import restore_pool
+
+    if len(names) != 1:
+        raise UsageError("restore one DATASET[@SNAPSHOT] at a time (its children come along)")
+    restore_pool(runner, settings.route(), names[0], into, on_backup=args.on_backup,
+                 children=not args.no_children, force=args.force, dry_run=args.dry_run)  # fmt: skip
+    return 0
+
+
+def cmd_drill(args: argparse.Namespace, runner: Runner) -> int:
+    """The restore drill: the newest backup of DATASET restored into a throwaway dataset on
+    the backup host (or the source, --on source), its content compared with the source's,
+    then removed — nothing left behind. Exit 0 same, 1 failed or differs, 3 not verifiable."""
+    from zmake.contents import every_from_sample
+    from zmake.drill import drill
+
+    settings = settings_from(args)
+    every = every_from_sample(args.sample)
+    return drill(runner, settings.route([args.dataset]), args.dataset,
+                 scratch=args.scratch, on_source=args.on == "source", every=every)  # fmt: skip
 
 
 def cmd_check(args: argparse.Namespace, runner: Runner) -> int:

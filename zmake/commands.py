@@ -166,6 +166,31 @@ def recv_argv(step: Step, dataset: Dataset, target: str, *, readonly: bool = Tru
     )
 
 
+def restore_recv_argv(target: str, *, rollback: bool = False) -> Argv:
+    """A restore's receive (restore_pool.py): a plain dataset again — no readonly, no
+    canmount=noauto —, not mounted yet, resumable; -F only to roll back to a shared snapshot."""
+    return ["zfs", "recv", "-u", "-s", *(["-F"] if rollback else []), target]
+
+
+def content_list_argv(root: str) -> Argv:
+    """What reading a snapshot's content needs to know of each dataset (contents.py)."""
+    return ["zfs", "list", "-H", "-p", "-o", "name,type,mounted,mountpoint,keystatus",
+            "-t", "filesystem,volume", "-r", root]  # fmt: skip
+
+
+def destroy_tree_argv(name: str) -> Argv:
+    """A drill's own scratch copy, gone with its children (drill.py): never anything else."""
+    return ["zfs", "destroy", "-r", name]
+
+
+def pool_health_argv(pool: str) -> Argv:
+    return ["zpool", "status", "-x", pool]
+
+
+def pool_status_argv(pool: str) -> Argv:
+    return ["zpool", "status", pool]
+
+
 def snapshot_argv(roots: Sequence[str], name: str) -> Argv:
     """One `zfs snapshot -r` of every root: all taken in one transaction."""
     return ["zfs", "snapshot", "-r", *(f"{root}@{name}" for root in roots)]

@@ -62,6 +62,16 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def keep_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "retention (POLICY: 7 | last=7,within=30d,hourly=24,daily=14,weekly=8,monthly=12,"
+        "yearly=3; ages from creation, UTC)"
+    )
+    group.add_argument("--keep", type=int, metavar="N", help="the newest N, on both sides")
+    group.add_argument("--keep-source", metavar="POLICY", help="what the source keeps")
+    group.add_argument("--keep-backup", metavar="POLICY", help="what the backup keeps")
+
+
 def build(
     handlers: Mapping[str, Handler], version: str, snapshot_name: str
 ) -> argparse.ArgumentParser:
@@ -160,7 +170,7 @@ def build(
 
     prn = command("prune", "zmake prune tank --keep 7 --remote-side --dest backup/laptop --yes")
     pools(prn)
-    prn.add_argument("--keep", type=int, help="zmake-owned snapshots to keep per dataset")
+    keep_options(prn)
     prn.add_argument(
         "--remote-side", action="store_true", help="prune the backup too, with the same rules"
     )
@@ -193,7 +203,7 @@ def build(
     bak.add_argument("--snapshot", action="store_true", help="take a snapshot first")
     bak.add_argument("--name", default=snapshot_name, help="snapshot name format")
     bak.add_argument("--prune", action="store_true", help="prune both sides before sending")
-    bak.add_argument("--keep", type=int, help="with --prune: snapshots to keep")
+    keep_options(bak)
     bak.add_argument("-j", "--jobs", type=int, help="parallel transfers (default 4)")
     bak.add_argument("--yes", action="store_true", help="do not ask before destroying")
     bak.add_argument("--check-remote", action="store_true", help="estimate from the backup's state")
@@ -213,81 +223,7 @@ def build(
         help="write the run's summary as JSON (docs/backup-summary.schema.json)",
     )
 
-    ver = command("verify", "zmake verify /mnt/usb/zmake --deep", targets=False)
-    ver.add_argument("directory", metavar="DIR", help="a --to-dir target")
-    ver.add_argument("--remote", help="[USER@]HOST where DIR is (absent: this machine)")
-    ver.add_argument("--ssh", default="ssh", help="ssh command prefix (default: ssh)")
-    ver.add_argument("--deep", action="store_true", help="also read every stream (zstream dump)")
-    ver.add_argument("--repair", action="store_true", help="repair damaged files from par2 data")
-    ver.add_argument("--json", action="store_true", help="machine-readable")
+    from zmake.parser_extra import add_extra_commands
 
-    res = command("restore", "zmake restore /mnt/usb/zmake tank --into rescue/tank", targets=False)
-    res.add_argument("directory", metavar="DIR", help="a --to-dir target")
-    res.add_argument("datasets", nargs="*", metavar="DATASET", help="default: every dataset")
-    res.add_argument("--into", required=True, help="POOL[/PATH]: the source's pool becomes this")
-    res.add_argument("--remote", help="[USER@]HOST where DIR is (absent: this machine)")
-    res.add_argument("--ssh", default="ssh", help="ssh command prefix (default: ssh)")
-    res.add_argument("-n", "--dry-run", action="store_true", help="print the plan only")
-
-    chk = command(
-        "check", "zmake check tank --remote nas --dest backup/laptop --warn 26h --crit 50h"
-    )
-    pools(chk)
-    chk.add_argument("--warn", default="26h", help="WARNING when a backup is older (default 26h)")
-    chk.add_argument("--crit", default="50h", help="CRITICAL when older (default 50h)")
-    chk.add_argument(
-        "--json", action="store_true", help="machine-readable (docs/check.schema.json)"
-    )
-    chk.add_argument(
-        "--metrics", metavar="FILE", help="also write Prometheus metrics (node_exporter textfile)"
-    )
-    chk.add_argument(
-        "--at",
-        type=float,
-        metavar="EPOCH",
-        help="judge ages as at this time (seconds since 1970; default now)",
-    )
-
-    unmount = command("umount", "zmake umount tank --remote nas --dest backup/laptop")
-    pools(unmount)
-    unmount.add_argument("--stamp", help="file to write when done (make's target)")
-    unmount.add_argument("--slots", type=int, help="ssh masters to share (default: make's -jN)")
-
-    allow = command(
-        "allow", "zmake allow --role receive --user zrecv backup/laptop --prune", targets=False
-    )
-    allow.add_argument("dataset", metavar="DATASET", help="the source dataset, or the --dest")
-    allow.add_argument(
-        "--role", required=True, choices=("push-source", "pull-source", "receive"),
-        help="push-source: runs zmake and sends; pull-source: sends to a backup host that "
-        "pulls; receive: the backup side",
-    )  # fmt: skip
-    allow.add_argument("--user", required=True, help="the unprivileged user")
-    allow.add_argument("--prune", action="store_true", help="this user prunes too")
-    allow.add_argument(
-        "--rollback", action="store_true", help="receive: --force may roll a backup back"
-    )
-    serve = command(
-        "serve",
-        'command="zmake serve --receive-into backup/laptop",restrict ssh-ed25519 AAAA…',
-        targets=False,
-    )
-    role = serve.add_mutually_exclusive_group(required=True)
-    role.add_argument("--receive-into", metavar="DATASET", help="a push's backup side")
-    role.add_argument("--send-from", metavar="DATASET", help="a pull's source side")
-    serve.add_argument("--allow-prune", action="store_true", help="allow destroying snapshots")
-    serve.add_argument(
-        "--allow-rollback", action="store_true", help="allow rollback and recv -A (--force)"
-    )
-    serve.add_argument(
-        "--mountpoint-prefix",
-        metavar="PATH",
-        help="keep a received mountpoint under PATH (default: strip every mountpoint)",
-    )
-
-    mode = allow.add_mutually_exclusive_group()
-    mode.add_argument("--apply", action="store_true", help="run the zfs commands (as root)")
-    mode.add_argument(
-        "--check", action="store_true", help="verify an existing setup, from the user's side"
-    )
+    add_extra_commands(command, pools)
     return parser

@@ -195,7 +195,9 @@ def test_a_mountpoint_is_stripped_or_kept_within_the_prefix() -> None:
 def test_builders_are_all_classified() -> None:
     """A new builder must be added to one side's enumeration above (or marked local-only)."""
     local_only = {"send_argv", "recv_argv", "estimate_argv", "backup_list_argv",
-                  "abort_resume_argv", "rollback_argv", "destroy_snapshots_argv"}  # fmt: skip
+                  "abort_resume_argv", "rollback_argv", "destroy_snapshots_argv",
+                  "restore_recv_argv", "content_list_argv", "destroy_tree_argv",
+                  "pool_health_argv", "pool_status_argv"}  # fmt: skip
     enumerated = set()
     for stages in receive_side_commands(ROOT, ROOT) + send_side_commands(SOURCE, SOURCE):
         enumerated |= {" ".join(stage) for stage in stages}

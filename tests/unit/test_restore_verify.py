@@ -1,0 +1,153 @@
+"""Restoring a pool backup (restore_pool.plan_restore) and comparing contents (contents.py)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from zmake.contents import compare, every_from_sample, hash_argv, parse_hashes
+from zmake.errors import Refused, UsageError
+from zmake.model import FILESYSTEM, VOLUME, BackupDataset, Snapshot
+from zmake.restore_pool import FULL, RESUME, ROLLBACK, SKIP, plan_restore
+from zmake.token import ResumeToken, encode
+
+DEST = "backup/laptop"
+
+
+def backup(name: str, guids: list[int], **extra: object) -> BackupDataset:
+    snaps = tuple(Snapshot(f"{name}@zmake-{g}", g, g) for g in guids)
+    return BackupDataset(name, extra.pop("kind", FILESYSTEM), snapshots=snaps, **extra)  # type: ignore[arg-type]
+
+
+TREE = {
+    DEST: backup(DEST, [], placeholder=True),
+    f"{DEST}/home": backup(f"{DEST}/home", [1, 2, 3]),
+    f"{DEST}/home/my docs": backup(f"{DEST}/home/my docs", [1, 2, 3]),
+    f"{DEST}/home/vm:disk": backup(f"{DEST}/home/vm:disk", [1, 3], kind=VOLUME),
+    f"{DEST}/homework": backup(f"{DEST}/homework", [5]),
+}
+
+
+def test_a_subtree_restores_parents_first_into_new_names() -> None:
+    plan = plan_restore(TREE, f"{DEST}/home", "rescue/h", {}, dest=DEST)
+    assert [(s.target, s.action, s.snapshot.guid) for s in plan] == [
+        ("rescue/h", FULL, 3),
+        ("rescue/h/my docs", FULL, 3),
+        ("rescue/h/vm:disk", FULL, 3),
+    ]  # not homework: a sibling whose name starts alike
+    assert plan[0].send() == ["zfs", "send", "-L", "-c", f"{DEST}/home@zmake-3"]
+    assert plan[0].recv() == ["zfs", "recv", "-u", "-s", "rescue/h"]
+
+
+def test_one_snapshot_of_one_dataset() -> None:
+    plan = plan_restore(TREE, f"{DEST}/home", "p/x", {}, dest=DEST, wanted="zmake-2",
+                        children=False)  # fmt: skip
+    assert [(s.target, s.snapshot.short) for s in plan] == [("p/x", "zmake-2")]
+    with pytest.raises(Refused, match="no snapshot @zmake-9"):
+        plan_restore(TREE, f"{DEST}/home", "p/x", {}, dest=DEST, wanted="zmake-9")
+
+
+def test_never_over_an_existing_dataset_without_force() -> None:
+    there = {"p/x": backup("p/x", [7])}
+    with pytest.raises(Refused, match="p/x exists: not restoring over it"):
+        plan_restore(TREE, f"{DEST}/home", "p/x", there, dest=DEST, children=False)
+    with pytest.raises(Refused, match="shares no snapshot"):
+        plan_restore(TREE, f"{DEST}/home", "p/x", there, dest=DEST, children=False, force=True)
+    shared = {"p/x": backup("p/x", [1, 2, 8])}  # diverged after @zmake-2
+    (step,) = plan_restore(TREE, f"{DEST}/home", "p/x", shared, dest=DEST, children=False,
+                           force=True)  # fmt: skip
+    assert step.action == ROLLBACK and step.base is not None and step.base.guid == 2
+    assert step.send() == ["zfs", "send", "-L", "-c", "-I", f"{DEST}/home@zmake-2",
+                           f"{DEST}/home@zmake-3"]  # fmt: skip
+    assert step.recv() == ["zfs", "recv", "-u", "-s", "-F", "p/x"]
+
+
+def test_run_again_skips_what_is_there_and_resumes_a_partial_receive() -> None:
+    token = encode(ResumeToken(3, f"{DEST}/home/my docs@zmake-3"))
+    there = {
+        "p/x": backup("p/x", [3]),
+        "p/x/my docs": BackupDataset("p/x/my docs", FILESYSTEM, resume_token=token),
+    }
+    plan = plan_restore(TREE, f"{DEST}/home", "p/x", there, dest=DEST)
+    assert [s.action for s in plan] == [SKIP, RESUME, FULL]
+    assert plan[1].send() == ["zfs", "send", "-t", token]
+    other = {"p/x": BackupDataset("p/x", FILESYSTEM, resume_token=encode(ResumeToken(99, "a@b")))}
+    with pytest.raises(Refused, match="partial receive of another snapshot"):
+        plan_restore(TREE, f"{DEST}/home", "p/x", other, dest=DEST)
+
+
+def test_raw_backups_restore_raw_and_plain_ones_under_a_vault_plain() -> None:
+    raw_root = f"{DEST}/secret"
+    tree = {
+        DEST: backup(DEST, [], encryption="aes-256-gcm", encryption_root=DEST),
+        raw_root: backup(raw_root, [4], encryption="aes-256-gcm", encryption_root=raw_root),
+        f"{raw_root}/kid": backup(
+            f"{raw_root}/kid", [4], encryption="aes-256-gcm", encryption_root=raw_root
+        ),
+        f"{DEST}/plain": backup(
+            f"{DEST}/plain", [4], encryption="aes-256-gcm", encryption_root=DEST
+        ),
+    }
+    plan = plan_restore(tree, raw_root, "p/s", {}, dest=DEST)
+    assert [s.raw for s in plan] == [True, True]
+    assert plan[0].send() == ["zfs", "send", "-w", f"{raw_root}@zmake-4"]
+    (plain,) = plan_restore(tree, f"{DEST}/plain", "p/q", {}, dest=DEST)
+    assert not plain.raw  # encrypted by the backup host's own vault (--dest), not the source
+    pool_root = {**tree, DEST: backup(DEST, [4], encryption="aes-256-gcm", encryption_root=DEST)}
+    (whole,) = plan_restore(pool_root, f"{DEST}/plain", "p/q", {}, dest=DEST)
+    assert whole.raw  # --dest is itself the raw backup of an encrypted pool root
+
+
+def test_sampling_and_its_limits() -> None:
+    assert every_from_sample(None) == 1 and every_from_sample("100%") == 1
+    assert every_from_sample("10%") == 10 and every_from_sample("33") == 3
+    for bad in ("0%", "150%", "x"):
+        with pytest.raises(UsageError):
+            every_from_sample(bad)
+
+
+NAMES = st.text(st.characters(codec="utf-8", exclude_characters="\0/"), min_size=1, max_size=12)
+
+
+@given(st.dictionaries(NAMES, st.binary(max_size=64), min_size=1, max_size=8), st.data())
+def test_compare_names_the_first_difference(files: dict[str, bytes], data: st.DataObject) -> None:
+    import hashlib
+
+    source = {f"./{n}": hashlib.sha256(b).hexdigest() for n, b in files.items()}
+    assert compare(source, dict(source)).same
+    victim = data.draw(st.sampled_from(sorted(source)))
+    changed = {**source, victim: hashlib.sha256(b"other").hexdigest()}
+    if changed[victim] != source[victim]:
+        assert compare(source, changed).difference == f"{victim[2:]} differs"
+    missing = {k: v for k, v in source.items() if k != victim}
+    assert compare(source, missing).difference == f"{victim[2:]} is missing on the backup"
+    assert compare(missing, source).difference == f"{victim[2:]} is on the backup only"
+
+
+def test_the_hash_listing_reads_a_directory_and_samples_alike(tmp_path: Path) -> None:
+    """The script zmake runs on each side, run here on a plain directory (the .zfs/snapshot
+    case): odd names survive, a sample picks the same files from equal trees."""
+    for side in ("a", "b"):
+        root = tmp_path / side
+        (root / "sub dir").mkdir(parents=True)
+        for i in range(10):
+            (root / "sub dir" / f"f:{i}").write_bytes(bytes([i]) * 100)
+        (root / "new\nline").write_text("x")
+    listings = {}
+    for side in ("a", "b"):
+        argv = hash_argv(FILESYSTEM, "p/x@s", str(tmp_path / side), every=3)
+        result = subprocess.run(argv, capture_output=True, text=True, check=True)
+        listings[side] = parse_hashes(result.stdout)
+    assert listings["a"] == listings["b"] and listings["a"] is not None
+    assert len(listings["a"]) == 4  # 11 files, every 3rd
+    (tmp_path / "b" / "sub dir" / "f:0").write_bytes(b"changed")
+    runs = [subprocess.run(hash_argv(FILESYSTEM, "p/x@s", str(tmp_path / s)),
+                           capture_output=True, text=True) for s in "ab"]  # fmt: skip
+    full = [parse_hashes(run.stdout) for run in runs]
+    assert full[0] is not None and full[1] is not None and len(full[0]) == 11
+    assert compare(full[0], full[1]).difference == "sub dir/f:0 differs"
+    assert parse_hashes("abc  ./x\n") is None  # cut short: no end marker, no verdict
