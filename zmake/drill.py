@@ -7,10 +7,11 @@ source with --on source —, its content compared with the source's same snapsho
 
 from __future__ import annotations
 
+import os
 import time
 
 from zmake import commands, state
-from zmake.errors import ZmakeError
+from zmake.errors import Refused, ZmakeError
 from zmake.model import pool_of
 from zmake.restore_pool import restore_pool
 from zmake.runner import Runner
@@ -27,7 +28,13 @@ def drill(
     restore worked but the content could not be read here (a raw backup without its key)."""
     side = route.source if on_source else route.target
     parent = scratch or pool_of(dataset if on_source else route.dest)
-    place = f"{parent}/{SCRATCH_PREFIX}{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    place = f"{parent}/{SCRATCH_PREFIX}{stamp}-{os.getpid()}"
+    found = state.read_datasets(runner, side, [parent, place])
+    if parent not in found:  # made by nobody but the user: a drill creates only its copy
+        raise Refused(f"{parent}{side.where()} does not exist: give --scratch an existing dataset")
+    if place in found:  # never remove what this drill did not make
+        raise Refused(f"{place}{side.where()} exists already: not drilling into it")
     print(f"drill: restoring the newest backup of {dataset} into {place}{side.where()}")
     try:
         plan = restore_pool(runner, route, dataset, place, on_backup=not on_source,

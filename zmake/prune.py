@@ -16,7 +16,14 @@ from zmake.errors import ParseError
 from zmake.model import dest_name, source_name
 from zmake.plan import Selection
 from zmake.policy import Keeping, Retention
-from zmake.retention import SideView, SnapshotInfo, Verdict, judge_all, parse_side
+from zmake.retention import (
+    SideView,
+    SnapshotInfo,
+    Verdict,
+    doomed_of,
+    judge_all,
+    parse_side,
+)
 from zmake.runner import Runner
 from zmake.sides import Route, Side
 from zmake.slots import ssh_slot
@@ -31,8 +38,7 @@ class PruneSide:
 
     @property
     def doomed(self) -> dict[str, list[SnapshotInfo]]:
-        plan = {d: [v.snapshot for v in vs if not v.keep] for d, vs in self.verdicts.items()}
-        return {dataset: doomed for dataset, doomed in plan.items() if doomed}
+        return doomed_of(self.verdicts)
 
     @property
     def count(self) -> int:

@@ -172,15 +172,7 @@ def judge_all(
     }
 
 
-def plan_prune(
-    mine: dict[str, list[SnapshotInfo]],
-    other_guids_by_dataset: dict[str, set[int]],
-    keep: int | Retention,
-    datasets: Iterable[str] | None = None,
-    protected_by_dataset: dict[str, set[int]] | None = None,
-    now: float | None = None,
-) -> dict[str, list[SnapshotInfo]]:
+def doomed_of(verdicts: dict[str, list[Verdict]]) -> dict[str, list[SnapshotInfo]]:
     """Per dataset, what to destroy; datasets with nothing are left out."""
-    verdicts = judge_all(mine, other_guids_by_dataset, keep, datasets, protected_by_dataset, now)
     plan = {d: [v.snapshot for v in vs if not v.keep] for d, vs in verdicts.items()}
     return {dataset: doomed for dataset, doomed in plan.items() if doomed}

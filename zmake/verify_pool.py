@@ -114,6 +114,8 @@ def verify_pool(
 def verify_tree(runner: Runner, route: Route, name: str, every: int) -> list[Verdict]:
     root = dest_name(name, route.dest)
     source_tree = state.read_backup_tree(runner, route.source, name)
+    if name not in source_tree:
+        return [Verdict(name, FAILED, detail=f"no such dataset{route.source.where()}")]
     backup_tree = state.read_backup_tree(runner, route.target, root)
     sources = read_places(runner, route.source, name)
     backups = read_places(runner, route.target, root) if backup_tree else {}

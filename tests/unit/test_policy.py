@@ -139,3 +139,28 @@ def test_the_same_syntax_everywhere() -> None:
     for bad in ("", "0", "daily=0", "fortnightly=2", "within=3x", "within=d", "last=-1"):
         with pytest.raises(UsageError):
             parse_retention(bad, "keep-backup")
+
+
+def test_each_side_from_the_command_line_over_the_config_file(tmp_path) -> None:
+    import argparse
+
+    from zmake.arguments import keeping_of
+    from zmake.config import resolve
+
+    config = tmp_path / "zmake.toml"
+    config.write_text('keep-source = "within=3d"\nkeep-backup = "daily=30,monthly=12"\n')
+    settings = resolve({}, str(config), env={})
+    given = argparse.Namespace(keep=None, keep_source=None, keep_backup=None)
+    keeping = keeping_of(given, settings, backup_too=True)
+    assert keeping.source.within == 3 * DAY
+    assert keeping.backup.calendar == (("daily", 30), ("monthly", 12))
+    overridden = keeping_of(argparse.Namespace(keep=5, keep_source=None, keep_backup="weekly=2"),
+                            settings, backup_too=True)  # fmt: skip
+    assert overridden.source.last == 5 and overridden.backup.calendar == (("weekly", 2),)
+    bare = resolve({}, None, env={})
+    with pytest.raises(UsageError, match="--keep-backup POLICY"):
+        keeping_of(argparse.Namespace(keep=None, keep_source="7", keep_backup=None), bare,
+                   backup_too=True)  # fmt: skip
+    only_source = keeping_of(argparse.Namespace(keep=None, keep_source="7", keep_backup=None),
+                             bare, backup_too=False)  # fmt: skip
+    assert only_source.source.last == 7

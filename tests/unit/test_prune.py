@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from zmake.confirm import confirm
 from zmake.errors import Refused
-from zmake.retention import SnapshotInfo, newest_common, parse_side, plan_prune, prunable
+from zmake.retention import (
+    SnapshotInfo,
+    doomed_of,
+    judge_all,
+    newest_common,
+    parse_side,
+    prunable,
+)
 
 
 @st.composite
@@ -78,10 +85,12 @@ def test_parse_and_plan_by_dataset() -> None:
     assert list(parsed.snapshots) == ["tank/a b", "tank/c:d"]
     assert parsed.tokens == {"tank/a b": "1-abc-def"}
     assert parsed.guids("tank/a b") == {11, 12, 13}  # the bookmark's guid is @zmake-1's
-    plan = plan_prune(parsed.snapshots, {"tank/a b": {12}}, keep=1)
+    plan = doomed_of(judge_all(parsed.snapshots, {"tank/a b": {12}}, keep=1))
     assert {d: [s.short for s in v] for d, v in plan.items()} == {"tank/a b": ["zmake-1"]}
-    protected = plan_prune(
-        parsed.snapshots, {"tank/a b": {12}}, keep=1, protected_by_dataset={"tank/a b": {11}}
+    protected = doomed_of(
+        judge_all(
+            parsed.snapshots, {"tank/a b": {12}}, keep=1, protected_by_dataset={"tank/a b": {11}}
+        )
     )
     assert protected == {}
 
