@@ -1,5 +1,11 @@
 """Monitoring (issue 17) on real OpenZFS through a real ssh: `zmake check` levels and exit
-codes, the metrics textfile and the JSON summary of a real `zmake backup`, `--quiet`."""
+codes, the metrics textfile and the JSON summary of a real `zmake backup`, `--quiet`.
+
+Each test began with the same full backup of the same tree; the module makes it once (with
+all that each test asked of it: `--quiet`, `--metrics`, `--summary-json`, `-j 4`, the default)
+and puts both pools back as that backup left them after every test, so the tests need no
+order: what a test adds (snapshots, zmake's bookmarks) is destroyed, a bookmark zmake moved
+past is made again, and every snapshot, bookmark and local property is then checked equal."""
 
 from __future__ import annotations
 
@@ -7,11 +13,22 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import jsonschema
 import pytest
 
-from tests.realzfs.support import REPO, fill, zfs
+from tests.realzfs.conftest import (
+    MOUNT_DIR,
+    POOL_DIR,
+    Pools,
+    _create_pool,
+    _destroy_pool,
+    _free_pool_number,
+)
+from tests.realzfs.support import REPO, Zmake, fill, zfs
 
 CHECK_SCHEMA = json.loads((REPO / "docs" / "check.schema.json").read_text())
 SUMMARY_SCHEMA = json.loads((REPO / "docs" / "backup-summary.schema.json").read_text())
@@ -19,7 +36,23 @@ PROMTOOL = REPO / ".tools" / "bin" / "promtool"
 HOUR = 3600
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def pools() -> Iterator[Pools]:
+    """conftest's `pools`, made once for the module (see the module docstring)."""
+    POOL_DIR.mkdir(parents=True, exist_ok=True)
+    MOUNT_DIR.mkdir(parents=True, exist_ok=True)
+    made = Pools(src=f"src{(n := _free_pool_number())}", dst=f"dst{n}")
+    try:
+        _create_pool(made.src)
+        _create_pool(made.dst)
+        yield made
+    finally:
+        errors = _destroy_pool(made.src) + _destroy_pool(made.dst)
+        if errors:
+            raise RuntimeError("pool teardown failed:\n" + "\n".join(errors))
+
+
+@pytest.fixture(scope="module")
 def tree(pools) -> list[str]:
     zfs("set", f"mountpoint=/tmp/{pools.src}", pools.src)
     names = [f"{pools.src}/home", f"{pools.src}/home/my data:1", f"{pools.src}/vm"]
@@ -28,6 +61,53 @@ def tree(pools) -> list[str]:
         fill(name, 0.2)
     zfs("snapshot", "-r", f"{pools.src}@zmake-a")
     return [pools.src, *names]
+
+
+@dataclass(frozen=True)
+class FirstBackup:
+    done: subprocess.CompletedProcess[str]
+    started: float  # time.time() just before it
+    metrics: Path
+    summary: Path
+    state: tuple[dict[str, int], str]  # both pools as it left them (pools_state)
+
+
+def pools_state(pools: Pools) -> tuple[dict[str, int], str]:
+    """Every snapshot and bookmark of both pools (name: guid), and every local property."""
+    listed = zfs("list", "-H", "-p", "-o", "name,guid", "-t", "snapshot,bookmark", "-r",
+                 pools.src, pools.dst)  # fmt: skip
+    marks = {name: int(guid) for name, guid in (x.split("\t") for x in listed.splitlines())}
+    props = zfs("get", "-H", "-p", "-s", "local", "-o", "name,property,value", "-r", "all",
+                pools.src, pools.dst)  # fmt: skip
+    return marks, props
+
+
+@pytest.fixture(scope="module")
+def first_backup(pools, tree, ssh_config, remote, tmp_path_factory) -> FirstBackup:
+    """The full backup every test starts from, made once, by a zmake of its own."""
+    folder = tmp_path_factory.mktemp("monitoring")
+    zm = Zmake(folder / "run", str(ssh_config), remote, pools.backup)
+    metrics, summary = folder / "zmake.prom", folder / "summary.json"
+    started = time.time()
+    done = zm("backup", pools.src, *zm.target_args(), "--yes", "--quiet", "-j", "4", "--metrics",
+              str(metrics), "--summary-json", str(summary), check=False)  # fmt: skip
+    return FirstBackup(done, started, metrics, summary, pools_state(pools))
+
+
+@pytest.fixture(autouse=True)
+def as_the_first_backup_left_it(pools, first_backup) -> Iterator[None]:
+    """After each test, both pools as the first backup left them (see the module docstring)."""
+    yield
+    marks, _ = first_backup.state
+    now, _ = pools_state(pools)
+    for name in now.keys() - marks.keys():  # snapshots and bookmarks the test made
+        zfs("destroy", name)
+    for name in marks.keys() - now.keys():  # zmake's bookmark of a snapshot it moved past
+        dataset = name.split("#")[0]
+        snapshot = next(n for n, guid in now.items()
+                        if n.startswith(f"{dataset}@") and guid == marks[name])  # fmt: skip
+        zfs("bookmark", snapshot, name)
+    assert pools_state(pools) == first_backup.state
 
 
 def creation(snapshot: str) -> int:
@@ -39,8 +119,8 @@ def check(zm, pools, *extra: str) -> subprocess.CompletedProcess[str]:
               check=False)  # fmt: skip
 
 
-def test_check_levels_on_real_backups(pools, tree, zm) -> None:
-    assert zm("backup", pools.src, *zm.target_args(), "--yes", check=False).returncode == 0
+def test_check_levels_on_real_backups(pools, tree, zm, first_backup) -> None:
+    assert first_backup.done.returncode == 0, first_backup.done.stderr
     fresh = check(zm, pools)
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     assert fresh.stdout.startswith("ZMAKE OK - 4 datasets, oldest backup ")
@@ -76,11 +156,9 @@ def test_check_levels_on_real_backups(pools, tree, zm) -> None:
     assert unreachable.stdout.startswith("ZMAKE UNKNOWN - ")
 
 
-def test_metrics_and_summary_of_a_real_backup(pools, tree, zm, tmp_path) -> None:
-    metrics, summary = tmp_path / "zmake.prom", tmp_path / "summary.json"
-    started = time.time()
-    done = zm("backup", pools.src, *zm.target_args(), "--yes", "-j", "4", "--metrics",
-              str(metrics), "--summary-json", str(summary), check=False)  # fmt: skip
+def test_metrics_and_summary_of_a_real_backup(pools, tree, zm, first_backup) -> None:
+    metrics, summary = first_backup.metrics, first_backup.summary
+    started, done = first_backup.started, first_backup.done  # its files: read here only
     assert done.returncode == 0, done.stdout + done.stderr
     checked = subprocess.run([str(PROMTOOL), "check", "metrics"], stdin=metrics.open(),
                              capture_output=True, text=True)  # fmt: skip
@@ -126,8 +204,10 @@ def value(text: str, name: str, labels: str | None = None) -> float:
     return float(found[0])
 
 
-def test_quiet_says_nothing_when_well_and_only_problems_otherwise(pools, tree, zm) -> None:
-    first = zm("backup", pools.src, *zm.target_args(), "--yes", "--quiet", check=False)
+def test_quiet_says_nothing_when_well_and_only_problems_otherwise(
+    pools, tree, zm, first_backup
+) -> None:
+    first = first_backup.done  # made with --quiet
     assert first.returncode == 0 and first.stdout == "", first.stdout + first.stderr
     again = zm("backup", pools.src, *zm.target_args(), "--yes", "--quiet", "--snapshot",
                check=False)  # fmt: skip
