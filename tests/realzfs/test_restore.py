@@ -174,9 +174,15 @@ def test_restore_verify_and_drill(pools, zm, rescue, tmp_path) -> None:
     zm("restore", f"{home}@zmake-1", "--into", f"{rescue}/old", "--no-children",
        *zm.target_args())  # fmt: skip
     assert guids(f"{rescue}/old") == {"@zmake-1": guids(home)["@zmake-1"]}
+    # --force: only over a dataset that shares a snapshot, rolled forward from it.
+    newer = ["--into", f"{rescue}/old", "--no-children", *zm.target_args()]
+    assert zm("restore", home, *newer, check=False).returncode == 9
+    zm("restore", home, *newer, "--force")
+    assert guids(f"{rescue}/old") == {k: v for k, v in guids(home).items() if "/" not in k}
     zfs("create", f"{rescue}/taken")
-    refused = zm("restore", home, "--into", f"{rescue}/taken", *zm.target_args(), check=False)
-    assert refused.returncode == 9 and f"{rescue}/taken exists" in refused.stderr
+    refused = zm("restore", home, "--into", f"{rescue}/taken", *zm.target_args(), "--force",
+                 check=False)  # fmt: skip
+    assert refused.returncode == 9 and "shares no snapshot" in refused.stderr
     assert snapshots_of(f"{rescue}/taken") == []
     # Raw stays raw: received without the key, readable once it is loaded.
     zm("restore", secret, "--into", f"{rescue}/secret", *zm.target_args())
@@ -211,7 +217,7 @@ def test_restore_verify_and_drill(pools, zm, rescue, tmp_path) -> None:
     assert guids(f"{rescue}/big") == {"@zmake-2": guids(big)["@zmake-2"]}
 
     # drill: restored on the backup host, compared, removed — the pool as it was.
-    drilled = zm("drill", home, *zm.target_args(), check=False)
+    drilled = zm("drill", home, *zm.target_args(), "--sample", "50%", check=False)
     assert drilled.returncode == 0, drilled.stdout + drilled.stderr
     assert "same content" in drilled.stdout and "removed" in drilled.stdout
     raw_drill = zm("drill", secret, *zm.target_args(), check=False)
