@@ -54,7 +54,9 @@ class Restore:
         return restore_recv_argv(self.target, rollback=self.action == ROLLBACK)
 
     def line(self) -> str:
-        what = {FULL: "full", RESUME: "resume", ROLLBACK: "rollback to common, then"}[self.action]
+        what = {FULL: "full", RESUME: "resume"}.get(self.action, "")
+        if self.base is not None:
+            what = f"rolled back to @{self.base.short}, then incremental"
         raw = " (raw)" if self.raw else ""
         size = human(self.snapshot.referenced) if self.snapshot.referenced else "?"
         return f"{self.backup.name}@{self.snapshot.short} → {self.target}: {what}{raw}, {size}"
