@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -288,7 +289,14 @@ def _destroy_pool(name: str) -> list[str]:
 
 @pytest.fixture
 def pools() -> Iterator[Pools]:
-    """A fresh pair of empty pools (`-m none`), destroyed after the test even if it fails."""
+    """A fresh pair of empty pools for one test (modules that share theirs call fresh_pools)."""
+    with fresh_pools() as made:
+        yield made
+
+
+@contextmanager
+def fresh_pools() -> Iterator[Pools]:
+    """A fresh pair of empty pools (`-m none`), destroyed afterwards even on a failure."""
     POOL_DIR.mkdir(parents=True, exist_ok=True)
     MOUNT_DIR.mkdir(parents=True, exist_ok=True)
     n = _free_pool_number()

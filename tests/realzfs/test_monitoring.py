@@ -20,14 +20,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.realzfs.conftest import (
-    MOUNT_DIR,
-    POOL_DIR,
-    Pools,
-    _create_pool,
-    _destroy_pool,
-    _free_pool_number,
-)
+from tests.realzfs.conftest import Pools, fresh_pools
 from tests.realzfs.support import REPO, Zmake, fill, zfs
 
 CHECK_SCHEMA = json.loads((REPO / "docs" / "check.schema.json").read_text())
@@ -39,17 +32,8 @@ HOUR = 3600
 @pytest.fixture(scope="module")
 def pools() -> Iterator[Pools]:
     """conftest's `pools`, made once for the module (see the module docstring)."""
-    POOL_DIR.mkdir(parents=True, exist_ok=True)
-    MOUNT_DIR.mkdir(parents=True, exist_ok=True)
-    made = Pools(src=f"src{(n := _free_pool_number())}", dst=f"dst{n}")
-    try:
-        _create_pool(made.src)
-        _create_pool(made.dst)
+    with fresh_pools() as made:
         yield made
-    finally:
-        errors = _destroy_pool(made.src) + _destroy_pool(made.dst)
-        if errors:
-            raise RuntimeError("pool teardown failed:\n" + "\n".join(errors))
 
 
 @pytest.fixture(scope="module")
