@@ -16,7 +16,7 @@ from zmake.model import pool_of
 from zmake.restore_pool import restore_pool
 from zmake.runner import Runner
 from zmake.sides import Route, Side
-from zmake.verify_pool import SAME, UNVERIFIABLE, compare_snapshot, read_places
+from zmake.verify_pool import compare_snapshot, exit_code, read_places
 
 SCRATCH_PREFIX = "zmake-drill-"
 
@@ -49,9 +49,7 @@ def drill(
     finally:
         remove(runner, side, place)
     print(f"drill: {verdict.line()} (restored copy vs source)")
-    if verdict.state == SAME:
-        return 0
-    return 3 if verdict.state == UNVERIFIABLE else 1
+    return exit_code({verdict.state})
 
 
 def remove(runner: Runner, side: Side, place: str) -> None:

@@ -100,14 +100,9 @@ def restore_chain(
 def ours_partial(token: str, chain: Chain, target: str) -> None:
     """Only a partial receive of this chain's own snapshot is thrown away (`zfs recv -A`):
     one of anything else is somebody's interrupted transfer, and is left alone."""
-    from zmake.errors import ParseError
-    from zmake.token import decode
+    from zmake.restore_pool import resumes_to
 
-    try:
-        guid = decode(token).toguid
-    except ParseError:
-        guid = None
-    if guid not in chain.guids:
+    if resumes_to(token) not in chain.guids:
         raise Refused(f"{target} holds a partial receive that is not from {chain.folder}: "
                       "not aborting it (zfs recv -A it yourself if it is unwanted)")  # fmt: skip
 

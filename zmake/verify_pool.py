@@ -105,8 +105,12 @@ def verify_pool(
         for verdict in verdicts:
             print(verdict.line())
         print(health)
-    states = {v.state for v in verdicts}
-    if states & {DIFFERS, FAILED, NO_COMMON} or not healthy:
+    return exit_code({v.state for v in verdicts}, healthy=healthy)
+
+
+def exit_code(states: set[str], *, healthy: bool = True) -> int:
+    """0 all the same, 1 anything wrong, 3 nothing wrong but something not verifiable."""
+    if states - {SAME, UNVERIFIABLE} or not healthy:
         return 1
     return 3 if UNVERIFIABLE in states else 0
 
