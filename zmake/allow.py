@@ -67,6 +67,7 @@ def setup(
     rollback: bool = False,
     zmake: str = "zmake",
     dest_exists: bool = False,
+    target: str | None = None,
 ) -> Setup:
     perms = role_permissions(role, prune=prune, rollback=rollback)
     commands = []
@@ -87,7 +88,10 @@ def setup(
                 "the key stays append-only unless you add --allow-prune/--allow-rollback to it"
             )
     elif role == "pull-source":
-        serve = [*shlex.split(zmake), "serve", "--send-from", dataset]
+        import secrets
+
+        label = target or secrets.token_hex(4)  # distinct per key: no key reaches another's
+        serve = [*shlex.split(zmake), "serve", "--send-from", dataset, "--target", label]
         key_line = f'command="{shlex.join(serve)}",restrict THE-BACKUP-HOST-KEY'
     if role != "receive" and not prune:
         notes.append("without --prune this user cannot destroy snapshots (bookmarks only)")

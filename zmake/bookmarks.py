@@ -6,7 +6,11 @@ zmake bookmarks the newest snapshot as `DATASET#zmake-<key>-<createtxg>`, where 
 backup dataset's own guid: two targets never share or destroy each other's bookmarks, and
 pruning the source for one target can no longer leave another without an incremental base
 (decide.incremental_base uses any bookmark whose guid the backup holds). The target's older
-zmake bookmarks are destroyed as it advances, so there is one per target and dataset."""
+zmake bookmarks are destroyed as it advances, so there is one per target and dataset.
+
+Through a pull key, `zmake serve` makes the bookmark as `#zmake-<label>.<key>-<createtxg>`
+(the key's `--target` label: a pull key reaches only its own target's bookmarks), so a target's
+bookmarks are recognised with or without a label, and the newest is matched by guid."""
 
 from __future__ import annotations
 
@@ -27,8 +31,14 @@ def bookmark_name(dataset: str, key: str, snapshot: Snapshot) -> str:
 
 
 def target_bookmarks(local: Dataset, key: str) -> list[Snapshot]:
-    prefix = f"{BOOKMARK_PREFIX}{key}-"
-    return [mark for mark in local.bookmarks if mark.short.startswith(prefix)]
+    """This target's bookmarks: `zmake-KEY-TXG`, or `zmake-LABEL.KEY-TXG` as serve makes them."""
+    found = []
+    for mark in local.bookmarks:
+        rest = mark.short.removeprefix(BOOKMARK_PREFIX)
+        labelled_key = rest.rpartition("-")[0]
+        if rest != mark.short and labelled_key.rpartition(".")[2] == key:
+            found.append(mark)
+    return found
 
 
 def plan_bookmarks(local: Dataset, backup: BackupDataset) -> tuple[str | None, list[str]]:
@@ -40,8 +50,8 @@ def plan_bookmarks(local: Dataset, backup: BackupDataset) -> tuple[str | None, l
     key = target_key(backup)
     wanted = bookmark_name(local.name, key, newest)
     mine = target_bookmarks(local, key)
-    create = None if any(mark.name == wanted for mark in mine) else wanted
-    return create, [mark.name for mark in mine if mark.name != wanted]
+    create = None if any(mark.guid == newest.guid for mark in mine) else wanted
+    return create, [mark.name for mark in mine if mark.guid != newest.guid]
 
 
 def keep_bookmark(runner: Runner, side: Side, local: Dataset, backup: BackupDataset) -> None:

@@ -23,7 +23,7 @@ def cmd_serve(args: argparse.Namespace, runner: Runner) -> int:
     role, root = ("receive", args.receive_into) if args.receive_into else ("send", args.send_from)
     policy = Policy(role, root.strip("/"), allow_prune=args.allow_prune,
                     allow_rollback=args.allow_rollback,
-                    mountpoint_prefix=args.mountpoint_prefix)  # fmt: skip
+                    mountpoint_prefix=args.mountpoint_prefix, target=args.target)  # fmt: skip
     return serve(policy)
 
 
@@ -33,7 +33,8 @@ def cmd_allow(args: argparse.Namespace, runner: Runner) -> int:
     authorized_keys line; --check verifies an existing setup, from the user's side."""
     from zmake import grant
 
-    request = grant.Request(args.role, args.user, args.dataset, args.prune, args.rollback)
+    request = grant.Request(args.role, args.user, args.dataset, args.prune, args.rollback,
+                            args.target)  # fmt: skip
     if args.check:
         return grant.check(runner, request)
     return grant.show(runner, request, apply=args.apply)

@@ -143,7 +143,8 @@ def receive_argv(
     """Into the exact backup name, never `-d`: zmake creates the parents itself (send.py), so
     nothing appears on the backup side that zmake did not decide, and `serve` can check the
     one dataset a receive may touch."""
-    options = ["-u", "-s", *(["-F"] if force else [])]
+    # A stream never sets zmake's own mark (`-x`): only zmake's `zfs create` does.
+    options = ["-u", "-s", *(["-F"] if force else []), "-x", PLACEHOLDER_PROPERTY]
     if filesystem:
         # A backup must not mount itself over the backup host's own paths at boot.
         options += ["-o", "canmount=noauto"]
@@ -213,6 +214,22 @@ def prune_list_argv(root: str) -> Argv:
 
 def rollback_argv(snapshot_name: str) -> Argv:
     return ["zfs", "rollback", "-r", snapshot_name]
+
+
+# What `zmake serve` asks of one dataset before it allows a command (guard_probe.py).
+FACTS_PROPS = ("name", "type", "guid", "createtxg", "userrefs", "encryption",
+               "receive_resume_token")  # fmt: skip
+
+
+def facts_argv(name: str) -> Argv:
+    return ["zfs", "list", "-H", "-p", "-o", ",".join(FACTS_PROPS),
+            "-t", "filesystem,volume,snapshot,bookmark", "-d", "1", name]  # fmt: skip
+
+
+def mark_argv(name: str) -> Argv:
+    """The placeholder mark with its source (`local`, `received`, `inherited from …`)."""
+    return ["zfs", "get", "-H", "-p", "-o", "property,value,source",
+            f"{PLACEHOLDER_PROPERTY},referenced", name]  # fmt: skip
 
 
 def abort_resume_argv(name: str) -> Argv:

@@ -20,6 +20,7 @@ class Request(NamedTuple):
     dataset: str
     prune: bool
     rollback: bool
+    target: str | None = None  # pull-source: the label of the key's bookmarks
 
 
 def show(runner: Runner, request: Request, *, apply: bool) -> int:
@@ -33,7 +34,8 @@ def show(runner: Runner, request: Request, *, apply: bool) -> int:
         except ZmakeError:
             exists = False  # printed for another machine
     setup = allow.setup(role, user, dataset, prune=request.prune, rollback=request.rollback,
-                        zmake=zmake_command(), dest_exists=exists)  # fmt: skip
+                        zmake=zmake_command(), dest_exists=exists,
+                        target=request.target)  # fmt: skip
     where = "backup host" if role == "receive" else "source host"
     print(f"# zmake allow --role {role} --user {user} {dataset}: as root, on the {where}:")
     for argv in setup.commands:

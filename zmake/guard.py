@@ -22,21 +22,21 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from zmake import commands
 from zmake.commands import COMPRESSORS, ESTIMATE, Argv
-from zmake.errors import ParseError, ZmakeError
-from zmake.model import BOOKMARK_PREFIX, is_within, parent_of
+from zmake.errors import ParseError
+from zmake.guard_destroy import check_bookmark, check_destroy_bookmark, check_destroy_snapshots
+from zmake.guard_probe import REFUSED, Probe, Refusal, require
+from zmake.model import is_within, parent_of
 
-REFUSED = 9
+__all__ = ["REFUSED", "Policy", "Probe", "Refusal", "check", "parse"]
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 ZFS_PATHS = ("zfs", *commands.ZFS_ELSEWHERE)  # as the client may name it (state.run)
-
-
-class Refusal(ZmakeError):
-    exit_code = REFUSED
+# Token booleans zmake's sends produce; any other (e.g. `savedok`) is refused.
+TOKEN_FLAGS = frozenset({"embedok", "compressok", "largeblockok", "rawok"})
 
 
 @dataclass(frozen=True)
@@ -46,30 +46,7 @@ class Policy:
     allow_prune: bool = False
     allow_rollback: bool = False
     mountpoint_prefix: str | None = None
-
-
-class Probe:
-    """What serve asks ZFS on its own side before allowing a command (tests inject a fake)."""
-
-    def __init__(self, zfs: Callable[[Argv], str]) -> None:
-        self.zfs = zfs
-
-    def encrypted(self, dataset: str) -> bool:
-        value = self.zfs(["zfs", "get", "-H", "-o", "value", "encryption", dataset]).strip()
-        return value not in ("off", "-", "")
-
-    def placeholder(self, dataset: str) -> bool:
-        """A placeholder zmake made, empty: the only dataset -F may replace."""
-        from zmake.decide import PLACEHOLDER_MAX_REFERENCED
-        from zmake.parse import parse_backup
-
-        found = parse_backup(self.zfs(commands.remote_dataset_argv(dataset))).get(dataset)
-        return (
-            found is not None
-            and found.placeholder
-            and not found.snapshots
-            and found.referenced <= PLACEHOLDER_MAX_REFERENCED
-        )
+    target: str | None = None  # send role: the label of this key's bookmarks
 
 
 def parse(command: str) -> list[Argv]:
@@ -114,13 +91,10 @@ def check(policy: Policy, stages: Sequence[Argv], probe: Probe) -> list[Argv]:
 
 
 def within(policy: Policy, name: str) -> bool:
+    """In the key's tree — by ZFS's rules, not a string prefix: no `.`/`..`/empty component."""
     dataset = re.split(r"[@#]", name, maxsplit=1)[0]
-    return is_within(dataset, policy.root)
-
-
-def require(condition: bool, why: str) -> None:
-    if not condition:
-        raise Refusal(why)
+    parts = dataset.split("/")
+    return all(p not in ("", ".", "..") for p in parts) and is_within(dataset, policy.root)
 
 
 def check_receive(policy: Policy, stages: list[Argv], probe: Probe) -> list[Argv]:
@@ -162,7 +136,7 @@ def check_receive(policy: Policy, stages: list[Argv], probe: Probe) -> list[Argv
         require(policy.allow_rollback, "zfs rollback needs --allow-rollback")
         require(within(policy, last), f"{last} is outside")
         return [argv]
-    return [check_prune(policy, argv)]
+    return [check_destroy(policy, argv, probe)]
 
 
 def check_recv(policy: Policy, argv: Argv, probe: Probe) -> Argv:
@@ -205,20 +179,15 @@ def without_stream_mountpoint(argv: Argv) -> Argv:
     return [*argv[:-1], "-x", "mountpoint", argv[-1]]
 
 
-def check_prune(policy: Policy, argv: Argv) -> Argv:
-    """`zfs destroy DATASET@a,b` (snapshots: prune) or zmake's bookmark of the send role."""
+def check_destroy(policy: Policy, argv: Argv, probe: Probe) -> Argv:
+    """`zfs destroy DATASET@a,b` (prune) or, for a pull key, one of its own bookmarks."""
     require(argv[:2] == ["zfs", "destroy"] and len(argv) == 3, "not a command zmake issues")
     target = argv[2]
     require(within(policy, target), f"{target} is outside {policy.root}")
-    dataset, at, shorts = target.partition("@")
-    if policy.role == "send" and "#" in target and not at:
-        require(target.partition("#")[2].startswith(BOOKMARK_PREFIX), "not a zmake bookmark")
-        require(argv == commands.destroy_bookmark_argv(target), "not zmake's")
-        return argv
-    require(bool(at) and argv == commands.destroy_snapshots_argv(dataset, shorts.split(",")),
-            "zfs destroy of anything but snapshots")  # fmt: skip
-    require(policy.allow_prune, "zfs destroy needs --allow-prune")
-    return argv
+    if policy.role == "send" and "#" in target and "@" not in target:
+        return check_destroy_bookmark(argv, policy.target, probe)
+    require("@" in target, "zfs destroy of anything but snapshots")
+    return check_destroy_snapshots(argv, policy.role, policy.allow_prune, policy.target, probe)
 
 
 def check_send(policy: Policy, stages: list[Argv], probe: Probe) -> list[Argv]:
@@ -241,12 +210,7 @@ def check_send(policy: Policy, stages: list[Argv], probe: Probe) -> list[Argv]:
         require(within(policy, last), f"{last} is outside {policy.root}")
         return [argv]
     if argv[:2] == ["zfs", "bookmark"] and len(argv) == 4:
-        snapshot, mark = argv[2], argv[3]
-        require(argv == commands.bookmark_argv(snapshot, mark), "not zmake's bookmark")
-        require(within(policy, snapshot) and mark.partition("#")[0] == snapshot.partition("@")[0]
-                and mark.partition("#")[2].startswith(BOOKMARK_PREFIX),
-                "not a zmake bookmark of a snapshot in the tree")  # fmt: skip
-        return [argv]
+        return [check_bookmark(argv, policy.target, within(policy, argv[2]))]
     if argv[:3] == ["zfs", "snapshot", "-r"]:
         names = argv[3:]
         short = names[0].partition("@")[2] if names else ""
@@ -254,7 +218,7 @@ def check_send(policy: Policy, stages: list[Argv], probe: Probe) -> list[Argv]:
             [n.partition("@")[0] for n in names], short), "not zmake's snapshot")  # fmt: skip
         require(all(within(policy, n) for n in names), "a snapshot outside the tree")
         return [argv]
-    return [check_prune(policy, argv)]
+    return [check_destroy(policy, argv, probe)]
 
 
 def check_stream(policy: Policy, argv: Argv, probe: Probe) -> Argv:
@@ -275,18 +239,31 @@ def check_stream(policy: Policy, argv: Argv, probe: Probe) -> Argv:
     if base is not None:
         require(re.split(r"[@#]", base)[0] == dataset, "an incremental from another dataset")
     if not dry:
-        require(raw or not probe.encrypted(dataset), f"{dataset} is encrypted: raw sends only")
+        require(raw or not probe.facts(dataset).encrypted,
+                f"{dataset} is encrypted: raw sends only")  # fmt: skip
     return argv
 
 
 def check_token(policy: Policy, token: str, probe: Probe) -> None:
+    """`zfs send -t` sends the snapshot whose guid is the token's `toguid` (libzfs looks it up
+    from `toname`'s dataset), so the name alone proves nothing (OpenZFS #14153): `toname` must
+    be a snapshot in the tree whose guid ZFS reports as `toguid`, `fromguid` one of the same
+    dataset's snapshots or bookmarks, and the token raw whenever that dataset is encrypted."""
     from zmake.token import decode
 
     try:
         decoded = decode(token)
     except ParseError as exc:
         raise Refusal(str(exc)) from None
-    dataset = decoded.toname.partition("@")[0]
-    require(within(policy, decoded.toname), f"a token for {decoded.toname}, outside the tree")
-    require(decoded.raw or not probe.encrypted(dataset),
-            f"a non-raw token of the encrypted {dataset}")  # fmt: skip
+    dataset, at, _ = decoded.toname.partition("@")
+    require(bool(at) and within(policy, decoded.toname),
+            f"a token for {decoded.toname}, outside the tree")  # fmt: skip
+    require(decoded.flags <= TOKEN_FLAGS, f"a token with {sorted(decoded.flags - TOKEN_FLAGS)}")
+    facts = probe.facts(dataset)
+    snapshot = facts.snapshot(decoded.toname)
+    require(snapshot is not None and snapshot.guid == decoded.toguid,
+            f"a token whose guid is not {decoded.toname}'s")  # fmt: skip
+    if decoded.fromguid:
+        bases = {point.guid for point in (*facts.snapshots, *facts.bookmarks)}
+        require(decoded.fromguid in bases, f"a token from a guid {dataset} does not hold")
+    require(decoded.raw or not facts.encrypted, f"a non-raw token of the encrypted {dataset}")

@@ -50,6 +50,11 @@ def add_extra_commands(command: Command, pools: Pools) -> None:
     allow.add_argument(
         "--rollback", action="store_true", help="receive: --force may roll a backup back"
     )
+    allow.add_argument(
+        "--target", metavar="LABEL", type=target_label,
+        help="pull-source: the label of the backup host this key is for; its bookmarks are "
+        "named by it and it reaches no other's (default: a random one)",
+    )  # fmt: skip
     serve = command(
         "serve",
         'command="zmake serve --receive-into backup/laptop",restrict ssh-ed25519 AAAA…',
@@ -61,6 +66,12 @@ def add_extra_commands(command: Command, pools: Pools) -> None:
     serve.add_argument("--allow-prune", action="store_true", help="allow destroying snapshots")
     serve.add_argument(
         "--allow-rollback", action="store_true", help="allow rollback and recv -A (--force)"
+    )
+    serve.add_argument(
+        "--target",
+        metavar="LABEL",
+        type=target_label,
+        help="send role: this key's bookmarks are DATASET#zmake-LABEL.…, and only those",
     )
     serve.add_argument(
         "--mountpoint-prefix",
@@ -116,3 +127,12 @@ def add_proof_commands(command: Command) -> None:
     dri.add_argument("--on", choices=("backup", "source"), default="backup",
                      help="which host restores (default: the backup host)")  # fmt: skip
     dri.add_argument("--sample", metavar="PCT", help="hash only every (100/PCT)-th file")
+
+
+def target_label(value: str) -> str:
+    import argparse
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", value):
+        raise argparse.ArgumentTypeError(f"{value!r}: 1-32 of A-Z a-z 0-9 _ -")
+    return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -29,22 +29,47 @@ def under(root: str, rest: str) -> str:
     return f"{root}/{rest}" if rest else root
 
 
-class FakeZfs:
-    """What serve's probe reads on its side: encryption, and whether a dataset is a placeholder."""
+SNAPSHOTS = (("zmake-1", 5, 5, 0), ("zmake-2", 7, 7, 0))  # short, guid, createtxg, userrefs
+BOOKMARKS = (("zmake-nas.00ff-5", 5, 5), ("zmake-nas.00ff-7", 7, 7))  # short, guid, createtxg
 
-    def __init__(self, encrypted: set[str] = frozenset(), placeholders: set[str] = frozenset()):  # type: ignore[assignment]
-        self.encrypted, self.placeholders = encrypted, placeholders
+
+class FakeZfs:
+    """What serve's probe reads on its side (FACTS_PROPS and the placeholder mark, as `zfs
+    list/get -H -p` print them): every dataset exists with SNAPSHOTS and BOOKMARKS unless told
+    otherwise; a dataset in `missing` is not listed (zfs says nothing on stdout)."""
+
+    def __init__(
+        self,
+        encrypted: Collection[str] = (),
+        placeholders: Collection[str] = (),
+        snapshots: Sequence[tuple[str, int, int, int]] = SNAPSHOTS,
+        bookmarks: Sequence[tuple[str, int, int]] = BOOKMARKS,
+        missing: Collection[str] = (),
+        token: str = "-",
+        mark_source: str = "local",
+    ) -> None:
+        self.encrypted, self.placeholders, self.missing = encrypted, placeholders, missing
+        self.snapshots, self.bookmarks, self.token = snapshots, bookmarks, token
+        self.mark_source = mark_source
         self.asked: list[Argv] = []
 
     def __call__(self, argv: Argv) -> str:
         self.asked.append(argv)
         name = argv[-1]
-        if argv[:2] == ["zfs", "get"]:
-            return "aes-256-gcm\n" if name in self.encrypted else "off\n"
-        if name in self.placeholders:  # BACKUP_LIST_PROPS, as zfs list -H -p prints them
-            # name type guid createtxg referenced written token encryption root placeholder mounted
-            return f"{name}\tfilesystem\t1\t9\t49152\t49152\t-\toff\t-\t{name}\tno\n"
-        return ""
+        if name in self.missing:
+            return ""
+        if argv == commands.mark_argv(name):
+            mark = (name, self.mark_source) if name in self.placeholders else ("-", "-")
+            return f"zmake:placeholder\t{mark[0]}\t{mark[1]}\nreferenced\t49152\t-\n"
+        assert argv == commands.facts_argv(name), argv
+        enc = "aes-256-gcm" if name in self.encrypted else "off"
+        rows = [f"{name}\tfilesystem\t1\t1\t-\t{enc}\t{self.token}"]
+        if name not in self.placeholders:
+            for s, g, t, u in self.snapshots:
+                rows.append(f"{name}@{s}\tsnapshot\t{g}\t{t}\t{u}\t{enc}\t-")
+            rows += [f"{name}#{s}\tbookmark\t{g}\t{t}\t-\t-\t-" for s, g, t in self.bookmarks]
+        rows.append(f"{name}/child\tfilesystem\t2\t2\t-\toff\t-")  # -d 1 lists children too
+        return "\n".join(rows) + "\n"
 
 
 def wire(stages: list[Argv]) -> str:
@@ -95,6 +120,7 @@ def receive_side_commands(root: str, name: str) -> list[list[Argv]]:
 def send_side_commands(root: str, name: str) -> list[list[Argv]]:
     """Every command a pull (send, snapshot, status, prune, backup) runs on the source side."""
     snap, older, mark = f"{name}@zmake-2", f"{name}@zmake-1", f"{name}#zmake-00ff-7"
+    stale = f"{name}#zmake-nas.00ff-5"  # this target's older bookmark, as serve named it
     token = encode(ResumeToken(7, snap, 5, raw=False, flags=frozenset({"compressok"})))
     sends = [
         commands.stream_argv(snap, raw=False),
@@ -110,7 +136,7 @@ def send_side_commands(root: str, name: str) -> list[list[Argv]]:
         commands.prune_list_argv(root),
         commands.snapshot_argv([root, name], "zmake-20261129-0100"),
         commands.bookmark_argv(snap, mark),
-        commands.destroy_bookmark_argv(mark),
+        commands.destroy_bookmark_argv(stale),
         *sends,
         *(commands.estimate_argv(send) for send in sends),
     ]
@@ -137,11 +163,18 @@ def test_every_command_of_a_push_passes_the_receiving_key(rest: str) -> None:
         assert passes(policy, stages) == [as_served(stage) for stage in stages]
 
 
+def as_served_send(argv: Argv) -> Argv:
+    """A bookmark is made as this key's target's: `zmake-KEY-TXG` becomes `zmake-nas.KEY-TXG`."""
+    if argv[:2] == ["zfs", "bookmark"]:
+        return [*argv[:3], argv[3].replace("#zmake-", "#zmake-nas.")]
+    return argv
+
+
 @given(NAMES_UNDER)
 def test_every_command_of_a_pull_passes_the_sending_key(rest: str) -> None:
-    policy = Policy("send", SOURCE)
+    policy = Policy("send", SOURCE, target="nas")
     for stages in send_side_commands(SOURCE, under(SOURCE, rest)):
-        assert passes(policy, stages) == stages
+        assert passes(policy, stages) == [as_served_send(stage) for stage in stages]
 
 
 def test_a_raw_send_of_an_encrypted_dataset_passes_and_a_plain_one_does_not() -> None:
@@ -159,7 +192,7 @@ def test_a_raw_send_of_an_encrypted_dataset_passes_and_a_plain_one_does_not() ->
 
 def test_pruning_and_rollback_only_when_the_key_allows_them() -> None:
     name = f"{ROOT}/a"
-    prune = [commands.destroy_snapshots_argv(name, ["zmake-1", "zmake-2"])]
+    prune = [commands.destroy_snapshots_argv(name, ["zmake-1"])]
     rollback = [commands.rollback_argv(f"{name}@zmake-2")]
     abort = [commands.abort_resume_argv(name)]
     strict = Policy("receive", ROOT)
@@ -194,10 +227,22 @@ def test_a_mountpoint_is_stripped_or_kept_within_the_prefix() -> None:
 
 def test_builders_are_all_classified() -> None:
     """A new builder must be added to one side's enumeration above (or marked local-only)."""
-    local_only = {"send_argv", "recv_argv", "estimate_argv", "backup_list_argv",
-                  "abort_resume_argv", "rollback_argv", "destroy_snapshots_argv",
-                  "restore_recv_argv", "content_list_argv", "destroy_tree_argv",
-                  "pool_health_argv", "pool_status_argv"}  # fmt: skip
+    local_only = {
+        "send_argv",
+        "recv_argv",
+        "estimate_argv",
+        "backup_list_argv",
+        "abort_resume_argv",
+        "rollback_argv",
+        "destroy_snapshots_argv",
+        "restore_recv_argv",
+        "content_list_argv",
+        "destroy_tree_argv",
+        "pool_health_argv",
+        "pool_status_argv",
+        "facts_argv",
+        "mark_argv",
+    }  # fmt: skip  (the last two: serve's own probes)
     enumerated = set()
     for stages in receive_side_commands(ROOT, ROOT) + send_side_commands(SOURCE, SOURCE):
         enumerated |= {" ".join(stage) for stage in stages}
@@ -342,7 +387,7 @@ def test_mutations_of_zmakes_commands_are_refused(
     role: str, rest: str, data: st.DataObject
 ) -> None:
     root, commands_of = ROLES[role]
-    policy = Policy(role, root)
+    policy = Policy(role, root, target="nas")
     allowed = commands_of(root, under(root, rest))
     stages = data.draw(st.sampled_from(allowed))
     refused_unless_still_zmakes(policy, mutated(stages, data, root), allowed)

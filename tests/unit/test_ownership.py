@@ -92,8 +92,14 @@ def source(snapshots: int, marks: list[str]) -> Dataset:
         name="tank/a b",
         kind=FILESYSTEM,
         snapshots=tuple(Snapshot(f"tank/a b@s{i}", 100 + i, 10 + i) for i in range(snapshots)),
-        bookmarks=tuple(Snapshot(f"tank/a b#{m}", 1, 1) for m in marks),
+        bookmarks=tuple(Snapshot(f"tank/a b#{m}", *marked(m)) for m in marks),
     )
+
+
+def marked(short: str) -> tuple[int, int]:
+    """(guid, createtxg) of a bookmark of snapshot s<i> (guid 100+i, txg 10+i), by its name."""
+    txg = int(short.rpartition("-")[2]) if short[-1].isdigit() else 1
+    return 100 + txg - 10, txg
 
 
 BACKUP = BackupDataset(name="b/a b", kind=FILESYSTEM, guid=0xABC)
@@ -117,4 +123,8 @@ def test_the_newest_snapshot_is_bookmarked_and_this_targets_older_ones_dropped()
     create, drop = plan_bookmarks(source(3, [mine, "zmake-0000000000000abc-12"]), BACKUP)
     assert (create, drop) == (None, [f"tank/a b#{mine}"])
     assert plan_bookmarks(source(3, []), BackupDataset("b/a b", FILESYSTEM)) == (None, [])
+    # made through a pull key, serve labelled them (zmake-LABEL.KEY-TXG): still this target's
+    labelled, newest = "zmake-nas.0000000000000abc-11", "zmake-nas.0000000000000abc-12"
+    create, drop = plan_bookmarks(source(3, [other, labelled, newest]), BACKUP)
+    assert (create, drop) == (None, [f"tank/a b#{labelled}"])
     assert plan_bookmarks(source(0, [mine]), BACKUP) == (None, [])

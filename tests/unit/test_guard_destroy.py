@@ -1,0 +1,93 @@
+"""What a restricted key may destroy or bookmark: exactly what `zmake prune` and zmake's
+bookmarks would (guard_destroy.py) — each rule shown refusing what it must catch."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.test_guard import FakeZfs, passes, refused, wire
+from zmake import commands
+
+ROOT, SOURCE = "backup/lap top:1", "tank/da ta:x"
+HISTORY = (("zmake-1", 5, 5, 0), ("mine", 6, 6, 0), ("zmake-2", 7, 7, 0), ("zmake-3", 8, 8, 0),
+           ("zmake-held", 9, 9, 1), ("zmake-4", 10, 10, 0))  # fmt: skip
+
+
+def prune(dataset: str, *shorts: str) -> list[list[str]]:
+    return [commands.destroy_snapshots_argv(dataset, list(shorts))]
+
+
+@pytest.mark.parametrize("role, root", [("receive", ROOT), ("send", SOURCE)])
+def test_prune_takes_only_what_zmake_prune_would(role: str, root: str) -> None:
+    from zmake.guard import Policy
+
+    policy = Policy(role, root, allow_prune=True, target="nas")
+    zfs = FakeZfs(snapshots=HISTORY, bookmarks=())
+    name = f"{root}/a"
+    assert passes(policy, prune(name, "zmake-1", "zmake-2"), zfs)  # the control
+    assert "range" in refused(policy, wire(prune(name, "zmake-1%zmake-3")), zfs)
+    assert "not zmake's" in refused(policy, wire(prune(name, "mine")), zfs)
+    assert "held" in refused(policy, wire(prune(name, "zmake-held")), zfs)
+    assert "newest" in refused(policy, wire(prune(name, "zmake-4")), zfs)
+    assert "does not exist" in refused(policy, wire(prune(name, "zmake-9")), zfs)
+    assert "twice" in refused(policy, wire(prune(name, "zmake-1", "zmake-1")), zfs)
+    assert "--allow-prune" in refused(Policy(role, root), wire(prune(name, "zmake-1")), zfs)
+
+
+def test_a_range_of_every_snapshot_is_refused() -> None:
+    from zmake.guard import Policy
+
+    policy = Policy("receive", ROOT, allow_prune=True)
+    for text in (f"zfs destroy '{ROOT}/a@%'", f"zfs destroy '{ROOT}/a@zmake-1%'"):
+        assert "range" in refused(policy, text, FakeZfs(snapshots=HISTORY))
+
+
+def test_the_backups_newest_and_what_a_partial_receive_needs_stay() -> None:
+    from zmake.guard import Policy
+    from zmake.token import ResumeToken, encode
+
+    policy = Policy("receive", ROOT, allow_prune=True)
+    foreign_newest = (*HISTORY, ("theirs", 11, 11, 0))
+    assert "newest" in refused(
+        policy, wire(prune(f"{ROOT}/a", "zmake-4")), FakeZfs(snapshots=foreign_newest)
+    )
+    partial = FakeZfs(snapshots=HISTORY, token=encode(ResumeToken(77, "tank/a@zmake-5", 8)))
+    assert "partial receive" in refused(policy, wire(prune(f"{ROOT}/a", "zmake-3")), partial)
+    assert passes(policy, prune(f"{ROOT}/a", "zmake-2"), partial)  # the control
+
+
+def test_a_pull_key_keeps_its_own_targets_base() -> None:
+    from zmake.guard import Policy
+
+    policy = Policy("send", SOURCE, allow_prune=True, target="nas")
+    marks = (("zmake-nas.00ff-7", 7, 7), ("zmake-nas.00ff-5", 5, 5), ("zmake-other.00aa-8", 8, 8))
+    zfs = FakeZfs(snapshots=HISTORY, bookmarks=marks)
+    assert "incremental base" in refused(policy, wire(prune(f"{SOURCE}/a", "zmake-2")), zfs)
+    assert passes(policy, prune(f"{SOURCE}/a", "zmake-1", "zmake-3"), zfs)  # older, another's
+
+
+def test_a_pull_key_makes_and_destroys_only_its_own_bookmarks() -> None:
+    from zmake.guard import Policy
+
+    name = f"{SOURCE}/a"
+    policy = Policy("send", SOURCE, target="nas")
+    create = [commands.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-00ff-7")]
+    served = passes(policy, create)
+    assert served == [commands.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-nas.00ff-7")]
+    labelled = [commands.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-nas.00ff-7")]
+    assert passes(policy, labelled) == labelled
+    other = [commands.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-other.00ff-7")]
+    assert "another target" in refused(policy, wire(other))
+    assert "--target" in refused(Policy("send", SOURCE), wire(create))
+
+    def destroy(short: str) -> str:
+        return wire([commands.destroy_bookmark_argv(f"{name}#{short}")])
+
+    marks = (("zmake-nas.00ff-5", 5, 5), ("zmake-nas.00ff-7", 7, 7), ("zmake-other.00ff-5", 5, 5),
+             ("zmake-00ff-5", 5, 5))  # fmt: skip
+    zfs = FakeZfs(bookmarks=marks)
+    assert passes(policy, [commands.destroy_bookmark_argv(f"{name}#zmake-nas.00ff-5")], zfs)
+    assert "newest" in refused(policy, destroy("zmake-nas.00ff-7"), zfs)
+    assert "not this target's" in refused(policy, destroy("zmake-other.00ff-5"), zfs)
+    assert "not this target's" in refused(policy, destroy("zmake-00ff-5"), zfs)
+    assert "not a zmake bookmark" in refused(policy, destroy("mine"), zfs)

@@ -1,0 +1,98 @@
+"""serve asks ZFS, not the client: what a resume token really sends (by guid), whether a
+dataset is encrypted or a placeholder — and a question ZFS does not answer is a refusal."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.test_guard import FakeZfs, passes, refused, wire
+from zmake import commands
+from zmake.commands import Argv
+from zmake.guard import Policy, Probe, Refusal, check, parse
+from zmake.token import ResumeToken, encode
+
+SOURCE = "tank/da ta:x"
+PLAIN, SECRET = f"{SOURCE}/plain", f"{SOURCE}/secret"
+SEND = Policy("send", SOURCE, target="nas")
+RECEIVE = Policy("receive", "backup/lap top:1")
+
+
+def resume(token: ResumeToken) -> str:
+    return wire([commands.resume_argv(encode(token))])
+
+
+def test_a_token_naming_a_plain_snapshot_with_an_encrypted_ones_guid_is_refused() -> None:
+    """OpenZFS #14153: `send -t` sends the snapshot whose guid is `toguid`. In the fake, both
+    datasets' @zmake-2 have guid 7; an encrypted snapshot's guid 99 behind a plain name."""
+    zfs = FakeZfs(encrypted={SECRET})
+    honest = ResumeToken(7, f"{PLAIN}@zmake-2", 0)
+    assert passes(SEND, [commands.resume_argv(encode(honest))], zfs)  # the control
+    forged = ResumeToken(99, f"{PLAIN}@zmake-2", 0)
+    assert "guid is not" in refused(SEND, resume(forged), zfs)
+    assert "non-raw token" in refused(SEND, resume(ResumeToken(7, f"{SECRET}@zmake-2", 0)), zfs)
+    assert passes(SEND, [commands.resume_argv(encode(ResumeToken(7, f"{SECRET}@zmake-2", 0,
+                                                                   raw=True)))], zfs)  # fmt: skip
+
+
+def test_a_token_for_a_dataset_or_snapshot_that_does_not_exist_is_refused() -> None:
+    zfs = FakeZfs(missing={f"{SOURCE}/gone"})
+    assert "does not list" in refused(SEND, resume(ResumeToken(7, f"{SOURCE}/gone@zmake-2", 0)),
+                                      zfs)  # fmt: skip
+    assert "guid is not" in refused(SEND, resume(ResumeToken(7, f"{PLAIN}@nope", 0)), zfs)
+
+
+def test_a_token_from_a_guid_the_dataset_does_not_hold_or_with_other_flags_is_refused() -> None:
+    assert passes(SEND, [commands.resume_argv(encode(ResumeToken(7, f"{PLAIN}@zmake-2", 5)))])
+    assert "does not hold" in refused(SEND, resume(ResumeToken(7, f"{PLAIN}@zmake-2", 1234)))
+    saved = ResumeToken(7, f"{PLAIN}@zmake-2", 0, flags=frozenset({"savedok"}))
+    assert "savedok" in refused(SEND, resume(saved))
+
+
+def test_every_probe_fails_closed() -> None:
+    """A zfs that answers nothing, or fails (serve's reader raises), is a refusal — for the
+    encryption of a send, a token, a placeholder under -F and a prune."""
+
+    def failing(argv: Argv) -> str:
+        raise Refusal("zfs did not answer")
+
+    asks = [
+        [commands.stream_argv(f"{PLAIN}@zmake-2", raw=False)],
+        [commands.resume_argv(encode(ResumeToken(7, f"{PLAIN}@zmake-2", 0)))],
+        [commands.destroy_snapshots_argv(PLAIN, ["zmake-1"])],
+    ]
+    policy = Policy("send", SOURCE, allow_prune=True, target="nas")
+    for stages in asks:
+        assert check(policy, parse(wire(stages)), Probe(FakeZfs()))  # the control: passes
+        for zfs in (FakeZfs(missing={PLAIN}), failing, lambda argv: "garbage\n"):
+            with pytest.raises(Refusal):
+                check(policy, parse(wire(stages)), Probe(zfs))
+    forced = [commands.receive_argv(f"{RECEIVE.root}/p", force=True)]
+    for zfs in (FakeZfs(missing={f"{RECEIVE.root}/p"}), failing):
+        with pytest.raises(Refusal):
+            check(RECEIVE, parse(wire(forced)), Probe(zfs))
+
+
+def test_force_needs_a_mark_set_on_the_dataset_itself() -> None:
+    """A mark inherited or received from a stream (`send -p` can carry zmake:placeholder) is no
+    placeholder; nor is one with snapshots."""
+    name = f"{RECEIVE.root}/p"
+    forced = [commands.receive_argv(name, force=True)]
+    assert passes(RECEIVE, forced, FakeZfs(placeholders={name}))  # the control
+    for source in ("received", "inherited from backup/lap top:1"):
+        zfs = FakeZfs(placeholders={name}, mark_source=source)
+        assert "not a placeholder" in refused(RECEIVE, wire(forced), zfs)
+    assert "not a placeholder" in refused(RECEIVE, wire(forced), FakeZfs())
+
+
+def test_every_receive_keeps_the_streams_own_mark_out() -> None:
+    for fs in (True, False):
+        argv = commands.receive_argv("backup/x", filesystem=fs)
+        assert argv[argv.index("-x") + 1] == "zmake:placeholder"
+
+
+@pytest.mark.parametrize("name", ["backup/lap top:1/../other", "backup/lap top:1/./a",
+                                  "backup/lap top:1//a", "backup/lap top:1/a/.."])  # fmt: skip
+def test_dot_components_are_refused(name: str) -> None:
+    for argv in (commands.unmount_argv(name), commands.remote_dataset_argv(name),
+                 commands.receive_argv(name)):  # fmt: skip
+        refused(RECEIVE, wire([argv]))

@@ -1,0 +1,121 @@
+"""The stream's own first records decide what a restricted key's receive may take
+(stream_header.py, guard_stream.py): each rule refuses what it must catch; a stream as zmake
+sends it passes. Records are built as OpenZFS lays them out (dmu_replay_record_t, XDR nvlists);
+the real-ZFS tier feeds real `zfs send` streams through serve."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from zmake.errors import ParseError
+from zmake.guard_probe import Refusal
+from zmake.guard_stream import Expected, check_head, expected
+from zmake.stream_header import BACKUP_MAGIC, FLAG_CLONE, read_head
+
+FILESYSTEM, VOLUME = 2, 1
+
+
+def begin(hdrtype: int = 1, objset: int = FILESYSTEM, fromguid: int = 0, flags: int = 0,
+          payloadlen: int = 0, order: str = "<") -> bytes:  # fmt: skip
+    head = struct.pack(order + "IIQQQIIQQ", 0, payloadlen, BACKUP_MAGIC, hdrtype | 4 << 2, 0,
+                       objset, flags, 42, fromguid)  # fmt: skip
+    return head + b"tank/a@zmake-1".ljust(256, b"\0")
+
+
+def end() -> bytes:
+    return struct.pack("<I", 2).ljust(312, b"\0")
+
+
+def xdr_pair(name: str, kind: int, value: bytes = b"") -> bytes:
+    encoded = name.encode()
+    padded = encoded + b"\0" * (-len(encoded) % 4)
+    body = struct.pack(">I", len(encoded)) + padded + struct.pack(">ii", kind, 1) + value
+    return struct.pack(">ii", 8 + len(body), 8 + len(body)) + body
+
+
+def xdr_list(pairs: list[bytes]) -> bytes:
+    return struct.pack(">ii", 0, 1) + b"".join(pairs) + struct.pack(">ii", 0, 0)
+
+
+def package(top: list[str], entry: list[str]) -> bytes:
+    fs = xdr_list([xdr_pair(k, 1) for k in entry])
+    pairs = [xdr_pair(k, 1) for k in top] + [
+        xdr_pair("fss", 19, xdr_list([xdr_pair("0x2a", 19, fs)]))
+    ]
+    return bytes([1, 1, 0, 0]) + xdr_list(pairs)
+
+
+def compound(top: list[str], entry: list[str], sub: bytes) -> bytes:
+    payload = package(top, entry)
+    return begin(2, payloadlen=len(payload)) + payload + end() + sub
+
+
+def head_of(stream: bytes):  # type: ignore[no-untyped-def]
+    at = [0]
+
+    def read(size: int) -> bytes:
+        chunk = stream[at[0] : at[0] + size]
+        at[0] += len(chunk)
+        return chunk
+
+    return read_head(read)
+
+
+FS, FS_FORCED, VOL = (
+    Expected("filesystem", False),
+    Expected("filesystem", True),
+    Expected("volume", False),
+)
+INCREMENTAL_PACKAGE = compound(
+    ["fromsnap", "tosnap", "not_recursive"], ["name", "snaps", "parentfromsnap"], begin(fromguid=7)
+)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_zmakes_own_streams_pass(order: str) -> None:
+    check_head(FS, head_of(begin(order=order)))  # full, either byte order
+    check_head(FS_FORCED, head_of(begin()))  # a full one over a placeholder
+    check_head(FS, head_of(begin(fromguid=7)))  # -i
+    check_head(FS, head_of(INCREMENTAL_PACKAGE))  # -I: a package of one dataset
+    check_head(VOL, head_of(begin(objset=VOLUME)))
+    head = head_of(INCREMENTAL_PACKAGE + b"data")
+    assert head.raw_bytes == INCREMENTAL_PACKAGE  # every byte read goes on to the receive
+
+
+@pytest.mark.parametrize(
+    "want, stream, why",
+    [
+        (VOL, begin(objset=FILESYSTEM), "filesystem stream into a receive for a volume"),
+        (FS, begin(objset=VOLUME), "volume stream"),
+        (FS, begin(flags=FLAG_CLONE), "clone"),
+        (FS, compound(["tosnap"], ["name", "snaps"], begin()), "replication stream"),
+        (FS, compound(["tosnap", "not_recursive"], ["name", "props"], begin()), "props"),
+        (FS, compound(["tosnap", "not_recursive"], ["name", "snapprops"], begin()), "snapprops"),
+        (FS, compound(["tosnap", "not_recursive", "holds"], ["name"], begin()), "holds"),
+        (FS_FORCED, begin(fromguid=7), "-F takes only a full stream"),
+        (FS_FORCED, INCREMENTAL_PACKAGE, "-F takes only a full stream"),
+    ],
+)
+def test_what_a_stream_must_not_be_is_refused(want: Expected, stream: bytes, why: str) -> None:
+    with pytest.raises(Refusal, match=why):
+        check_head(want, head_of(stream))
+
+
+@pytest.mark.parametrize("stream", [b"", b"random bytes" * 40, begin()[:100],
+                                    begin().replace(struct.pack("<Q", BACKUP_MAGIC), b"\0" * 8),
+                                    compound(["not_recursive"], [], b"")])  # fmt: skip
+def test_what_is_not_a_stream_is_refused(stream: bytes) -> None:
+    with pytest.raises(ParseError):
+        head_of(stream)
+
+
+def test_the_receives_shape_says_what_to_expect() -> None:
+    from zmake import commands
+
+    assert expected([commands.receive_argv("b/a")]) == FS
+    assert expected([["zstd", "-d"], commands.receive_argv("b/a", force=True)]) == FS_FORCED
+    assert expected([commands.receive_argv("b/v", filesystem=False)]) == VOL
+    assert expected([commands.unmount_argv("b/a")]) is None
+    assert expected([commands.abort_resume_argv("b/a")]) is None
