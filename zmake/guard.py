@@ -245,10 +245,11 @@ def check_stream(policy: Policy, argv: Argv, probe: Probe) -> Argv:
 
 
 def check_token(policy: Policy, token: str, probe: Probe) -> None:
-    """`zfs send -t` sends the snapshot whose guid is the token's `toguid` (libzfs looks it up
-    from `toname`'s dataset), so the name alone proves nothing (OpenZFS #14153): `toname` must
-    be a snapshot in the tree whose guid ZFS reports as `toguid`, `fromguid` one of the same
-    dataset's snapshots or bookmarks, and the token raw whenever that dataset is encrypted."""
+    """`zfs send -t` sends the snapshot whose guid is the token's `toguid`, found anywhere in
+    the pool `toname` names (OpenZFS #14153; `toname` need not even exist), so the name proves
+    nothing: ZFS's own dry run must name `toname` as what it sends, `toname` must be a snapshot
+    in the tree whose guid is `toguid`, `fromguid` one of the same dataset's snapshots or
+    bookmarks, and the token raw whenever that dataset is encrypted."""
     from zmake.token import decode
 
     try:
@@ -259,6 +260,8 @@ def check_token(policy: Policy, token: str, probe: Probe) -> None:
     require(bool(at) and within(policy, decoded.toname),
             f"a token for {decoded.toname}, outside the tree")  # fmt: skip
     require(decoded.flags <= TOKEN_FLAGS, f"a token with {sorted(decoded.flags - TOKEN_FLAGS)}")
+    sent = probe.sent_by(token)
+    require(sent == decoded.toname, f"a token for {decoded.toname} that sends {sent}")
     facts = probe.facts(dataset)
     snapshot = facts.snapshot(decoded.toname)
     require(snapshot is not None and snapshot.guid == decoded.toguid,

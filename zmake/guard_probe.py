@@ -117,6 +117,16 @@ class Probe:
             and int(referenced[0]) <= PLACEHOLDER_MAX_REFERENCED
         )
 
+    def sent_by(self, token: str) -> str:
+        """The snapshot `zfs send -t TOKEN` sends, as ZFS resolves it (by the token's guid,
+        anywhere in the pool `toname` names): its own dry run says."""
+        from zmake.parse import parse_estimate
+
+        _, name = parse_estimate(self.zfs(commands.estimate_argv(commands.resume_argv(token))))
+        require(name is not None, "zfs did not say what the token sends")
+        assert name is not None
+        return name
+
     def needed_by_token(self, facts: Facts) -> set[int]:
         """The guids a partial receive into the dataset needs to be resumed."""
         if facts.token is None:

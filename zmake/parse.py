@@ -283,3 +283,18 @@ def parse_capture(text: str, origin: str = "capture") -> Capture:
         list_output=list_output,
         get_output="".join(sections[GET_MARK]),
     )
+
+
+def parse_estimate(text: str) -> tuple[int, str | None]:
+    """`zfs send -nvP …` → (stream size, the snapshot it sends): the `full NAME SIZE` or
+    `incremental FROM NAME SIZE` line names what ZFS itself resolved (for a token, by guid)."""
+    size, to_name = 0, None
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if fields[0] == "size" and len(fields) == 2 and fields[1].isdigit():
+            size = int(fields[1])
+        elif fields[0] == "full" and len(fields) >= 2:
+            to_name = fields[1]
+        elif fields[0] == "incremental" and len(fields) >= 3:
+            to_name = fields[2]
+    return size, to_name

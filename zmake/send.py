@@ -26,6 +26,7 @@ from zmake.errors import (
 from zmake.locks import dataset_lock
 from zmake.model import BackupDataset, Dataset, dest_name
 from zmake.parents import ensure_parents
+from zmake.parse import parse_estimate
 from zmake.plan import Selection
 from zmake.report import SendReport
 from zmake.runner import Runner
@@ -59,15 +60,7 @@ def estimate(runner: Runner, route: Route, send: list[str]) -> Estimate | str:
     result = state.run(runner, route.source, commands.estimate_argv(send))
     if result.returncode != 0:
         return result.stderr or f"exit {result.returncode}"
-    size, to_name = 0, None
-    for line in result.stdout.splitlines():
-        fields = line.split("\t")
-        if fields[0] == "size" and len(fields) == 2 and fields[1].isdigit():
-            size = int(fields[1])
-        elif fields[0] == "full" and len(fields) >= 2:
-            to_name = fields[1]
-        elif fields[0] == "incremental" and len(fields) >= 3:
-            to_name = fields[2]
+    size, to_name = parse_estimate(result.stdout)
     return Estimate(size, to_name)
 
 

@@ -22,23 +22,34 @@ def resume(token: ResumeToken) -> str:
 
 
 def test_a_token_naming_a_plain_snapshot_with_an_encrypted_ones_guid_is_refused() -> None:
-    """OpenZFS #14153: `send -t` sends the snapshot whose guid is `toguid`. In the fake, both
-    datasets' @zmake-2 have guid 7; an encrypted snapshot's guid 99 behind a plain name."""
-    zfs = FakeZfs(encrypted={SECRET})
+    """OpenZFS #14153: `send -t` sends the snapshot whose guid is `toguid`, found anywhere in
+    the pool — as the fake's pool does here: guid 99 is the encrypted dataset's @zmake-3."""
+    pool = {5: f"{PLAIN}@zmake-1", 7: f"{PLAIN}@zmake-2", 99: f"{SECRET}@zmake-3"}
+    zfs = FakeZfs(encrypted={SECRET}, resolve=lambda token: pool.get(token.toguid, ""))
     honest = ResumeToken(7, f"{PLAIN}@zmake-2", 0)
     assert passes(SEND, [commands.resume_argv(encode(honest))], zfs)  # the control
     forged = ResumeToken(99, f"{PLAIN}@zmake-2", 0)
-    assert "guid is not" in refused(SEND, resume(forged), zfs)
-    assert "non-raw token" in refused(SEND, resume(ResumeToken(7, f"{SECRET}@zmake-2", 0)), zfs)
-    assert passes(SEND, [commands.resume_argv(encode(ResumeToken(7, f"{SECRET}@zmake-2", 0,
-                                                                   raw=True)))], zfs)  # fmt: skip
+    assert "that sends" in refused(SEND, resume(forged), zfs)
+    # ZFS's answer alone is not trusted either: the name's guid must be the token's
+    agreeing = FakeZfs(encrypted={SECRET}, resolve=lambda token: token.toname)
+    assert "guid is not" in refused(SEND, resume(forged), agreeing)
+    secret = FakeZfs(encrypted={SECRET})
+    assert "non-raw" in refused(SEND, resume(ResumeToken(7, f"{SECRET}@zmake-2", 0)), secret)
+    raw = ResumeToken(7, f"{SECRET}@zmake-2", 0, raw=True)
+    assert passes(SEND, [commands.resume_argv(encode(raw))], secret)
 
 
 def test_a_token_for_a_dataset_or_snapshot_that_does_not_exist_is_refused() -> None:
-    zfs = FakeZfs(missing={f"{SOURCE}/gone"})
-    assert "does not list" in refused(SEND, resume(ResumeToken(7, f"{SOURCE}/gone@zmake-2", 0)),
-                                      zfs)  # fmt: skip
-    assert "guid is not" in refused(SEND, resume(ResumeToken(7, f"{PLAIN}@nope", 0)), zfs)
+    """ZFS accepts a token whose `toname` does not exist (it resolves the guid in the pool)."""
+    elsewhere = FakeZfs(missing={f"{SOURCE}/gone"}, resolve=lambda token: f"{SECRET}@zmake-2")
+    gone = ResumeToken(7, f"{SOURCE}/gone@zmake-2", 0)
+    assert "that sends" in refused(SEND, resume(gone), elsewhere)
+    honest_names = FakeZfs(missing={f"{SOURCE}/gone"}, resolve=lambda token: token.toname)
+    assert "does not list" in refused(SEND, resume(gone), honest_names)
+    nowhere = FakeZfs(resolve=lambda token: "")
+    assert "did not say" in refused(SEND, resume(ResumeToken(7, f"{PLAIN}@nope", 0)), nowhere)
+    assert "guid is not" in refused(SEND, resume(ResumeToken(7, f"{PLAIN}@nope", 0)),
+                                    FakeZfs(resolve=lambda token: token.toname))  # fmt: skip
 
 
 def test_a_token_from_a_guid_the_dataset_does_not_hold_or_with_other_flags_is_refused() -> None:
