@@ -108,7 +108,7 @@ def receive(stages: Sequence[Argv], want: Expected) -> int:
         os.close(writable)
     if procs and procs[0].stdout is not None:
         procs[0].stdout.close()  # the decompressor's output is cat's now
-    codes = [proc.wait() for proc in [*procs, receiver]]
+    codes = [proc.wait() for proc in [receiver, *procs]]  # zfs recv's own failure first
     return next((code for code in codes if code != 0), 0)
 
 

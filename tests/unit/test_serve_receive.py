@@ -1,0 +1,69 @@
+"""serve's receive pipeline on the host, with a fake `zfs` on PATH that keeps what it is given:
+the stream's head is read by serve and handed on, the rest copied by cat — every byte arrives,
+in order, compressed or not; a stream that fails its head never starts `zfs recv`. (The real-ZFS
+tier runs the same through sshd and real streams.)"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.unit.test_stream_header import NVLIST, begin, compound
+from zmake import commands
+from zmake.sides import ssh_argv
+
+ROOT = "backup/lap top:1"
+
+
+def serve(tmp_path: Path, stages: list[list[str]], stream: bytes) -> tuple[int, str, Path]:
+    received = tmp_path / "received"
+    fake = tmp_path / "bin" / "zfs"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text(f'#!/bin/sh\n[ "$1" = recv ] && exec cat > "{received}"\nexit 1\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}",
+           "SSH_ORIGINAL_COMMAND": ssh_argv("ssh", "host", stages)[-1]}  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "zmake", "serve", "--receive-into", ROOT],
+                          input=stream, capture_output=True, env=env, timeout=60)  # fmt: skip
+    return done.returncode, done.stderr.decode(), received
+
+
+RECV = commands.receive_argv(f"{ROOT}/a")
+BODY = os.urandom(300_000)
+
+
+@pytest.mark.parametrize("stream", [begin() + BODY, compound(begin(fromguid=7)) + BODY])
+def test_every_byte_arrives_in_order(tmp_path: Path, stream: bytes) -> None:
+    code, stderr, received = serve(tmp_path, [RECV], stream)
+    assert code == 0, stderr
+    assert received.read_bytes() == stream
+
+
+def test_through_the_decompressor_too(tmp_path: Path) -> None:
+    stream = begin() + BODY
+    gunzip = commands.COMPRESSORS["gzip"][1]
+    code, stderr, received = serve(tmp_path, [gunzip, RECV], gzip.compress(stream))
+    assert code == 0, stderr
+    assert received.read_bytes() == stream
+
+
+@pytest.mark.parametrize(
+    "stream, why",
+    [
+        (compound(begin(), NVLIST) + BODY, "a package with a header of its own"),
+        (begin(objset=3) + BODY, "volume stream into a receive for a filesystem"),
+        (b"not a stream at all" * 20, "not a zfs send stream"),
+    ],
+)
+def test_a_stream_that_fails_its_head_never_reaches_zfs_recv(
+    tmp_path: Path, stream: bytes, why: str
+) -> None:
+    code, stderr, received = serve(tmp_path, [RECV], stream)
+    assert code == 9 and stderr.startswith("zmake serve: refused: the stream:"), stderr
+    assert why in stderr
+    assert not received.exists()
