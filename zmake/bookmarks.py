@@ -30,18 +30,23 @@ def bookmark_name(dataset: str, key: str, snapshot: Snapshot) -> str:
     return f"{dataset}#{BOOKMARK_PREFIX}{key}-{snapshot.createtxg}"
 
 
-def target_bookmarks(local: Dataset, key: str) -> list[Snapshot]:
-    """This target's bookmarks: `zmake-KEY-TXG`, or `zmake-LABEL.KEY-TXG` as serve makes them."""
+def target_bookmarks(local: Dataset, key: str, *, labelled: bool = False) -> list[Snapshot]:
+    """This target's bookmarks: `zmake-KEY-TXG`, and with `labelled` (a pull: the source may
+    be reached through a pull key) `zmake-LABEL.KEY-TXG` as that key's serve makes them —
+    serve refuses a key that another label or a push already uses. A push never counts a
+    labelled one: a pull key could have planted it under the push's key."""
     found = []
     for mark in local.bookmarks:
         rest = mark.short.removeprefix(BOOKMARK_PREFIX)
-        labelled_key = rest.rpartition("-")[0]
-        if rest != mark.short and labelled_key.rpartition(".")[2] == key:
+        label, dot, mark_key = rest.rpartition("-")[0].rpartition(".")
+        if rest != mark.short and mark_key == key and (not dot or (labelled and label)):
             found.append(mark)
     return found
 
 
-def plan_bookmarks(local: Dataset, backup: BackupDataset) -> tuple[str | None, list[str]]:
+def plan_bookmarks(
+    local: Dataset, backup: BackupDataset, *, labelled: bool = False
+) -> tuple[str | None, list[str]]:
     """(bookmark to create or None, bookmarks of this target to destroy once it exists), for a
     backup that holds `local`'s newest snapshot. Pure."""
     newest = local.newest
@@ -49,7 +54,7 @@ def plan_bookmarks(local: Dataset, backup: BackupDataset) -> tuple[str | None, l
         return None, []
     key = target_key(backup)
     wanted = bookmark_name(local.name, key, newest)
-    mine = target_bookmarks(local, key)
+    mine = target_bookmarks(local, key, labelled=labelled)
     create = None if any(mark.guid == newest.guid for mark in mine) else wanted
     return create, [mark.name for mark in mine if mark.guid != newest.guid]
 
@@ -57,7 +62,7 @@ def plan_bookmarks(local: Dataset, backup: BackupDataset) -> tuple[str | None, l
 def keep_bookmark(runner: Runner, side: Side, local: Dataset, backup: BackupDataset) -> None:
     """Bookmark the newest snapshot for this target, then drop the target's older ones. A
     failure (e.g. no `bookmark` permission) is reported and the send still counts as done."""
-    create, stale = plan_bookmarks(local, backup)
+    create, stale = plan_bookmarks(local, backup, labelled=not side.is_local)
     assert local.newest is not None or create is None
     argvs = []
     if create is not None and local.newest is not None:

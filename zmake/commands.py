@@ -8,7 +8,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
-from zmake.decide import Action, Step
+from zmake.decide import Action, Step, snapshot_in_range
 from zmake.model import FILESYSTEM, PLACEHOLDER_PROPERTY, Dataset
 from zmake.parse import BACKUP_LIST_PROPS, SOURCE_GET_PROPS, SOURCE_LIST_PROPS
 from zmake.retention import PRUNE_LIST_PROPS, PRUNE_TYPES
@@ -102,13 +102,15 @@ def destroy_bookmark_argv(bookmark: str) -> Argv:
     return ["zfs", "destroy", bookmark]
 
 
-def stream_argv(snapshot: str, *, raw: bool, base: str | None = None) -> Argv:
+def stream_argv(snapshot: str, *, raw: bool, base: str | None = None, between: bool = True) -> Argv:
     """`zfs send` of `snapshot`: full, or incremental from `base` — a snapshot (`-I`: every
-    snapshot in between) or a bookmark (only `-i` exists). Raw (`-w`) for encrypted data."""
+    snapshot in between, a package of streams) or, when there is none `between` or the base
+    is a bookmark, `-i` (one plain stream, which a restricted key's serve can check). Raw
+    (`-w`) for encrypted data."""
     flags = ["-w"] if raw else ["-L", "-c"]
     if base is None:
         return ["zfs", "send", *flags, snapshot]
-    return ["zfs", "send", *flags, "-i" if "#" in base else "-I", base, snapshot]
+    return ["zfs", "send", *flags, "-I" if between and "#" not in base else "-i", base, snapshot]
 
 
 def resume_argv(token: str) -> Argv:
@@ -121,7 +123,9 @@ def send_argv(step: Step, dataset: Dataset) -> Argv:
         return resume_argv(step.token)
     assert step.to_snapshot is not None
     base = step.from_snapshot.name if step.from_snapshot is not None else None
-    return stream_argv(step.to_snapshot.name, raw=dataset.encrypted, base=base)
+    carried = sum(1 for s in dataset.snapshots if snapshot_in_range(s, step))
+    return stream_argv(step.to_snapshot.name, raw=dataset.encrypted, base=base,
+                       between=carried > 1)  # fmt: skip
 
 
 ESTIMATE = ["-n", "-v", "-P"]

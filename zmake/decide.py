@@ -46,12 +46,20 @@ class Step:
         )
 
 
-def decide(local: Dataset, remote: BackupDataset | None, dest: str, *, force: bool = False) -> Step:
+def decide(
+    local: Dataset,
+    remote: BackupDataset | None,
+    dest: str,
+    *,
+    force: bool = False,
+    one_by_one: bool = False,
+) -> Step:
     """The next step that brings `remote` (the backup of `local` under `dest`, as in
     `zfs recv -d DEST`) closer to holding `local`'s newest snapshot.
 
     A fresh remote gets the oldest snapshot as a full stream, then the rest as one `-I`
-    range (the caller applies the step and asks again), so the backup keeps the history."""
+    range (the caller applies the step and asks again), so the backup keeps the history;
+    `one_by_one` (a restricted key takes no package of streams) one snapshot per step."""
     newest = local.newest
     if newest is None:
         return Step(Action.NOTHING_TO_SEND, reason=f"{local.name} has no snapshot")
@@ -64,7 +72,7 @@ def decide(local: Dataset, remote: BackupDataset | None, dest: str, *, force: bo
         return Step(Action.RAW_MISMATCH, reason=mismatch)
     if not remote.snapshots:
         return decide_without_remote_snapshots(local, remote)
-    return decide_incremental(local, remote, newest, force=force)
+    return decide_incremental(local, remote, newest, force=force, one_by_one=one_by_one)
 
 
 def raw_mismatch(local: Dataset, remote: BackupDataset, dest: str) -> str | None:
@@ -156,7 +164,7 @@ def incremental_base(local: Dataset, remote_guids: set[int]) -> Snapshot | None:
 
 
 def decide_incremental(
-    local: Dataset, remote: BackupDataset, newest: Snapshot, *, force: bool
+    local: Dataset, remote: BackupDataset, newest: Snapshot, *, force: bool, one_by_one: bool
 ) -> Step:
     remote_guids = {s.guid for s in remote.snapshots}
     if newest.guid in remote_guids:
@@ -186,7 +194,7 @@ def decide_incremental(
     remote_common = remote.snapshots[position]
     remote_only = remote.snapshots[position + 1 :]
     # From a bookmark only one snapshot can be sent (`-i`); the next step sends the rest.
-    to = later[0] if base.is_bookmark else newest
+    to = later[0] if base.is_bookmark or one_by_one else newest
     step = Step(Action.INCREMENTAL, to_snapshot=to, from_snapshot=base)
     if not remote_only and remote.written == 0:
         return step

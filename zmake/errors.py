@@ -61,6 +61,11 @@ class TransferFailed(ZmakeError):
     exit_code = 8
 
 
+class PackageRefused(TransferFailed):
+    """A restricted key's `zmake serve` takes one snapshot per stream, never a package
+    (`send -I` of several): the range is then sent one `-i` stream at a time."""
+
+
 class ResumeNeedsForce(TransferFailed):
     """The partial receive is a full stream replacing an existing dataset (received with -F):
     ZFS resumes it only with -F again."""

@@ -37,6 +37,8 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 ZFS_PATHS = ("zfs", *commands.ZFS_ELSEWHERE)  # as the client may name it (state.run)
 # Token booleans zmake's sends produce; any other (e.g. `savedok`) is refused.
 TOKEN_FLAGS = frozenset({"embedok", "compressok", "largeblockok", "rawok"})
+# Every pair a token of zmake's sends holds; libzfs reads flags by name, whatever their type.
+TOKEN_PAIRS = TOKEN_FLAGS | {"object", "offset", "bytes", "toguid", "toname", "fromguid"}
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,7 @@ def check_recv(policy: Policy, argv: Argv, probe: Probe) -> Argv:
         readonly="readonly" in options,
     )
     require(argv == rebuilt, "not a receive as zmake makes one")
+    require("readonly" in options, "a receive without readonly=on: backups here are read-only")
     require(within(policy, target) and "@" not in target and "#" not in target,
             f"{target} is outside {policy.root}")  # fmt: skip
     if force:
@@ -166,8 +169,9 @@ def check_recv(policy: Policy, argv: Argv, probe: Probe) -> Argv:
             stripped = commands.receive_argv(target, force=force, filesystem=True,
                                              readonly="readonly" in options)  # fmt: skip
             return without_stream_mountpoint(stripped)
-        require(is_within(os.path.normpath(mountpoint), prefix.rstrip("/")),
-                f"mountpoint {mountpoint} is outside {prefix}")  # fmt: skip
+        inside = os.path.normpath(mountpoint) == mountpoint and is_within(
+            mountpoint, prefix.rstrip("/")) and mountpoint != prefix.rstrip("/")  # fmt: skip
+        require(inside, f"mountpoint {mountpoint} is outside {prefix}")
     return without_stream_mountpoint(argv) if mountpoint is None else argv
 
 
@@ -210,7 +214,7 @@ def check_send(policy: Policy, stages: list[Argv], probe: Probe) -> list[Argv]:
         require(within(policy, last), f"{last} is outside {policy.root}")
         return [argv]
     if argv[:2] == ["zfs", "bookmark"] and len(argv) == 4:
-        return [check_bookmark(argv, policy.target, within(policy, argv[2]))]
+        return [check_bookmark(argv, policy.target, within(policy, argv[2]), probe)]
     if argv[:3] == ["zfs", "snapshot", "-r"]:
         names = argv[3:]
         short = names[0].partition("@")[2] if names else ""
@@ -233,7 +237,9 @@ def check_stream(policy: Policy, argv: Argv, probe: Probe) -> Argv:
     raw = body[2:3] == ["-w"]
     snapshot = body[-1]
     base = body[-2] if len(body) >= 5 and body[-3] in ("-i", "-I") else None
-    require(body == commands.stream_argv(snapshot, raw=raw, base=base), "not zmake's send")
+    between = len(body) >= 5 and body[-3] == "-I"
+    require(body == commands.stream_argv(snapshot, raw=raw, base=base, between=between),
+            "not zmake's send")  # fmt: skip
     dataset = snapshot.partition("@")[0]
     require(within(policy, snapshot) and "@" in snapshot, f"{snapshot} is outside")
     if base is not None:
@@ -259,7 +265,8 @@ def check_token(policy: Policy, token: str, probe: Probe) -> None:
     dataset, at, _ = decoded.toname.partition("@")
     require(bool(at) and within(policy, decoded.toname),
             f"a token for {decoded.toname}, outside the tree")  # fmt: skip
-    require(decoded.flags <= TOKEN_FLAGS, f"a token with {sorted(decoded.flags - TOKEN_FLAGS)}")
+    unknown = decoded.names - TOKEN_PAIRS
+    require(not unknown and decoded.flags <= TOKEN_FLAGS, f"a token with {sorted(unknown)}")
     sent = probe.sent_by(token)
     require(sent == decoded.toname, f"a token for {decoded.toname} that sends {sent}")
     facts = probe.facts(dataset)

@@ -76,8 +76,9 @@ def newest_own_bookmarks(facts: Facts, target: str) -> list[Point]:
     return list(newest.values())
 
 
-def check_bookmark(argv: Argv, target: str | None, within: bool) -> Argv:
-    """`zfs bookmark SNAP DATASET#zmake-KEY-TXG`, made as this target's (LABEL.KEY)."""
+def check_bookmark(argv: Argv, target: str | None, within: bool, probe: Probe) -> Argv:
+    """`zfs bookmark SNAP DATASET#zmake-KEY-TXG`, made as this target's (LABEL.KEY) — never
+    under a key that another label, or a push (no label), already uses on the dataset."""
     snapshot, mark = argv[2], argv[3]
     require(argv == commands.bookmark_argv(snapshot, mark), "not zmake's bookmark")
     dataset, short = mark.partition("#")[0], mark.partition("#")[2]
@@ -88,6 +89,10 @@ def check_bookmark(argv: Argv, target: str | None, within: bool) -> Argv:
     require(target is not None, "bookmarks need the key's --target (zmake allow --role "
             "pull-source … --target NAME)")  # fmt: skip
     require(found["label"] in (None, target), "another target's bookmark")
+    for existing in probe.facts(dataset).bookmarks:
+        other = MARK.fullmatch(existing.name.partition("#")[2])
+        require(other is None or other["key"] != found["key"] or other["label"] == target,
+                f"key {found['key']} is another target's ({existing.name})")  # fmt: skip
     own = f"{dataset}#{BOOKMARK_PREFIX}{target}.{found['key']}-{found['txg']}"
     return commands.bookmark_argv(snapshot, own)
 

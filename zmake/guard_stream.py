@@ -5,10 +5,12 @@ must agree:
 
 - its dataset is of the kind the receive was shaped for (`canmount=noauto` for a filesystem),
   so a volume-shaped receive cannot take a filesystem whose stream sets canmount and mountpoint;
-- no package with a header nvlist: a replication stream (`send -R`: with -F, libzfs destroys
-  every dataset and snapshot under the target that the stream lacks), or one with properties
-  of its own (`send -p`, `-b`) or holds (`-h`); zmake's own `send -I` is a package of one
-  dataset with no header nvlist at all, and passes; no clone of a snapshot found by guid
+- one dataset's stream, never a package (a compound stream: `send -I`, `-R`, `-p`, `-b`,
+  `-h`): libzfs receives every substream of a package, each named and shaped by the stream —
+  new datasets under the target with properties of their own, nested packages, with -F the
+  destruction of every backup under the target that a replication stream lacks — and only
+  reading the whole stream could check them. zmake sends a range of snapshots through a
+  restricted key one `-i` stream at a time (send.py); no clone of a snapshot found by guid
   elsewhere in the pool;
 - with `-F` (over a placeholder only, guard.py), nothing but a full stream of one dataset."""
 
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 
 from zmake.commands import Argv
 from zmake.guard_probe import require
-from zmake.stream_header import FLAG_CLONE, StreamHead
+from zmake.stream_header import COMPOUND, FLAG_CLONE, Begin
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,13 @@ def expected(stages: Sequence[Argv]) -> Expected | None:
     return Expected("filesystem" if "canmount=noauto" in recv else "volume", "-F" in recv)
 
 
-def check_head(want: Expected, head: StreamHead) -> None:
-    require(not head.first.payloadlen or not head.compound,
-            "a package with a header of its own (send -R, -p, -b or -h)")  # fmt: skip
-    stream = head.substream
+PACKAGE_REFUSED = "a package of streams (send -I, -R, -p): one snapshot per stream here"
+
+
+def check_head(want: Expected, stream: Begin) -> None:
+    require(stream.hdrtype != COMPOUND, PACKAGE_REFUSED)
     found = stream.kind or "unknown"
     require(stream.kind == want.kind, f"a {found} stream into a receive for a {want.kind}")
     require(not stream.flags & FLAG_CLONE, "a clone stream")
     if want.full_only:
-        require(not head.compound and stream.fromguid == 0,
-                "-F takes only a full stream of one dataset")  # fmt: skip
+        require(stream.fromguid == 0, "-F takes only a full stream")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from zmake.errors import (
     CommandFailed,
     Diverged,
+    PackageRefused,
     PermissionDenied,
     RemotePoolMissing,
     RemoteUnreachable,
@@ -34,6 +35,8 @@ MISSING = re.compile(
     re.MULTILINE,
 )
 MODIFIED = re.compile(r"destination (.+) has been modified", re.MULTILINE)
+# guard_stream.PACKAGE_REFUSED, as zmake serve prints it (refine imports nothing of serve's)
+PACKAGE = re.compile(r"^zmake serve: refused: the stream: a package of streams", re.MULTILINE)
 RESUME_EXISTS = re.compile(r"Resuming recv on existing (?:destination|dataset)", re.IGNORECASE)
 ALREADY_EXISTS = re.compile(r"^cannot create '([^']+)': dataset already exists", re.MULTILINE)
 PERMISSION = re.compile(r"permission denied", re.IGNORECASE)
@@ -209,6 +212,8 @@ def receiver_error(dataset: str, receiver: StageOutcome, *, route: Route) -> Zma
         return RemotePoolMissing(
             f"receiving dataset {route.dest!r} does not exist{route.target.where()}"
         )
+    if PACKAGE.search(stderr):
+        return PackageRefused(f"{dataset}: the key there takes one snapshot per stream")
     if RESUME_EXISTS.search(stderr):
         return ResumeNeedsForce(f"{dataset}: resuming a full receive over an existing dataset")
     modified = MODIFIED.search(stderr)

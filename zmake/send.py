@@ -18,6 +18,7 @@ from zmake.bookmarks import keep_bookmark
 from zmake.decide import Action, Step, apply, decide, is_placeholder, resumable, step_bytes
 from zmake.errors import (
     Diverged,
+    PackageRefused,
     RawMismatch,
     ResumeNeedsForce,
     StaleResumeToken,
@@ -33,7 +34,9 @@ from zmake.runner import Runner
 from zmake.sides import Route
 from zmake.slots import route_slots
 
-MAX_STEPS = 5  # resume, full, bookmark -i, incremental, and one spare: more is a bug
+# resume, full, bookmark -i, incremental, and one spare — plus one per snapshot when a
+# restricted key takes them one by one: more is a bug
+MAX_STEPS = 5
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,10 @@ class Sender:
         report.newest = local.newest.short
         started = time.monotonic()
         remote = state.read_backup(self.runner, self.route.target, self.backup_name(name))
-        for _ in range(MAX_STEPS):
-            step = decide(local, remote, self.route.dest, force=self.options.force)
+        one_by_one = False
+        for _ in range(MAX_STEPS + len(local.snapshots)):
+            step = decide(local, remote, self.route.dest, force=self.options.force,
+                          one_by_one=one_by_one)  # fmt: skip
             if step.action is Action.UP_TO_DATE:
                 break
             self.refuse(step, name)
@@ -124,13 +129,20 @@ class Sender:
             else:
                 if remote is None:
                     ensure_parents(self, local, report)
-                self.transfer(step, local, report)
+                try:
+                    self.transfer(step, local, report)
+                except PackageRefused:
+                    if one_by_one:
+                        raise
+                    one_by_one = True  # nothing was received: the same range, one by one
+                    continue
                 remote = self.after_transfer(step, local, remote)
             if self.options.dry_run:
                 report.result = "dry run"
                 return report, None
         else:
-            raise TransferFailed(f"{name}: still not up to date after {MAX_STEPS} steps")
+            raise TransferFailed(f"{name}: still not up to date after {MAX_STEPS} steps and one "
+                                 "per snapshot")  # fmt: skip
         report.seconds = time.monotonic() - started
         report.result = "sent" if report.actions else f"up to date (@{local.newest.short})"
         return report, remote

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from zmake.commands import Argv
 from zmake.errors import ParseError
-from zmake.guard import REFUSED, Policy, Probe, Refusal, check, parse
+from zmake.guard import CONTROL, REFUSED, Policy, Probe, Refusal, check, parse
 from zmake.guard_stream import Expected, check_head, expected
 
 
@@ -89,7 +89,7 @@ def receive(stages: Sequence[Argv], want: Expected) -> int:
         assert procs[0].stdout is not None
         source = procs[0].stdout.fileno()
     try:
-        head = read_head(lambda size: read_exactly(source, size))
+        head, head_bytes = read_head(lambda size: read_exactly(source, size))
         check_head(want, head)
     except (ParseError, Refusal) as exc:
         for proc in procs:
@@ -100,7 +100,7 @@ def receive(stages: Sequence[Argv], want: Expected) -> int:
     receiver = subprocess.Popen(stages[-1], stdin=readable, env=ENV)
     os.close(readable)
     try:
-        write_all(writable, head.raw_bytes)
+        write_all(writable, head_bytes)
         procs.append(subprocess.Popen(["cat"], stdin=source, stdout=writable, env=ENV))
     except BrokenPipeError:
         pass  # the receive ended before its stream began: its own status says why
@@ -127,6 +127,7 @@ def serve(policy: Policy, command: str | None = None) -> int:
             return receive(stages, want)
     except Exception as exc:  # fail closed: a command serve cannot check is refused
         why = str(exc) if isinstance(exc, Refusal) else f"cannot be checked ({exc!r})"
+        why = CONTROL.sub(lambda found: f"\\x{ord(found[0]):02x}", why)  # names may hold any
         log_refusal(command, why)
         print(f"zmake serve: refused: {why}", file=sys.stderr)
         return REFUSED

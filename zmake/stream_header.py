@@ -4,10 +4,10 @@
 from the stream, not from the receive's options, what arrives: a filesystem or a volume, a full
 or an incremental stream, one dataset or a replication package (`send -R`, whose `-F` receive
 destroys what is not in it), with properties of its own (`send -p`) or not. The records are
-OpenZFS's `dmu_replay_record_t` (312 bytes). A compound stream begins with a header record —
-with no payload for `send -I` of one dataset, with an XDR nvlist (`fss`, properties…) for
-`send -R/-p/-b/-h` —, then an END record, then its first substream's BEGIN record (seen on
-OpenZFS 2.3.2: tests/realzfs/test_serve_attacks.py)."""
+OpenZFS's `dmu_replay_record_t` (312 bytes). Only the first record is read: a plain stream's
+BEGIN says all there is to know; a compound one (every `send -I`, `-R`, `-p`) is a package
+whose later substreams libzfs receives too, each with a name and kind of its own, which only
+reading the whole stream could check."""
 
 from __future__ import annotations
 
@@ -41,20 +41,6 @@ class Begin:
         return OBJSET_TYPES.get(self.objset_type)
 
 
-@dataclass(frozen=True)
-class StreamHead:
-    """The first BEGIN record, the first substream's BEGIN (the same record for a plain
-    stream), and every byte read to learn them (which the receive must still be given)."""
-
-    first: Begin
-    substream: Begin
-    raw_bytes: bytes
-
-    @property
-    def compound(self) -> bool:
-        return self.first.hdrtype == COMPOUND
-
-
 def parse_begin(record: bytes) -> Begin:
     if len(record) != RECORD_SIZE:
         raise ParseError("stream: shorter than one record")
@@ -75,22 +61,8 @@ def parse_begin(record: bytes) -> Begin:
                  payloadlen)  # fmt: skip
 
 
-def read_head(read: Callable[[int], bytes]) -> StreamHead:
-    """`read(n)` returns exactly n bytes, or fewer at the end of the stream. A compound
-    header's payload is not read: a caller that accepts one must refuse it first."""
-    first_bytes = read(RECORD_SIZE)
-    first = parse_begin(first_bytes)
-    if first.hdrtype == SUBSTREAM:
-        return StreamHead(first, first, first_bytes)
-    if first.hdrtype != COMPOUND:
-        raise ParseError(f"stream: unknown header type {first.hdrtype}")
-    if first.payloadlen:
-        return StreamHead(first, first, first_bytes)
-    end = read(RECORD_SIZE)
-    if len(end) != RECORD_SIZE or struct.unpack_from("<I", end)[0] != DRR_END:
-        raise ParseError("stream: no END record after the compound header")
-    sub_bytes = read(RECORD_SIZE)
-    substream = parse_begin(sub_bytes)
-    if substream.hdrtype != SUBSTREAM:
-        raise ParseError("stream: a compound stream inside a compound stream")
-    return StreamHead(first, substream, first_bytes + end + sub_bytes)
+def read_head(read: Callable[[int], bytes]) -> tuple[Begin, bytes]:
+    """The first record, and its bytes (which the receive must still be given). `read(n)`
+    returns exactly n bytes, or fewer at the end of the stream."""
+    first = read(RECORD_SIZE)
+    return parse_begin(first), first

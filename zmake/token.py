@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from zmake.errors import ParseError
 
@@ -31,6 +31,9 @@ class ResumeToken:
     fromguid: int = 0  # 0: a full stream
     raw: bool = False
     flags: frozenset[str] = frozenset()  # every boolean the token holds (embedok, …)
+    # every pair's name, whatever its type (decode fills it; encode adds the ones not
+    # otherwise written as uint64 pairs)
+    names: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def incremental(self) -> bool:
@@ -80,12 +83,12 @@ def fletcher4_first_word(data: bytes) -> int:
     return sum(words) % (1 << 64)
 
 
-def unpack_native(packed: bytes) -> dict[str, int | str | bool]:
+def unpack_native(packed: bytes) -> dict[str, int | str | bool | None]:
     """The pairs of a natively packed nvlist that a token uses (uint64, string, boolean)."""
     if len(packed) < 12 or packed[0] != NV_ENCODE_NATIVE:
         raise ParseError("resume token payload is not a native nvlist")
     order = "<" if packed[1] == NV_LITTLE_ENDIAN else ">"
-    pairs: dict[str, int | str | bool] = {}
+    pairs: dict[str, int | str | bool | None] = {}
     offset = 12  # encoding header (4), nvl_version (4), nvl_nvflag (4)
     while True:
         if offset + 4 > len(packed):
@@ -96,12 +99,11 @@ def unpack_native(packed: bytes) -> dict[str, int | str | bool]:
         if size < PAIR_HEADER or offset + size > len(packed):
             raise ParseError("resume token payload has a malformed pair")
         name, value = unpack_pair(packed[offset : offset + size], order)
-        if name is not None:
-            pairs[name] = value
+        pairs[name] = value
         offset += size
 
 
-def unpack_pair(pair: bytes, order: str) -> tuple[str | None, int | str | bool]:
+def unpack_pair(pair: bytes, order: str) -> tuple[str, int | str | bool | None]:
     _, name_size, _, _, kind = struct.unpack_from(order + "ihhii", pair)
     if name_size < 1 or PAIR_HEADER + name_size > len(pair):
         raise ParseError("resume token payload has a malformed name")
@@ -118,19 +120,20 @@ def unpack_pair(pair: bytes, order: str) -> tuple[str | None, int | str | bool]:
         if end < 0:
             raise ParseError(f"resume token: {name} is not terminated")
         return name, pair[value_at:end].decode("utf-8", "surrogateescape")
-    return None, False  # a type zmake does not read (e.g. redaction lists)
+    return name, None  # a type zmake does not read (e.g. redaction lists): named only
 
 
 def align8(offset: int) -> int:
     return (offset + 7) & ~7
 
 
-def from_pairs(pairs: dict[str, int | str | bool]) -> ResumeToken:
+def from_pairs(pairs: dict[str, int | str | bool | None]) -> ResumeToken:
     toguid, toname, fromguid = pairs.get("toguid"), pairs.get("toname"), pairs.get("fromguid", 0)
     if not isinstance(toguid, int) or not isinstance(toname, str) or not isinstance(fromguid, int):
         raise ParseError("resume token lacks toguid/toname")
     booleans = frozenset(name for name, value in pairs.items() if value is True)
-    return ResumeToken(toguid, toname, fromguid, raw="rawok" in booleans, flags=booleans)
+    return ResumeToken(toguid, toname, fromguid, raw="rawok" in booleans, flags=booleans,
+                       names=frozenset(pairs))  # fmt: skip
 
 
 def encode(token: ResumeToken) -> str:
@@ -145,12 +148,20 @@ def encode(token: ResumeToken) -> str:
             pack_pair("toguid", TYPE_UINT64, token.toguid),
             pack_pair("toname", TYPE_STRING, token.toname),
             *(pack_pair(flag, TYPE_BOOLEAN, None) for flag in sorted(all_flags(token))),
+            *(pack_pair(name, TYPE_UINT64, 0) for name in sorted(extra_names(token))),
         ]
     )
     packed = bytes([NV_ENCODE_NATIVE, NV_LITTLE_ENDIAN, 0, 0]) + struct.pack("<iI", 0, 1)
     packed += pairs + struct.pack("<i", 0)
     payload = zlib.compress(packed)
     return f"{TOKEN_VERSION}-{fletcher4_first_word(payload):x}-{len(packed):x}-{payload.hex()}"
+
+
+WRITTEN = frozenset({"fromguid", "object", "offset", "bytes", "toguid", "toname"})
+
+
+def extra_names(token: ResumeToken) -> frozenset[str]:
+    return token.names - WRITTEN - all_flags(token)
 
 
 def all_flags(token: ResumeToken) -> frozenset[str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from zfsgen import History, histories
 
 from zmake.decide import (
@@ -575,6 +576,30 @@ def test_decide_then_apply_converges(history: History) -> None:
     assert ds.newest is not None and ds.newest.guid in guids(state)
     # The backup keeps the history from where it started: nothing in the range is skipped.
     assert {s.guid for s in ds.snapshots if s.createtxg >= start.createtxg} <= guids(state)
+
+
+@given(st.integers(2, 9), st.data())
+def test_one_by_one_sends_each_snapshot_of_the_range_as_its_own_step(
+    count: int, data: st.DataObject
+) -> None:
+    """Through a restricted key (no package of streams) every incremental step carries one
+    snapshot — from a snapshot or from a bookmark — and the backup ends with all of them."""
+    shorts = [f"s{i}" for i in range(count)]
+    held = data.draw(st.integers(1, count - 1), label="snapshots the backup holds")
+    pruned = data.draw(st.booleans(), label="the base is a bookmark")
+    ds = local(*shorts[held:], marks=(shorts[held - 1],)) if pruned else local(*shorts)
+    state: BackupDataset | None = remote(*shorts[:held])
+    for _ in range(count + 1):
+        step = decide(ds, state, DEST, one_by_one=True)
+        if step.action is Action.UP_TO_DATE:
+            break
+        assert step.action is Action.INCREMENTAL and step.from_snapshot is not None
+        later = [s for s in ds.snapshots if s.createtxg > step.from_snapshot.createtxg]
+        assert step.to_snapshot == later[0]
+        state = apply(step, state, ds, DEST)
+    else:
+        pytest.fail(f"not up to date one by one: {state}")
+    assert guids(state) >= {s.guid for s in ds.snapshots}
 
 
 @settings(max_examples=300)

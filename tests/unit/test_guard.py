@@ -107,11 +107,8 @@ def refused(policy: Policy, text: str, zfs: FakeZfs | None = None) -> str:
 def receive_side_commands(root: str, name: str) -> list[list[Argv]]:
     """Every command a push (send, umount, status, prune, backup) runs on the backup side."""
     parent = root.rpartition("/")[0] or root
-    recvs = [
-        commands.receive_argv(name, filesystem=fs, mountpoint=None, readonly=ro)
-        for fs in (True, False)
-        for ro in (True, False)
-    ]
+    # zmake's receives are readonly=on; serve refuses the rest (test below)
+    recvs = [commands.receive_argv(name, filesystem=fs, readonly=True) for fs in (True, False)]
     single = [
         commands.remote_dataset_argv(name),
         commands.remote_tree_argv(root),
@@ -139,6 +136,7 @@ def send_side_commands(root: str, name: str) -> list[list[Argv]]:
     sends = [
         commands.stream_argv(snap, raw=False),
         commands.stream_argv(snap, raw=False, base=older),
+        commands.stream_argv(snap, raw=False, base=older, between=False),
         commands.stream_argv(snap, raw=False, base=mark),
         commands.resume_argv(token),
     ]
@@ -237,6 +235,17 @@ def test_a_mountpoint_is_stripped_or_kept_within_the_prefix() -> None:
     assert "outside /backups" in refused(fenced, wire(escape))
     inside = [commands.receive_argv(name, mountpoint="/backups/lap top/home")]
     assert passes(fenced, inside) == inside
+    for odd in ("/backups", "/backups/", "/backups/./x", "/backups//x", "/backupsx/y"):
+        stages = [commands.receive_argv(name, mountpoint=odd)]
+        assert "outside /backups" in refused(fenced, wire(stages))
+
+
+def test_a_receive_without_readonly_is_refused() -> None:
+    """Without the `readonly` permission zfs drops `-o readonly=on` silently; serve asks for it
+    always (a writable backup is refused by `zfs allow --role receive`'s grant instead)."""
+    for filesystem in (True, False):
+        writable = [commands.receive_argv(f"{ROOT}/a", filesystem=filesystem, readonly=False)]
+        assert "readonly" in refused(Policy("receive", ROOT), wire(writable))
 
 
 def test_builders_are_all_classified() -> None:

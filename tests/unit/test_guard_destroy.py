@@ -91,3 +91,17 @@ def test_a_pull_key_makes_and_destroys_only_its_own_bookmarks() -> None:
     assert "not this target's" in refused(policy, destroy("zmake-other.00ff-5"), zfs)
     assert "not this target's" in refused(policy, destroy("zmake-00ff-5"), zfs)
     assert "not a zmake bookmark" in refused(policy, destroy("mine"), zfs)
+
+
+def test_a_pull_key_never_bookmarks_under_a_key_another_target_or_a_push_uses() -> None:
+    """A push counts only unlabelled bookmarks as its own (bookmarks.py) and a pull only its
+    label's: a key in use by another is refused, so one cannot plant the other's base."""
+    from zmake.guard import Policy
+
+    name = f"{SOURCE}/a"
+    policy = Policy("send", SOURCE, target="nas")
+    create = [commands.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-00ff-7")]
+    for short in ("zmake-00ff-5", "zmake-other.00ff-5"):
+        zfs = FakeZfs(bookmarks=((short, 5, 5),))
+        assert "another target's" in refused(policy, wire(create), zfs)
+    assert passes(policy, create, FakeZfs(bookmarks=(("zmake-nas.00ff-5", 5, 5),)))  # control

@@ -57,6 +57,9 @@ def test_a_token_from_a_guid_the_dataset_does_not_hold_or_with_other_flags_is_re
     assert "does not hold" in refused(SEND, resume(ResumeToken(7, f"{PLAIN}@zmake-2", 1234)))
     saved = ResumeToken(7, f"{PLAIN}@zmake-2", 0, flags=frozenset({"savedok"}))
     assert "savedok" in refused(SEND, resume(saved))
+    # libzfs reads a flag by name whatever its type: `savedok` as a number counts as set
+    typed = ResumeToken(7, f"{PLAIN}@zmake-2", 0, names=frozenset({"savedok"}))
+    assert "savedok" in refused(SEND, resume(typed))
 
 
 def test_every_probe_fails_closed() -> None:

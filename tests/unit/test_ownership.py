@@ -123,8 +123,12 @@ def test_the_newest_snapshot_is_bookmarked_and_this_targets_older_ones_dropped()
     create, drop = plan_bookmarks(source(3, [mine, "zmake-0000000000000abc-12"]), BACKUP)
     assert (create, drop) == (None, [f"tank/a b#{mine}"])
     assert plan_bookmarks(source(3, []), BackupDataset("b/a b", FILESYSTEM)) == (None, [])
-    # made through a pull key, serve labelled them (zmake-LABEL.KEY-TXG): still this target's
+    # made through a pull key, serve labelled them (zmake-LABEL.KEY-TXG): a pull's own
     labelled, newest = "zmake-nas.0000000000000abc-11", "zmake-nas.0000000000000abc-12"
-    create, drop = plan_bookmarks(source(3, [other, labelled, newest]), BACKUP)
+    pulled = source(3, [other, labelled, newest])
+    create, drop = plan_bookmarks(pulled, BACKUP, labelled=True)
     assert (create, drop) == (None, [f"tank/a b#{labelled}"])
+    # a push never takes a labelled one for its own: a pull key could have planted it
+    create, drop = plan_bookmarks(pulled, BACKUP)
+    assert (create, drop) == ("tank/a b#zmake-0000000000000abc-12", [])
     assert plan_bookmarks(source(0, [mine]), BACKUP) == (None, [])

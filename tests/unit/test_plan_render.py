@@ -741,6 +741,7 @@ def through_make(value: str, env: dict[str, str] | None = None) -> str:
     return run_make(["-s", "-f", "-"], stdin=makefile, env=env).stdout
 
 
+@settings(deadline=None)  # one make process per example
 @given(SETTING_TEXT)
 def test_make_value_round_trips_through_make(value: str) -> None:
     """A setting written with make_value reaches a recipe's environment unchanged (make drops

@@ -22,6 +22,7 @@ import pytest
 
 from zmake.errors import (
     Diverged,
+    PackageRefused,
     RemotePoolMissing,
     RemoteUnreachable,
     ResumeNeedsForce,
@@ -253,6 +254,18 @@ CASES = {
         [sender(SIGPIPE), zstd(SHELL_SIGPIPE), ssh(1, "bash: zstd: Broken pipe\n")],
         TransferFailed,
         f"{DATASET}: receive failed (ssh exit 1): bash: zstd: Broken pipe",
+    ),
+    "a restricted key refuses a package: the range goes again one by one": Case(
+        [
+            sender(1, SEND_EPIPE),
+            ssh(
+                9,
+                "zmake serve: refused: the stream: a package of streams "
+                "(send -I, -R, -p): one snapshot per stream here\n",
+            ),
+        ],
+        PackageRefused,
+        f"{DATASET}: the key there takes one snapshot per stream",
     ),
     "a stage without argv": Case(
         [sender(SIGPIPE), StageOutcome([], 1, "odd\n")],

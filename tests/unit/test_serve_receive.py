@@ -15,6 +15,7 @@ import pytest
 
 from tests.unit.test_stream_header import NVLIST, begin, compound
 from zmake import commands
+from zmake.guard_stream import PACKAGE_REFUSED
 from zmake.sides import ssh_argv
 
 ROOT = "backup/lap top:1"
@@ -37,7 +38,7 @@ RECV = commands.receive_argv(f"{ROOT}/a")
 BODY = os.urandom(300_000)
 
 
-@pytest.mark.parametrize("stream", [begin() + BODY, compound(begin(fromguid=7)) + BODY])
+@pytest.mark.parametrize("stream", [begin() + BODY, begin(fromguid=7) + BODY, begin()])
 def test_every_byte_arrives_in_order(tmp_path: Path, stream: bytes) -> None:
     code, stderr, received = serve(tmp_path, [RECV], stream)
     assert code == 0, stderr
@@ -55,7 +56,8 @@ def test_through_the_decompressor_too(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "stream, why",
     [
-        (compound(begin(), NVLIST) + BODY, "a package with a header of its own"),
+        (compound(begin(), NVLIST) + BODY, PACKAGE_REFUSED),  # send -p, -R
+        (compound(begin(fromguid=7)) + BODY, PACKAGE_REFUSED),  # send -I: send.py falls back
         (begin(objset=3) + BODY, "volume stream into a receive for a filesystem"),
         (b"not a stream at all" * 20, "not a zfs send stream"),
     ],
@@ -67,3 +69,16 @@ def test_a_stream_that_fails_its_head_never_reaches_zfs_recv(
     assert code == 9 and stderr.startswith("zmake serve: refused: the stream:"), stderr
     assert why in stderr
     assert not received.exists()
+
+
+def test_a_refusal_is_one_line_whatever_the_client_named(tmp_path: Path) -> None:
+    """A token's name may hold any byte; serve's refusal prints it escaped, on one line."""
+    from zmake.token import ResumeToken, encode
+
+    token = encode(ResumeToken(7, "tank/x\n@evil\x1b[2J", 0))
+    env = {**os.environ, "SSH_ORIGINAL_COMMAND": f"zfs send -t {token}"}
+    done = subprocess.run([sys.executable, "-m", "zmake", "serve", "--send-from", "tank/a"],
+                          capture_output=True, env=env, timeout=60)  # fmt: skip
+    assert done.returncode == 9
+    assert done.stderr.decode().count("\n") == 1 and "\\x0a" in done.stderr.decode()
+    assert "\x1b" not in done.stderr.decode()

@@ -1,18 +1,19 @@
-"""The stream's own first records decide what a restricted key's receive may take
+"""The stream's first record decides what a restricted key's receive may take
 (stream_header.py, guard_stream.py): each rule refuses what it must catch; a stream as zmake
-sends it passes. Records are built as OpenZFS lays them out (dmu_replay_record_t, XDR nvlists);
-the real-ZFS tier feeds real `zfs send` streams through serve."""
+sends it through a restricted key (full or `-i`) passes. Records are built as OpenZFS lays them
+out (dmu_replay_record_t); the real-ZFS tier feeds real `zfs send` streams through serve."""
 
 from __future__ import annotations
 
+import re
 import struct
 
 import pytest
 
 from zmake.errors import ParseError
 from zmake.guard_probe import Refusal
-from zmake.guard_stream import Expected, check_head, expected
-from zmake.stream_header import BACKUP_MAGIC, FLAG_CLONE, read_head
+from zmake.guard_stream import PACKAGE_REFUSED, Expected, check_head, expected
+from zmake.stream_header import BACKUP_MAGIC, FLAG_CLONE, RECORD_SIZE, Begin, read_head
 
 FILESYSTEM, VOLUME = 2, 3  # DMU_OST_ZFS, DMU_OST_ZVOL
 
@@ -29,11 +30,11 @@ def end() -> bytes:
 
 
 def compound(sub: bytes, payload: bytes = b"") -> bytes:
-    """A package: `send -I` of one dataset has no header payload; -R/-p/-b/-h have an nvlist."""
+    """A package: `send -I` has no header payload; -R/-p/-b/-h have an nvlist."""
     return begin(2, payloadlen=len(payload)) + payload + end() + sub
 
 
-def head_of(stream: bytes):  # type: ignore[no-untyped-def]
+def head_of(stream: bytes) -> tuple[Begin, bytes]:
     at = [0]
 
     def read(size: int) -> bytes:
@@ -49,19 +50,18 @@ FS, FS_FORCED, VOL = (
     Expected("filesystem", True),
     Expected("volume", False),
 )
-INCREMENTAL_PACKAGE = compound(begin(fromguid=7))
 NVLIST = bytes([1, 1, 0, 0]) + b"\0" * 60  # an XDR nvlist's header: its content does not matter
 
 
 @pytest.mark.parametrize("order", ["<", ">"])
 def test_zmakes_own_streams_pass(order: str) -> None:
-    check_head(FS, head_of(begin(order=order)))  # full, either byte order
-    check_head(FS_FORCED, head_of(begin()))  # a full one over a placeholder
-    check_head(FS, head_of(begin(fromguid=7)))  # -i
-    check_head(FS, head_of(INCREMENTAL_PACKAGE))  # -I: a package of one dataset
-    check_head(VOL, head_of(begin(objset=VOLUME)))
-    head = head_of(INCREMENTAL_PACKAGE + b"data")
-    assert head.raw_bytes == INCREMENTAL_PACKAGE  # every byte read goes on to the receive
+    check_head(FS, head_of(begin(order=order))[0])  # full, either byte order
+    check_head(FS_FORCED, head_of(begin(order=order))[0])  # a full one over a placeholder
+    check_head(FS, head_of(begin(fromguid=7, order=order))[0])  # -i
+    check_head(VOL, head_of(begin(objset=VOLUME, order=order))[0])
+    first, raw = head_of(begin(fromguid=7, order=order) + b"data")
+    assert raw == begin(fromguid=7, order=order) and len(raw) == RECORD_SIZE  # only the first
+    assert (first.fromguid, first.toguid, first.toname) == (7, 42, "tank/a@zmake-1")
 
 
 @pytest.mark.parametrize(
@@ -69,21 +69,22 @@ def test_zmakes_own_streams_pass(order: str) -> None:
     [
         (VOL, begin(objset=FILESYSTEM), "filesystem stream into a receive for a volume"),
         (FS, begin(objset=VOLUME), "volume stream"),
+        (FS, begin(objset=9), "unknown stream"),
         (FS, begin(flags=FLAG_CLONE), "clone"),
-        (FS, compound(begin(), NVLIST), "a package with a header of its own"),
-        (FS, compound(begin(fromguid=7), NVLIST), "send -R, -p"),
+        (FS, compound(begin(fromguid=7)), PACKAGE_REFUSED),  # send -I
+        (FS, compound(begin(), NVLIST), PACKAGE_REFUSED),  # send -p, -R
+        (FS_FORCED, compound(begin(), NVLIST), PACKAGE_REFUSED),
         (FS_FORCED, begin(fromguid=7), "-F takes only a full stream"),
-        (FS_FORCED, INCREMENTAL_PACKAGE, "-F takes only a full stream"),
     ],
 )
 def test_what_a_stream_must_not_be_is_refused(want: Expected, stream: bytes, why: str) -> None:
-    with pytest.raises(Refusal, match=why):
-        check_head(want, head_of(stream))
+    with pytest.raises(Refusal, match=re.escape(why)):
+        check_head(want, head_of(stream)[0])
 
 
 @pytest.mark.parametrize("stream", [b"", b"random bytes" * 40, begin()[:100],
                                     begin().replace(struct.pack("<Q", BACKUP_MAGIC), b"\0" * 8),
-                                    compound(b""), compound(compound(begin()))])  # fmt: skip
+                                    end() + begin()])  # fmt: skip
 def test_what_is_not_a_stream_is_refused(stream: bytes) -> None:
     with pytest.raises(ParseError):
         head_of(stream)

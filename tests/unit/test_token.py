@@ -74,7 +74,18 @@ def test_encode_and_decode_are_inverse(
 ) -> None:
     marks = flags | ({"rawok"} if raw else set())
     token = ResumeToken(toguid, toname, fromguid, raw=raw, flags=marks)
-    assert decode(encode(token)) == token
+    decoded = decode(encode(token))
+    assert decoded == token
+    written = {"object", "offset", "bytes", "toguid", "toname"} | (
+        {"fromguid"} if fromguid else set()
+    )
+    assert decoded.names == written | marks
+
+
+def test_a_pair_of_another_type_is_named_not_taken_for_a_flag() -> None:
+    token = ResumeToken(7, "tank/a@b", names=frozenset({"savedok"}))
+    decoded = decode(encode(token))
+    assert "savedok" in decoded.names and "savedok" not in decoded.flags
 
 
 def test_encode_writes_what_zfs_writes() -> None:
