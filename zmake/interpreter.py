@@ -29,7 +29,12 @@ def module_argv(module: str = "zmake") -> list[str]:
 
 @cache
 def isolated_finds_package() -> bool:
-    """Does `python -I` import this very zmake package (asked once per process)?"""
+    """Does `python -I` import this very zmake package (asked once per process)?
+
+    Already isolated and not started by bootstrap(): we are the answer (the Makefile's
+    self-update, on every make run, starts no second interpreter to ask)."""
+    if sys.flags.isolated and sys.path[:1] != [str(PACKAGE.parent)]:
+        return True
     from zmake.runner import Runner
 
     result = Runner().run([sys.executable, "-I", "-c", PROBE])

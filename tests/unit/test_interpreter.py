@@ -126,6 +126,22 @@ def test_an_uninstalled_zmake_is_run_by_its_path_immune_all_the_same(tmp_path: P
     done = plants.run([*shlex.split(zmake), "--version"])
     assert done.stdout.strip() == "zmake 9.9.9-copy", done.stderr
     assert plants.ran() == []
+    # The Makefile's self-update (run by that line) writes the same line: no restart loop.
+    assert makefile_zmake(generated_makefile(shlex.split(zmake), plants.cwd)) == zmake
+    assert plants.ran() == []
+
+
+def test_an_isolated_zmake_asks_no_second_interpreter(tmp_path: Path) -> None:
+    """`-I -m zmake` (the Makefile's self-update, every make run) is its own answer; the
+    same line comes out of it."""
+    zmake = makefile_zmake(generated_makefile(OLD_ZMAKE, REPO))
+    assert makefile_zmake(generated_makefile(shlex.split(zmake), tmp_path)) == zmake
+    no_probe = (
+        "import zmake.interpreter as i, zmake.runner as r;r.Runner = None;print(i.module_argv())"
+    )
+    done = subprocess.run([sys.executable, "-I", "-c", no_probe], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.stdout.strip() == repr([sys.executable, "-I", "-m", "zmake"]), done.stderr
 
 
 def test_the_bootstrap_holds_nothing_make_a_shell_or_authorized_keys_would_read() -> None:
