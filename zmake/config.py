@@ -12,6 +12,7 @@ from pathlib import Path
 
 from zmake.commands import COMPRESS_CHOICES
 from zmake.errors import UsageError
+from zmake.hosts import check_host
 from zmake.model import is_within
 from zmake.retention import OWNED_PREFIX
 from zmake.sides import Route, Side
@@ -164,10 +165,18 @@ def resolve(
     cli: Mapping[str, Any], config_path: str | None, env: Mapping[str, str] | None = None
 ) -> Settings:
     """Merge the layers; `None` on the command line means "not given"."""
+    layers = (  # each with how a message names a key it sets
+        (load_config(config_path), lambda key: f"config {config_path}: {key}"),
+        (from_environment(os.environ if env is None else env), lambda key: f"ZMAKE_{key.upper()}"),
+        ({k: v for k, v in cli.items() if v is not None and v != [] and v != ()}, "--{}".format),
+    )
     merged: dict[str, Any] = {}
-    merged.update(load_config(config_path))
-    merged.update(from_environment(os.environ if env is None else env))
-    merged.update({k: v for k, v in cli.items() if v is not None and v != [] and v != ()})
+    for layer, _ in layers:
+        merged.update(layer)
+    for key in ("remote", "source"):  # before any work: these reach ssh's command line
+        if merged.get(key):
+            named = next(name for layer, name in reversed(layers) if key in layer)
+            check_host(merged[key], named(key))
     compress = merged.get("compress") or "none"
     if compress not in COMPRESS_CHOICES:
         raise UsageError(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from zmake import __version__
 from zmake.config import Settings, default_run_dir, resolve
 from zmake.errors import UsageError
+from zmake.interpreter import module_argv
 from zmake.model import BackupDataset, dest_name, pool_of
 from zmake.parse import Capture, parse_source
 from zmake.plan import Plan, build_plan, select, top_roots
@@ -87,8 +87,9 @@ def recipe_of(makefile: str) -> Recipe:
 
 
 def zmake_command() -> str:
-    """How recipes call zmake: this interpreter, so the Makefile works outside a venv too."""
-    return shlex.join([sys.executable, "-m", "zmake"])
+    """How recipes call zmake: this interpreter, so the Makefile works outside a venv too;
+    isolated, so neither the directory make runs in nor its environment picks the code."""
+    return shlex.join(module_argv("zmake"))
 
 
 def make_plan(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from zmake.commands import COMPRESSORS, Argv
 from zmake.errors import UsageError
+from zmake.hosts import ssh_destination
 
 # A slot's master stays up this long when idle, for the sends that take the slot next.
 MASTER_PERSIST_SECONDS = 120
@@ -123,17 +124,18 @@ def ssh_argv(
     own_connection: bool = False,
     socket: str | None = None,
 ) -> Argv:
-    """ssh running `remote_pipeline` (stages joined by |) on `remote`, quoted once."""
+    """ssh running `remote_pipeline` (stages joined by |) on `remote`, quoted once. `--`
+    ends ssh's options: the host is never read as one, nor is anything after it."""
     text = " | ".join(shlex.join(stage) for stage in remote_pipeline)
     options = socket_options(socket, own_connection=own_connection)
-    return [*ssh_prefix(ssh), *options, remote, text]
+    return [*ssh_prefix(ssh), *options, "--", ssh_destination(remote), text]
 
 
 def master_control_argv(ssh: str, remote: str, socket: str, command: str) -> Argv:
     """`ssh -O exit` (or check) for a slot's master (no new connection)."""
-    return [*ssh_prefix(ssh), "-S", socket, "-O", command, remote]
+    return [*ssh_prefix(ssh), "-S", socket, "-O", command, "--", ssh_destination(remote)]
 
 
 def ssh_config_argv(ssh: str, remote: str) -> Argv:
     """`ssh -G`: the configuration ssh would use, without connecting."""
-    return [*ssh_prefix(ssh), "-G", remote]
+    return [*ssh_prefix(ssh), "-G", "--", ssh_destination(remote)]

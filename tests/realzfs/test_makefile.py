@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.realzfs.support import execute, fill, snapshot_guids, zfs
+from tests.realzfs.support import execute, exists, fill, snapshot_guids, zfs
 
 TREE = ("home", "home/alice", "home/bob smith", "media", "media/films:2024", "vm")
 
@@ -61,36 +61,65 @@ def test_generate_reads_pool_with_two_zfs_calls(pools, tree, zm, tmp_path) -> No
 
 
 def run_make(
-    makefile: Path, jobs: int, env: dict[str, str], *overrides: str
+    makefile: Path, jobs: int, env: dict[str, str], *overrides: str, cwd: Path | None = None
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         ["make", f"-j{jobs}", "-f", str(makefile), *overrides],
-        env=env, start_new_session=True, text=True,
+        env=env, start_new_session=True, text=True, cwd=cwd,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
 
+def planted(tmp_path: Path) -> tuple[Path, dict[str, str], Path]:
+    """Where a stranger could have planted a `zmake` package: a directory (to run make in)
+    and PYTHONPATH (with a sitecustomize too). Each writes a file into the markers folder
+    when Python imports it (issue 23: the Makefile's ZMAKE must run neither)."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    spy = "import pathlib\npathlib.Path({!r}).write_text(__file__)\n"
+    folders = {"cwd": tmp_path / "writable", "pythonpath": tmp_path / "pythonpath"}
+    for name, folder in folders.items():
+        (folder / "zmake").mkdir(parents=True)
+        for module in ("__init__.py", "__main__.py"):
+            (folder / "zmake" / module).write_text(spy.format(str(markers / name)))
+    sitecustomize = folders["pythonpath"] / "sitecustomize.py"
+    sitecustomize.write_text(spy.format(str(markers / "sitecustomize")))
+    return folders["cwd"], {"PYTHONPATH": str(folders["pythonpath"])}, markers
+
+
 def test_make_j4_killed_then_rerun_converges(pools, tree, zm, ssh_config, tmp_path) -> None:
+    """Every make runs in a directory holding a planted `zmake`, with PYTHONPATH pointing at
+    another: the backup completes all the same, and neither ever runs."""
     makefile = tmp_path / "Makefile"
     zm("generate", pools.src, *zm.target_args(), "-o", str(makefile))
     slow = tmp_path / "slowssh"
     slow.write_text(f'#!/bin/sh\npv -q -L 300k | ssh -F {ssh_config} "$@"\n')
     slow.chmod(0o755)
-    make = run_make(makefile, 4, zm.env(), f"SSH={slow}")
+    cwd, hostile, markers = planted(tmp_path)
+    env = {**zm.env(), **hostile}
+    make = run_make(makefile, 4, env, f"SSH={slow}", cwd=cwd)
     time.sleep(20)
+    for _ in range(120):  # a loaded host: until the first receive has begun
+        if exists(pools.backup):
+            break
+        time.sleep(1)
     assert make.poll() is None, "the throttled run finished before it could be killed"
     os.killpg(make.pid, signal.SIGKILL)
-    make.wait()
+    print(make.communicate()[0])  # shown if what follows fails
     partial = snapshot_guids(pools.backup)
     assert partial != snapshot_guids(pools.src)
 
-    rerun = run_make(makefile, 4, zm.env())
+    rerun = run_make(makefile, 4, env, cwd=cwd)
     output, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, output
     assert snapshot_guids(pools.backup) == snapshot_guids(pools.src)
-    again = run_make(makefile, 4, zm.env())
+    again = run_make(makefile, 4, env, cwd=cwd)
     output, _ = again.communicate(timeout=600)
     assert again.returncode == 0, output
     # every target's stamp now exists: the third run sends nothing and says nothing (the
     # Makefile checked itself against the pools, silently, and `all` found no failure)
     assert output == "", output
+    assert sorted(path.name for path in markers.iterdir()) == []
+    # The control: the plants are live; `python -m zmake` from there runs the stranger's.
+    subprocess.run(["python3", "-m", "zmake", "--version"], cwd=cwd, env=env, check=False)
+    assert sorted(path.name for path in markers.iterdir()) == ["cwd", "sitecustomize"]

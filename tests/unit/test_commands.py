@@ -85,7 +85,7 @@ else:
     sys.stdout.write(f"<{name} on {side}>" + data + f"</{name}>")
 """
 )
-# Like ssh: options (with their arguments) skipped, then the host, then the remaining words
+# Like ssh: options (with their arguments) skipped up to `--`, then the host, then the words
 # joined by single spaces and run by the remote user's shell.
 FAKE_SSH = (
     PYTHON
@@ -95,6 +95,8 @@ args = sys.argv[1:]
 options = []
 while args and args[0].startswith("-") and len(args[0]) > 1:
     flag = args.pop(0)
+    if flag == "--":
+        break
     options.append(flag)
     if flag[-1] in WITH_ARGUMENT and len(flag) == 2:
         options.append(args.pop(0))
@@ -205,7 +207,7 @@ def test_remote_shell_receives_each_argument_intact(
     fakes: Fakes, tmp_path: Path, name: str
 ) -> None:
     argv = ssh_argv("ssh", "backup", [remote_dataset_argv(name)])
-    assert argv[:2] == ["ssh", "backup"] and len(argv) == 3  # one word after the host
+    assert argv[:3] == ["ssh", "--", "backup"] and len(argv) == 4  # one word after the host
     done = run(["sh", "-c", argv[-1]], fakes.env(tmp_path / "log"))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == remote_dataset_argv(name)[1:]
@@ -237,7 +239,7 @@ def test_ssh_prefix_is_split_like_a_shell() -> None:
     side = Side("me@host", ssh="ssh -F 'my cfg' -p 2222 -o X=y")
     argv = side.control(["zfs", "list", "b/my data"])
     assert argv[:7] == ["ssh", "-F", "my cfg", "-p", "2222", "-o", "X=y"]
-    assert argv[7:] == ["me@host", "zfs list 'b/my data'"]
+    assert argv[7:] == ["--", "me@host", "zfs list 'b/my data'"]
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "ssh -F 'unclosed"])
@@ -442,7 +444,7 @@ def test_push_compresses_here_and_decompresses_on_the_backup(compress: str) -> N
     compressor, decompressor = COMPRESSORS[compress]
     assert stages[:3] == [send, ["pv", "-f"], compressor]
     remote_text = f"{shlex.join(decompressor)} | {shlex.join(recv)}"
-    assert stages[3:] == [["ssh", "-p", "22", *OWN_CONNECTION, "me@host", remote_text]]
+    assert stages[3:] == [["ssh", "-p", "22", *OWN_CONNECTION, "--", "me@host", remote_text]]
 
 
 @pytest.mark.parametrize("compress", sorted(COMPRESSORS))
@@ -453,7 +455,7 @@ def test_pull_compresses_on_the_source_and_meters_after_decompressing(compress: 
     compressor, decompressor = COMPRESSORS[compress]
     remote_text = f"{shlex.join(send)} | {shlex.join(compressor)}"
     assert stages == [
-        ["ssh", *OWN_CONNECTION, "me@laptop", remote_text],
+        ["ssh", *OWN_CONNECTION, "--", "me@laptop", remote_text],
         decompressor,
         ["pv", "-f"],
         recv,
@@ -464,10 +466,12 @@ def test_relay_passes_the_compressed_stream_through_this_machine() -> None:
     ds = filesystem()
     send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
     compressor, decompressor = COMPRESSORS["zstd"]
+    sending = f"{shlex.join(send)} | {shlex.join(compressor)}"
+    receiving = f"{shlex.join(decompressor)} | {shlex.join(recv)}"
     assert relay("zstd").pipeline(send, recv, ["pv"]) == [
-        ["ssh", *OWN_CONNECTION, "me@laptop", f"{shlex.join(send)} | {shlex.join(compressor)}"],
+        ["ssh", *OWN_CONNECTION, "--", "me@laptop", sending],
         ["pv"],
-        ["ssh", *OWN_CONNECTION, "me@host", f"{shlex.join(decompressor)} | {shlex.join(recv)}"],
+        ["ssh", *OWN_CONNECTION, "--", "me@host", receiving],
     ]
 
 
@@ -475,16 +479,16 @@ def test_uncompressed_remote_pipeline() -> None:
     ds = filesystem()
     send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
     stages = Route(Side(), Side("host"), "backup").pipeline(send, recv)
-    assert stages == [send, ["ssh", *OWN_CONNECTION, "host", shlex.join(recv)]]
+    assert stages == [send, ["ssh", *OWN_CONNECTION, "--", "host", shlex.join(recv)]]
 
 
 def test_only_data_streams_opt_out_of_connection_sharing() -> None:
     """Control commands may share a multiplexed connection; data streams get their own."""
     side = Side("me@host", ssh="ssh -p 22")
-    assert side.control(["zfs", "list"]) == ["ssh", "-p", "22", "me@host", "zfs list"]
+    assert side.control(["zfs", "list"]) == ["ssh", "-p", "22", "--", "me@host", "zfs list"]
     assert ssh_argv("ssh -p 22", "me@host", [["zfs", "list"]]) == side.control(["zfs", "list"])
     stream = ssh_argv("ssh -p 22", "me@host", [["a"], ["b"]], own_connection=True)
-    assert stream == ["ssh", "-p", "22", *OWN_CONNECTION, "me@host", "a | b"]
+    assert stream == ["ssh", "-p", "22", *OWN_CONNECTION, "--", "me@host", "a | b"]
     assert side.stream([["a"], ["b"]]) == [stream]
 
 
@@ -568,7 +572,7 @@ needs_ssh = pytest.mark.skipif(shutil.which("ssh") is None, reason="needs OpenSS
 
 def test_data_stream_ssh_opts_out_of_connection_sharing() -> None:
     ssh = data_stream_ssh("ssh")
-    assert ssh[: ssh.index("me@host")] == ["ssh", *OWN_CONNECTION]
+    assert ssh[: ssh.index("me@host")] == ["ssh", *OWN_CONNECTION, "--"]
 
 
 @needs_ssh

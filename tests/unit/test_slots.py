@@ -589,26 +589,26 @@ def test_socket_options() -> None:
 def test_control_commands_go_through_the_slot_master() -> None:
     target = Side("me@nas", ssh="ssh -p 2222", socket=SOCKET)
     assert target.control(["zfs", "list", "b/my data"]) == [
-        "ssh", "-p", "2222", *STARTS_SLOT, "me@nas", "zfs list 'b/my data'",
+        "ssh", "-p", "2222", *STARTS_SLOT, "--", "me@nas", "zfs list 'b/my data'",
     ]  # fmt: skip
 
 
 def test_without_a_slot_control_commands_add_nothing() -> None:
     target = Side("me@nas", ssh="ssh -p 2222")
-    assert target.control(["zfs", "list"]) == ["ssh", "-p", "2222", "me@nas", "zfs list"]
+    assert target.control(["zfs", "list"]) == ["ssh", "-p", "2222", "--", "me@nas", "zfs list"]
 
 
 @pytest.mark.parametrize("compress", ["none", "zstd"])
 def test_data_streams_go_through_the_slot_master(compress: str) -> None:
     ssh = stream_ssh(Side("me@nas", "ssh -p 2222", socket=SOCKET), compress)
-    assert ssh[:8] == ["ssh", "-p", "2222", *THROUGH_SLOT, "me@nas"] and len(ssh) == 9
-    assert "none" not in ssh[:8]
+    assert ssh[:9] == ["ssh", "-p", "2222", *THROUGH_SLOT, "--", "me@nas"] and len(ssh) == 10
+    assert "none" not in ssh[:9]
 
 
 @pytest.mark.parametrize("compress", ["none", "zstd"])
 def test_without_a_slot_data_streams_get_their_own_connection(compress: str) -> None:
     ssh = stream_ssh(Side("me@nas", "ssh -p 2222"), compress)
-    assert ssh[:6] == ["ssh", "-p", "2222", "-S", "none", "me@nas"] and len(ssh) == 7
+    assert ssh[:7] == ["ssh", "-p", "2222", "-S", "none", "--", "me@nas"] and len(ssh) == 8
 
 
 def test_this_machine_never_uses_ssh() -> None:
@@ -622,9 +622,9 @@ def test_this_machine_never_uses_ssh() -> None:
 
 def test_master_commands() -> None:
     assert master_control_argv("ssh -p 2222", "me@nas", SOCKET, "check") == [
-        "ssh", "-p", "2222", "-S", SOCKET, "-O", "check", "me@nas",
+        "ssh", "-p", "2222", "-S", SOCKET, "-O", "check", "--", "me@nas",
     ]  # fmt: skip
-    assert ssh_config_argv("ssh -p 2222", "me@nas") == ["ssh", "-p", "2222", "-G", "me@nas"]
+    assert ssh_config_argv("ssh -p 2222", "me@nas") == ["ssh", "-p", "2222", "-G", "--", "me@nas"]
 
 
 def effective_ssh_options(argv: list[str]) -> dict[str, str]:
