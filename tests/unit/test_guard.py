@@ -42,8 +42,9 @@ class FakeZfs:
         if argv[:2] == ["zfs", "get"]:
             return "aes-256-gcm\n" if name in self.encrypted else "off\n"
         if name in self.placeholders:  # BACKUP_LIST_PROPS, as zfs list -H -p prints them
-            # name type guid createtxg referenced written token encryption root placeholder mounted
-            return f"{name}\tfilesystem\t1\t9\t49152\t49152\t-\toff\t-\t{name}\tno\n"
+            # name type guid createtxg referenced written token encryption root placeholder
+            # mounted readonly
+            return f"{name}\tfilesystem\t1\t9\t49152\t49152\t-\toff\t-\t{name}\tno\toff\n"
         return ""
 
 
