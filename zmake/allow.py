@@ -13,7 +13,8 @@ What the sets rely on (OpenZFS 2.3 on Linux):
   using -F anywhere else.
 - But a property `zfs recv -o PROP=…` (or `-x PROP`) sets without PROP's own permission is
   skipped: `cannot receive PROP property on DS: permission denied` on stderr, exit 0 (OpenZFS
-  2.3.2, as zrecv). So a receiving side also needs `readonly` — without it a backup is
+  2.3.2, as zrecv; `canmount`, for `-o canmount=noauto`, is in the set for placeholders
+  anyway). So a receiving side also needs `readonly` — without it a backup is
   received writable (readonly=off, source default) and "backups are read-only" is false; send.py
   reads it back and reports such a backup as not up to date — and `mountpoint`: without it a
   source's locally set mountpoint is dropped (the backup inherits one), and serve's
@@ -140,7 +141,7 @@ def received_properties(argv: Sequence[str]) -> list[str]:
     permission (zfs skips them otherwise, and exits 0)."""
     pairs = itertools.pairwise(argv)
     named = {value.partition("=")[0] for flag, value in pairs if flag in ("-o", "-x")}
-    return [prop for prop in ("readonly", "mountpoint") if prop in named]
+    return [prop for prop in ("canmount", "readonly", "mountpoint") if prop in named]
 
 
 def writable_hint(user: str, backup: str, dest: str, *, received: bool) -> str:

@@ -141,10 +141,11 @@ def test_a_receive_needs_the_permission_of_each_property_it_sets() -> None:
     assert needed(receive_argv("b/l/vm", filesystem=False)) == (
         ["receive", "create", "mount", "readonly"], "b/l/vm")  # fmt: skip
     kept = receive_argv("b/l/a", mountpoint="/srv/a b", force=True)
-    assert needed(kept) == (["receive", "create", "mount", "readonly", "mountpoint"], "b/l/a")
+    assert needed(kept) == (
+        ["receive", "create", "mount", "canmount", "readonly", "mountpoint"], "b/l/a")  # fmt: skip
     stripped = [*receive_argv("b/l/a", readonly=False)[:-1], "-x", "mountpoint", "b/l/a"]
-    assert needed(stripped) == (["receive", "create", "mount", "mountpoint"], "b/l/a")
-    assert {"readonly", "mountpoint"} <= set(role_permissions("receive"))
+    assert needed(stripped) == (["receive", "create", "mount", "canmount", "mountpoint"], "b/l/a")
+    assert {"canmount", "readonly", "mountpoint"} <= set(role_permissions("receive"))
     assert not {"readonly", "mountpoint"} & set(role_permissions("push-source", prune=True))
 
 
