@@ -19,7 +19,9 @@ What the sets rely on (OpenZFS 2.3 on Linux):
   reads it back and reports such a backup as not up to date — and `mountpoint`: without it a
   source's locally set mountpoint is dropped (the backup inherits one), and serve's
   `-x mountpoint` says so on every receive (its result, inherited, is right either way).
-  Only root mounts on Linux, and backups are received unmounted and canmount=noauto.
+  Only root mounts on Linux, and zmake's backups are unmounted and canmount=noauto; but with
+  `mountpoint,canmount` a user *with a shell* chooses where root's `zfs mount -a` would mount
+  a dataset of its own (a restricted key has no shell, and serve checks its mountpoints).
 - Placeholders need `create,mount,canmount,userprop`; a rollback `rollback,destroy,mount`.
 - Unmounting needs root on Linux whatever the delegation: zmake's backups are never mounted
   (`-u`, canmount=noauto), and an unprivileged `zmake umount` reports what it cannot unmount.
