@@ -8,9 +8,20 @@ What the sets rely on (OpenZFS 2.3 on Linux):
   nothing; `-w` needs no more than `send`.
 - `destroy` without `mount` destroys bookmarks only: snapshots need `destroy,mount`. So a
   source's key may tidy zmake's bookmarks and still cannot destroy data.
-- `zfs recv` needs `receive,create,mount`, whatever `-o` properties it sets and even with -F
-  over a placeholder (OpenZFS #16943: -F replaces without `destroy`); `zmake serve` is what
-  keeps a key from using -F anywhere else.
+- `zfs recv` needs `receive,create,mount` to run at all, even with -F over a placeholder
+  (OpenZFS #16943: -F replaces without `destroy`); `zmake serve` is what keeps a key from
+  using -F anywhere else.
+- But a property `zfs recv -o PROP=…` (or `-x PROP`) sets without PROP's own permission is
+  skipped: `cannot receive PROP property on DS: permission denied` on stderr, exit 0 (OpenZFS
+  2.3.2, as zrecv; `canmount`, for `-o canmount=noauto`, is in the set for placeholders
+  anyway). So a receiving side also needs `readonly` — without it a backup is
+  received writable (readonly=off, source default) and "backups are read-only" is false; send.py
+  reads it back and reports such a backup as not up to date — and `mountpoint`: without it a
+  source's locally set mountpoint is dropped (the backup inherits one), and serve's
+  `-x mountpoint` says so on every receive (its result, inherited, is right either way).
+  Only root mounts on Linux, and zmake's backups are unmounted and canmount=noauto; but with
+  `mountpoint,canmount` a user *with a shell* chooses where root's `zfs mount -a` would mount
+  a dataset of its own (a restricted key has no shell, and serve checks its mountpoints).
 - Placeholders need `create,mount,canmount,userprop`; a rollback `rollback,destroy,mount`.
 - Unmounting needs root on Linux whatever the delegation: zmake's backups are never mounted
   (`-u`, canmount=noauto), and an unprivileged `zmake umount` reports what it cannot unmount.
@@ -18,6 +29,7 @@ What the sets rely on (OpenZFS 2.3 on Linux):
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from collections.abc import Iterable, Sequence
@@ -30,7 +42,7 @@ SOURCE = ("send", "hold", "bookmark", "destroy")  # destroy without mount: bookm
 ROLE_PERMISSIONS = {
     "push-source": (*SOURCE, "snapshot"),
     "pull-source": (*SOURCE, "snapshot"),
-    "receive": ("receive", "create", "mount", "canmount", "userprop"),
+    "receive": ("receive", "create", "mount", "canmount", "userprop", "readonly", "mountpoint"),
 }
 PRUNE_PERMISSIONS = {
     "push-source": ("mount",),  # with destroy: snapshots too
@@ -119,7 +131,7 @@ def needed(argv: Sequence[str]) -> tuple[list[str], str] | None:
     if verb in ("recv", "receive"):
         if "-A" in argv:  # aborting a partial receive destroys its saved state
             return ["destroy", "mount"], dataset
-        return ["receive", "create", "mount"], dataset
+        return ["receive", "create", "mount", *received_properties(argv)], dataset
     if verb == "send":
         perms = ["send", "hold"] if "-I" in argv else ["send"]
         return perms, dataset
@@ -128,6 +140,29 @@ def needed(argv: Sequence[str]) -> tuple[list[str], str] | None:
     if verb in NEEDS:
         return list(NEEDS[verb]), dataset
     return None
+
+
+def received_properties(argv: Sequence[str]) -> list[str]:
+    """The properties of zmake's (`-o P=V`, `-x P`) that a receive sets only with their own
+    permission (zfs skips them otherwise, and exits 0)."""
+    pairs = itertools.pairwise(argv)
+    named = {value.partition("=")[0] for flag, value in pairs if flag in ("-o", "-x")}
+    return [prop for prop in ("canmount", "readonly", "mountpoint") if prop in named]
+
+
+def writable_hint(user: str, backup: str, dest: str, *, received: bool) -> str:
+    """Why a backup zmake receives read-only is writable, and the fix, in one line."""
+    grant = f"zfs allow -u {user} readonly {dest}"
+    if received:  # it was just asked for (-o readonly=on): only the permission is missing
+        return (
+            f"{backup} was received writable (readonly=off): {user} lacks the `readonly` "
+            f"permission there: {grant}; the next receive sets it (or now: zfs set readonly=on "
+            f"{backup})"
+        )
+    return (
+        f"{backup} is writable (readonly=off): received without the `readonly` permission, "
+        f"with --no-readonly, or changed since: zfs set readonly=on {backup} (and {grant})"
+    )
 
 
 def hint(argv: Sequence[str], user: str) -> str:

@@ -43,6 +43,11 @@ class PermissionDenied(CommandFailed):
     """A delegated (`zfs allow`) permission is missing; the message names it."""
 
 
+class BackupWritable(PermissionDenied):
+    """A backup zmake receives read-only is writable: zfs skips `-o readonly=on` without the
+    `readonly` permission, and exits 0. The data is there; the promise is not."""
+
+
 class RemoteUnreachable(ZmakeError):
     """ssh could not connect or authenticate (ssh exit 255)."""
 

@@ -90,6 +90,7 @@ class BackupDataset:
     encryption_root: str | None = None
     placeholder: bool = False  # zmake created it as an empty parent (PLACEHOLDER_PROPERTY)
     mounted: bool = False
+    readonly: bool = False  # `readonly` is on (a receive sets it only with the permission)
 
     @property
     def encrypted(self) -> bool:

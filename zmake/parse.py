@@ -37,6 +37,7 @@ BACKUP_LIST_PROPS = (
     "encryptionroot",
     PLACEHOLDER_PROPERTY,
     "mounted",
+    "readonly",
 )
 DATASET_TYPES = (FILESYSTEM, VOLUME)
 SNAPSHOT = "snapshot"
@@ -153,8 +154,8 @@ def parse_backup(list_output: str) -> dict[str, BackupDataset]:
     found: dict[str, BackupDataset] = {}
     snapshots: dict[str, list[Snapshot]] = {}
     for row in split_rows(list_output, BACKUP_LIST_PROPS, what):
-        name, kind, token, encryption, root, placeholder, mounted = (
-            row[i] for i in (0, 1, 6, 7, 8, 9, 10)
+        name, kind, token, encryption, root, placeholder, mounted, readonly = (
+            row[i] for i in (0, 1, 6, 7, 8, 9, 10, 11)
         )
         guid, createtxg, referenced, written = (
             to_int(row[i], BACKUP_LIST_PROPS[i], row, what) for i in range(2, 6)
@@ -175,6 +176,7 @@ def parse_backup(list_output: str) -> dict[str, BackupDataset]:
                 # Its own name: a value inherited from a placeholder above names that one.
                 placeholder=placeholder == name,
                 mounted=mounted == "yes",
+                readonly=readonly == "on",
             )
         else:
             raise ParseError(f"{what}: unexpected type {kind!r} for {name!r}")

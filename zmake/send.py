@@ -14,9 +14,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from zmake import commands, refine, state
+from zmake.allow import writable_hint
 from zmake.bookmarks import keep_bookmark
 from zmake.decide import Action, Step, apply, decide, is_placeholder, resumable, step_bytes
 from zmake.errors import (
+    BackupWritable,
     Diverged,
     PackageRefused,
     RawMismatch,
@@ -101,6 +103,10 @@ class Sender:
                     keep_bookmark(self.runner, route.source, local, backup)
             if backup is not None and route.source.is_local:
                 keep_bookmark(self.runner, route.source, local, backup)  # no slot needed
+            if backup is not None and self.route.readonly and not backup.readonly:
+                why = writable_hint(state.user_of(route.target), backup.name, route.dest,
+                                    received=bool(report.actions))  # fmt: skip
+                raise BackupWritable(f"{local.name}: {why}")  # no stamp: the next run asks again
             return report
 
     def backup_name(self, source: str) -> str:
@@ -159,7 +165,8 @@ class Sender:
         """The backup's state after `step`: derived for an incremental; asked again after a
         full stream, which made a new dataset (its guid names zmake's bookmark)."""
         if self.options.dry_run or step.action is Action.INCREMENTAL:
-            return apply(step, remote, local, self.route.dest)
+            derived = apply(step, remote, local, self.route.dest)
+            return derived if self.options.dry_run else self.confirmed(derived)
         backup = self.backup_name(local.name)
         if step.action is Action.FULL_OVER_PLACEHOLDER:
             self.unmark(backup)
@@ -209,7 +216,14 @@ class Sender:
         if completed is None or remote is None or remote.guid == 0:
             backup = self.backup_name(local.name)
             return state.read_backup(self.runner, self.route.target, backup)
-        return remote.with_snapshot(completed)
+        return self.confirmed(remote.with_snapshot(completed))
+
+    def confirmed(self, derived: BackupDataset | None) -> BackupDataset | None:
+        """A derived state is exact but for `readonly`: a receive turns it on only with the
+        permission (zfs exits 0 without), so a backup that was writable is asked again."""
+        if derived is None or derived.readonly or not self.route.readonly:
+            return derived
+        return state.read_backup(self.runner, self.route.target, derived.name)
 
     def abort_partial(self, name: str, report: SendReport, kind: str) -> BackupDataset | None:
         backup = self.backup_name(name)

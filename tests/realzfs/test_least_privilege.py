@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.realzfs.conftest import pipe
 from tests.realzfs.support import (
     USERS_HOST,
     AsUser,
@@ -19,6 +20,7 @@ from tests.realzfs.support import (
     interrupted_send,
     prop,
     snapshot_guids,
+    source_of,
     sshd_logins,
     zfs,
 )
@@ -54,6 +56,7 @@ def test_push_as_unprivileged_users_on_both_sides(pools, tree, laptop) -> None:
     newest = {k: v for k, v in snapshot_guids(pools.src).items() if "zmake-one" not in k}
     assert len(newest) == 2 * len(tree) and newest.items() <= snapshot_guids(laptop).items()
     assert not exists(f"{pools.src}/home@zmake-one")  # pruned on the source, as zsrc
+    assert writable(laptop) == []  # zrecv has `readonly` from zmake allow: the promise holds
 
     # A backup mounted by hand: only root can unmount on Linux. Reported, never fatal.
     zfs("set", f"mountpoint=/tmp/{pools.dst}-home", f"{laptop}/home")
@@ -103,6 +106,81 @@ def test_a_missing_permission_is_one_line_naming_it(pools, tree, laptop) -> None
     assert "holds every permission" in ok.stdout
 
 
+def writable(root: str) -> list[str]:
+    """The datasets under `root` (filesystems and volumes) whose readonly is not on."""
+    rows = zfs("list", "-H", "-o", "name,readonly", "-t", "filesystem,volume", "-r", root)
+    return [row.split("\t")[0] for row in rows.splitlines() if not row.endswith("\ton")]
+
+
+OLD_RECEIVE_SET = "receive,create,mount,canmount,userprop"  # `zmake allow` before issue 23
+
+
+def test_zfs_skips_a_received_property_it_may_not_set_and_exits_0(pools) -> None:
+    """CONTROL for issue 23: as zrecv with the old receive set, `zfs recv -o readonly=on -o
+    mountpoint=…` succeeds with neither applied; one stderr line each. With `zmake allow`'s
+    set both are applied."""
+    made = f"{pools.src}/c"
+    zfs("create", made)
+    zfs("snapshot", f"{made}@s1")
+    for dest, grant in ((f"{pools.dst}/old", OLD_RECEIVE_SET), (f"{pools.dst}/new", None)):
+        if grant is None:
+            allow("--role", "receive", "--user", "zrecv", dest)
+        else:
+            zfs("create", dest)
+            zfs("allow", "-u", "zrecv", grant, dest)
+        recv = ["zfs", "recv", "-u", "-o", "canmount=noauto", "-o", "mountpoint=/tmp/zmake-x",
+                "-o", "readonly=on", f"{dest}/c"]  # fmt: skip
+        done = pipe(["zfs", "send", f"{made}@s1"], ["runuser", "-u", "zrecv", "--", *recv])
+        assert done.ok, done.describe()  # exit 0 either way
+        applied = [prop(f"{dest}/c", p) for p in ("readonly", "mountpoint")]
+        if grant is None:
+            assert applied == ["on", "/tmp/zmake-x"] and done.stages[-1].stderr == ""
+            continue
+        assert sorted(done.stages[-1].stderr.splitlines()) == [
+            f"cannot receive {p} property on {dest}/c: permission denied"
+            for p in ("mountpoint", "readonly")
+        ]
+        assert applied == ["off", "none"]
+        assert source_of(f"{dest}/c", "readonly") == "default"
+        assert source_of(f"{dest}/c", "mountpoint") == f"inherited from {pools.dst}"
+
+
+def test_a_backup_received_writable_is_not_up_to_date(pools, laptop) -> None:
+    """Without `readonly` zfs receives the backup writable and exits 0: zmake reports it, one
+    line with the fix, exit 5 — on the receive, and on a later run with nothing to send —
+    until it is read-only."""
+    new = f"{pools.src}/new"
+    zfs("create", new)
+    zfs("snapshot", f"{new}@zmake-1")
+    allow("--role", "push-source", "--user", "zsrc", pools.src)
+    zfs("unallow", "-u", "zrecv", "readonly", laptop)
+    zsrc = AsUser("zsrc", "writable")
+    target = ["--remote", f"zrecv@{USERS_HOST}", "--ssh", zsrc.ssh, "--dest", laptop]
+    backup = f"{laptop}/new"
+    done = zsrc("send", new, *target, check=False)
+    assert done.returncode == 5 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr == (
+        f"zmake: {new}: {backup} was received writable (readonly=off): zrecv lacks the "
+        f"`readonly` permission there: zfs allow -u zrecv readonly {laptop}; the next receive "
+        f"sets it (or now: zfs set readonly=on {backup})\n"
+    )
+    assert prop(backup, "readonly") == "off"
+    assert own(snapshot_guids(backup)) == own(snapshot_guids(new))  # the data is there
+    zrecv = AsUser("zrecv", "writable")
+    check = zrecv("allow", "--role", "receive", "--user", "zrecv", laptop, "--check",
+                  check=False)  # fmt: skip
+    assert check.returncode == 5 and "lacks `readonly`" in check.stderr
+
+    zfs("allow", "-u", "zrecv", "readonly", laptop)  # granted: nothing to send, still writable
+    again = zsrc("send", new, *target, check=False)
+    assert again.returncode == 5, again.stderr
+    assert f"{backup} is writable (readonly=off)" in again.stderr
+    assert f"zfs set readonly=on {backup}" in again.stderr
+    pipe(["runuser", "-u", "zrecv", "--", "zfs", "set", "readonly=on", backup])  # the fix
+    fixed = zsrc("send", new, *target, check=False)
+    assert fixed.returncode == 0 and "up to date" in fixed.stdout, fixed.stderr
+
+
 def own(guids: dict[str, int]) -> dict[str, int]:
     """A dataset's own snapshots (snapshot_guids lists its children's too)."""
     return {k: v for k, v in guids.items() if k.startswith("@")}
@@ -119,6 +197,7 @@ def test_pull_as_unprivileged_users_on_both_sides(pools, tree, laptop) -> None:
     newest = {k: v for k, v in snapshot_guids(pools.src).items() if "zmake-one" not in k}
     assert newest and newest.items() <= snapshot_guids(laptop).items()
     assert not exists(f"{pools.src}/home@zmake-one")  # the source pruned, through zsrc
+    assert writable(laptop) == []
     marks = zfs("list", "-H", "-o", "name", "-t", "bookmark", "-r", pools.src).split("\n")
     assert len([m for m in marks if "#zmake-" in m]) == len(tree)  # one per dataset
 

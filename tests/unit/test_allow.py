@@ -6,12 +6,13 @@ import shlex
 
 import pytest
 
-from zmake.allow import effective, hint, needed, role_permissions, setup
+from zmake.allow import effective, hint, needed, role_permissions, setup, writable_hint
 from zmake.commands import (
     abort_resume_argv,
     bookmark_argv,
     create_placeholder_argv,
     destroy_bookmark_argv,
+    receive_argv,
     rollback_argv,
     unmark_placeholder_argv,
 )
@@ -94,6 +95,8 @@ def test_each_role_holds_what_its_commands_need() -> None:
     ]
     receive_commands = [
         ["zfs", "recv", "-u", "-s", "-F", "b/l"],
+        receive_argv("b/l/x", mountpoint="/srv/x"),  # -o canmount, mountpoint, readonly
+        [*receive_argv("b/l/x")[:-1], "-x", "mountpoint", "b/l/x"],  # as zmake serve runs it
         create_placeholder_argv("b/l/x"),
         unmark_placeholder_argv("b/l"),
     ]
@@ -114,7 +117,8 @@ def test_setup_of_a_receiving_side() -> None:
     made = setup("receive", "zrecv", "backup/my laptop", zmake="/opt/zmake/bin/zmake")
     assert [shlex.join(argv) for argv in made.commands] == [
         "zfs create -o canmount=off -o 'zmake:placeholder=backup/my laptop' 'backup/my laptop'",
-        "zfs allow -u zrecv receive,create,mount,canmount,userprop 'backup/my laptop'",
+        "zfs allow -u zrecv receive,create,mount,canmount,userprop,readonly,mountpoint "
+        "'backup/my laptop'",
     ]
     assert made.key_line == (
         "command=\"/opt/zmake/bin/zmake serve --receive-into 'backup/my laptop'\","
@@ -127,3 +131,34 @@ def test_setup_of_a_receiving_side() -> None:
                               "tank"]]  # fmt: skip
     assert pull.key_line is not None and "serve --send-from tank" in pull.key_line
     assert setup("push-source", "zsrc", "tank").key_line is None
+
+
+def test_a_receive_needs_the_permission_of_each_property_it_sets() -> None:
+    """zfs skips a `-o`/`-x` property the user may not set — one stderr line, exit 0 (real
+    ZFS: test_least_privilege) — so each one zmake relies on is named, and in the role."""
+    plain = receive_argv("b/l/vm", filesystem=False, readonly=False)
+    assert needed(plain) == (["receive", "create", "mount"], "b/l/vm")
+    assert needed(receive_argv("b/l/vm", filesystem=False)) == (
+        ["receive", "create", "mount", "readonly"], "b/l/vm")  # fmt: skip
+    kept = receive_argv("b/l/a", mountpoint="/srv/a b", force=True)
+    assert needed(kept) == (
+        ["receive", "create", "mount", "canmount", "readonly", "mountpoint"], "b/l/a")  # fmt: skip
+    stripped = [*receive_argv("b/l/a", readonly=False)[:-1], "-x", "mountpoint", "b/l/a"]
+    assert needed(stripped) == (["receive", "create", "mount", "canmount", "mountpoint"], "b/l/a")
+    assert {"canmount", "readonly", "mountpoint"} <= set(role_permissions("receive"))
+    assert not {"readonly", "mountpoint"} & set(role_permissions("push-source", prune=True))
+
+
+def test_a_writable_backup_names_the_cause_and_the_fix() -> None:
+    received = writable_hint("zrecv", "b/l/a b", "b/l", received=True)
+    assert received == (
+        "b/l/a b was received writable (readonly=off): zrecv lacks the `readonly` permission "
+        "there: zfs allow -u zrecv readonly b/l; the next receive sets it (or now: "
+        "zfs set readonly=on b/l/a b)"
+    )
+    found = writable_hint("<the ssh user>", "b/l/a", "b/l", received=False)
+    assert found.startswith("b/l/a is writable (readonly=off): ")
+    assert found.endswith(
+        "zfs set readonly=on b/l/a (and zfs allow -u <the ssh user> readonly b/l)"
+    )
+    assert "\n" not in received + found

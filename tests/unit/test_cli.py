@@ -58,7 +58,7 @@ SEND_GET = (
 )
 
 
-BACKUP_ROW = "{name}\tfilesystem\t900\t5\t{referenced}\t0\t{token}\toff\t-\t{mark}\tno\n"
+BACKUP_ROW = "{name}\tfilesystem\t900\t5\t{referenced}\t0\t{token}\toff\t-\t{mark}\tno\ton\n"
 FAKE_ZFS = """#!/bin/sh
 # A fake zfs for the CLI: logs its arguments, fails on request, and answers each kind of read
 # zmake makes from a file of the test's (absent: "dataset does not exist", as zfs says).
@@ -290,7 +290,7 @@ def up_to_date_zfs(tmp_path: Path, backup_answers: bool = True) -> None:
 
 UP_TO_DATE = (
     BACKUP_ROW.format(name="backup/my data", referenced=200, token="-", mark="-")
-    + "backup/my data@s1\tsnapshot\t12\t6\t200\t200\t-\toff\t-\t-\t-\n"
+    + "backup/my data@s1\tsnapshot\t12\t6\t200\t200\t-\toff\t-\t-\t-\t-\n"
 )
 
 

@@ -180,10 +180,13 @@ def test_parse_backup_round_trip(generated: tuple[str, list[GenRemote]]) -> None
 
 
 def test_parse_backup_token_dash_means_none() -> None:
-    row = ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", "-", "no"]
+    row = ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", "-", "no", "off"]
     parsed = parse_backup("\t".join(row) + "\n")
     assert parsed["backup/x"].resume_token is None
     assert not parsed["backup/x"].placeholder and not parsed["backup/x"].mounted
+    assert not parsed["backup/x"].readonly
+    row[-1] = "on"
+    assert parse_backup("\t".join(row) + "\n")["backup/x"].readonly
 
 
 @pytest.mark.parametrize(
@@ -195,15 +198,15 @@ def test_only_a_placeholder_mark_naming_the_dataset_itself_counts(
     value: str, placeholder: bool
 ) -> None:
     """Children inherit user properties: a mark naming the parent must not make them one."""
-    row = ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", value, "no"]
+    row = ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", value, "no", "on"]
     assert parse_backup("\t".join(row) + "\n")["backup/x"].placeholder is placeholder
 
 
 def test_parse_backup_snapshots_sorted_by_backup_txg() -> None:
     rows = [
-        ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", "-", "yes"],
-        ["backup/x@b", "snapshot", "20", "900", "1", "0", "-", "off", "-", "-", "-"],
-        ["backup/x@a", "snapshot", "10", "800", "1", "0", "-", "off", "-", "-", "-"],
+        ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", "-", "yes", "on"],
+        ["backup/x@b", "snapshot", "20", "900", "1", "0", "-", "off", "-", "-", "-", "-"],
+        ["backup/x@a", "snapshot", "10", "800", "1", "0", "-", "off", "-", "-", "-", "-"],
     ]
     parsed = parse_backup("".join("\t".join(r) + "\n" for r in rows))
     assert [s.short for s in parsed["backup/x"].snapshots] == ["a", "b"]
@@ -321,7 +324,7 @@ def test_non_numeric_remote_column_names_the_line(column: str) -> None:
     row = dict(
         zip(
             BACKUP_LIST_PROPS,
-            ["backup/my data", FILESYSTEM, "1", "2", "3", "4", "-", "off", "-", "-", "no"],
+            ["backup/my data", FILESYSTEM, "1", "2", "3", "4", "-", "off", "-", "-", "no", "on"],
             strict=True,
         )
     )
@@ -334,7 +337,7 @@ def test_non_numeric_remote_column_names_the_line(column: str) -> None:
 
 
 def test_remote_wrong_field_count_names_the_line() -> None:
-    good = "\t".join(["backup/a", FILESYSTEM, "1", "2", "3", "4", "-", "off", "-", "-", "no"])
+    good = "\t".join(["backup/a", FILESYSTEM, "1", "2", "3", "4", "-", "off", "-", "-", "no", "on"])
     bad = "backup/a@s\tsnapshot\t1\t2"
     with pytest.raises(ParseError, match=r"backup zfs list line 2: .*'backup/a@s"):
         parse_backup(f"{good}\n{bad}\n")

@@ -265,6 +265,7 @@ class GenRemote:
     encryption_root: str | None = None
     placeholder: bool = False
     mounted: bool = False
+    readonly: bool = True  # received with -o readonly=on (and the permission to set it)
 
     def model(self) -> BackupDataset:
         return BackupDataset(
@@ -279,6 +280,7 @@ class GenRemote:
             encryption_root=self.encryption_root,
             placeholder=self.placeholder,
             mounted=self.mounted,
+            readonly=self.readonly,
         )
 
 
@@ -299,6 +301,7 @@ def remote_list_output(remotes: Iterable[GenRemote]) -> str:
                 "encryptionroot": remote.encryption_root or "-",
                 "zmake:placeholder": remote.name if remote.placeholder else "-",
                 "mounted": "-" if remote.kind == VOLUME else ("yes" if remote.mounted else "no"),
+                "readonly": "on" if remote.readonly else "off",
             }
         ]
         rows += [
@@ -314,6 +317,7 @@ def remote_list_output(remotes: Iterable[GenRemote]) -> str:
                 "encryptionroot": remote.encryption_root or "-",
                 "zmake:placeholder": remote.name if remote.placeholder else "-",
                 "mounted": "-",
+                "readonly": "-",
             }
             for s in remote.snapshots
         ]
