@@ -72,7 +72,7 @@ def cmd_generate(args: argparse.Namespace, runner: Runner) -> int:
 def cmd_send(args: argparse.Namespace, runner: Runner) -> int:
     """Bring one dataset's backup up to its newest snapshot (resume, full or incremental), or,
     with --to-dir, write its next stream files."""
-    from zmake.send import send_recorded
+    from zmake.report import send_recorded
 
     settings = settings_from(args)
     run_dir = ensure_run_dir(settings.run_dir)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,3 +88,36 @@ def write_stamp(path: Path, text: str) -> None:
     """Mark a make target done. Only an optimisation: a send that runs asks the backup."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_atomically(path, text)
+
+
+def send_recorded(
+    sender: Callable[[str], SendReport],
+    name: str,
+    *,
+    dry_run: bool = False,
+    stamp: Path | None = None,
+    failures: Path | None = None,
+    report_file: Path | None = None,
+) -> SendReport:
+    """Send (to a pool: Sender(…).send; to a directory: tofile.FileSender(…).send), then
+    record the outcome where make and `zmake backup` look: the stamp file (up to date), the
+    failures folder (why not: make goes on to the parents, `all` lists it), the JSON report.
+    Without a failures folder an error is raised as usual."""
+    from zmake.errors import ZmakeError
+
+    try:
+        report = sender(name)
+    except ZmakeError as exc:
+        if failures is None:
+            raise
+        print(f"zmake: {exc}", file=sys.stderr)
+        report = SendReport(name, result="failed", error=str(exc).removeprefix(f"{name}: "))
+        note_failure(failures, name, f"{name}: {report.error}")
+    else:
+        if failures is not None:
+            clear_failure(failures, name)
+        if stamp is not None and not dry_run:
+            write_stamp(stamp, f"{name}\t{report.result}\n")
+    if report_file is not None:
+        append_record(report_file, report)
+    return report

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -276,37 +275,3 @@ class Sender:
         relayed = not (self.route.source.is_local or self.route.target.is_local)
         sized = size and not (relayed and self.route.compressing)
         return ["pv", "-f", "-c", "-N", name, *(["-s", str(size)] if sized else [])]
-
-
-def send_recorded(
-    sender: Callable[[str], SendReport],
-    name: str,
-    *,
-    dry_run: bool = False,
-    stamp: Path | None = None,
-    failures: Path | None = None,
-    report_file: Path | None = None,
-) -> SendReport:
-    """Send (to a pool: Sender(…).send; to a directory: tofile.FileSender(…).send), then
-    record the outcome where make and `zmake backup` look: the stamp file (up to date), the
-    failures folder (why not: make goes on to the parents, `all` lists it), the JSON report.
-    Without a failures folder an error is raised as usual."""
-    from zmake.errors import ZmakeError
-    from zmake.report import append_record, clear_failure, note_failure, write_stamp
-
-    try:
-        report = sender(name)
-    except ZmakeError as exc:
-        if failures is None:
-            raise
-        print(f"zmake: {exc}", file=sys.stderr)
-        report = SendReport(name, result="failed", error=str(exc).removeprefix(f"{name}: "))
-        note_failure(failures, name, f"{name}: {report.error}")
-    else:
-        if failures is not None:
-            clear_failure(failures, name)
-        if stamp is not None and not dry_run:
-            write_stamp(stamp, f"{name}\t{report.result}\n")
-    if report_file is not None:
-        append_record(report_file, report)
-    return report
