@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from zmake.errors import ParseError
 
 RECORD_SIZE = 312
-DRR_BEGIN, DRR_END = 0, 2
+# drr_type: BEGIN, OBJECT, FREEOBJECTS, WRITE, FREE, END, … (OpenZFS include/sys/zfs_ioctl.h)
+DRR_BEGIN, DRR_END = 0, 5
 BACKUP_MAGIC = 0x2F5BACBAC
 SUBSTREAM, COMPOUND = 1, 2
 OBJSET_TYPES = {2: "filesystem", 3: "volume"}  # DMU_OST_ZFS, DMU_OST_ZVOL
@@ -87,7 +88,7 @@ def read_head(read: Callable[[int], bytes]) -> StreamHead:
     if first.payloadlen:
         return StreamHead(first, first, first_bytes)
     end = read(RECORD_SIZE)
-    if len(end) != RECORD_SIZE or struct.unpack_from("<I", end)[0] != DRR_END:
+    if len(end) != RECORD_SIZE or end[:4] not in (struct.pack(o + "I", DRR_END) for o in "<>"):
         raise ParseError("stream: no END record after the compound header")
     sub_bytes = read(RECORD_SIZE)
     substream = parse_begin(sub_bytes)
