@@ -384,7 +384,8 @@ class SyslogListener:
         if self.aside.exists() or self.aside.is_symlink():
             self.aside.rename(self.log)
 
-    def refusals(self, user: str, settle: float = 1.0) -> list[str]:
-        """The `zmake-serve` refusal lines logged for `user` so far."""
+    def refusals(self, user: str, settle: float = 0.3) -> list[str]:
+        """The `zmake-serve` refusal lines logged for `user` so far (serve logs before it
+        exits: what it sent is in the socket's queue, read within the thread's 0.2 s)."""
         time.sleep(settle)
         return [x for x in self.lines if "zmake-serve" in x and f"refused for {user} " in x]
