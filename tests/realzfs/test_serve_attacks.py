@@ -484,19 +484,20 @@ def test_a_pull_key_reaches_only_its_own_bookmarks(tree, keys, syslog) -> None:
     assert done.returncode == 0, done.stderr
     assert sorted(bookmarks(plain)) == sorted([other, unlabelled])
 
-    # Two pulls of the plain dataset through the key: each bookmarks the newest snapshot as
-    # this target's, the second tidying the first's.
+    # Two pulls of the plain dataset through the key (`zmake send`: `backup` adds nothing
+    # here): each bookmarks the newest snapshot as this target's, the second tidying the first's.
     allow("--role", "receive", "--user", "zrecv", tree.pulled)
     zrecv = AsUser("zrecv", "attacks-pull")
     source = ["--source", f"zsrc@{USERS_HOST}", "--ssh", zrecv.ssh, "--dest", tree.pulled]
     backup = f"{tree.pulled}/{plain.partition('/')[2]}"  # recv -d's name for it
-    first = zrecv("backup", plain, *source, "--yes", check=False)
+    first = zrecv("send", plain, *source, check=False)
     assert first.returncode == 0, first.stdout + first.stderr
     assert snapshot_guids(backup) == snapshot_guids(plain)
     backup_key = f"{int(prop(backup, 'guid')):016x}"
     assert own_bookmarks(plain) == [f"{plain}#zmake-{TARGET}.{backup_key}-{txg}"]
     fill(plain, 0.05)
-    again = zrecv("backup", plain, *source, "--snapshot", "--yes", check=False)
+    zfs("snapshot", f"{plain}@zmake-2")
+    again = zrecv("send", plain, *source, check=False)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "incremental" in again.stdout, again.stdout
     assert snapshot_guids(backup) == snapshot_guids(plain)
