@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from zmake.errors import ParseError
 
 RECORD_SIZE = 312
-DRR_BEGIN, DRR_END = 0, 2
+DRR_BEGIN = 0
 BACKUP_MAGIC = 0x2F5BACBAC
 SUBSTREAM, COMPOUND = 1, 2
 OBJSET_TYPES = {2: "filesystem", 3: "volume"}  # DMU_OST_ZFS, DMU_OST_ZVOL

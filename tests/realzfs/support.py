@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.realzfs.conftest import snapshot_guids, zfs
+from zmake.guard_probe import REFUSED
 from zmake.model import parent_of
 
 __all__ = ["Zmake", "execute", "exists", "fill", "prop", "snapshot_guids", "source_of", "zfs"]
@@ -213,3 +218,174 @@ def sshd_logins(user: str) -> int:
     """Logins accepted so far by the users' sshd for `user`."""
     log = Path(os.environ.get("ZMAKE_USERS_SSHD_LOG", USERS_DIR / "sshd.log")).read_text()
     return sum(1 for line in log.splitlines() if f"Accepted publickey for {user} " in line)
+
+
+# --- restricted keys: `zmake serve` as the forced command of the users' sshd -------------------
+
+
+def forced_command(allow_output: str, options: str = "") -> str:
+    """The `command="…zmake serve …",restrict` part of the authorized_keys line `zmake allow`
+    printed (its `# command=…` line, without the key), `options` (e.g. `--allow-prune`)
+    added after `serve` as an admin would."""
+    line = next(x[2:] for x in allow_output.splitlines() if x.startswith("# command="))
+    line = line.rsplit(" ", 1)[0]
+    assert line.startswith('command="') and line.endswith(",restrict"), line
+    return line.replace(" serve ", f" serve {options} ", 1) if options else line
+
+
+@contextmanager
+def authorized(host_user: str, lines: Sequence[str]) -> Iterator[None]:
+    """`host_user`'s root-owned keys file holds only `lines` (`command=… KEY`), then again
+    what it held."""
+    keys = USERS_DIR / "keys" / host_user
+    saved = keys.read_text()
+    keys.write_text("".join(f"{line}\n" for line in lines))
+    try:
+        yield
+    finally:
+        keys.write_text(saved)
+
+
+@contextmanager
+def restricted_key(host_user: str, client_user: str, allow_output: str) -> Iterator[str]:
+    """Only `client_user`'s key may log in as `host_user`, with the forced command that
+    `zmake allow` printed (its `# command=…` line), or the `command=…` line given."""
+    if not allow_output.startswith('command="'):
+        allow_output = forced_command(allow_output)
+    restricted = f"{allow_output} {Identity(client_user).public}"
+    with authorized(host_user, [restricted]):
+        yield restricted
+
+
+class Identity:
+    """An ssh key of a test user with an ssh config that offers only it: guest-init.sh's
+    `id_ed25519`, or another one made here (a second key of the same user, restricted to
+    another forced command)."""
+
+    def __init__(self, user: str, name: str = "id_ed25519") -> None:
+        self.user = user
+        ssh_dir = USERS_DIR / user / ".ssh"
+        self.key = ssh_dir / name
+        self.config = ssh_dir / ("config" if name == "id_ed25519" else f"config-{name}")
+        if not self.key.exists():
+            subprocess.run(["runuser", "-u", user, "--", "ssh-keygen", "-q", "-t", "ed25519",
+                            "-N", "", "-C", f"{user}-{name}", "-f", str(self.key)],
+                           check=True)  # fmt: skip
+        if not self.config.exists():
+            default = (ssh_dir / "config").read_text()
+            self.config.write_text(default.replace(str(ssh_dir / "id_ed25519"), str(self.key)))
+            subprocess.run(["chown", f"{user}:{user}", str(self.config)], check=True)
+        self.public = " ".join((ssh_dir / f"{name}.pub").read_text().split()[:2])
+
+    def line(self, forced: str) -> str:
+        """An authorized_keys line: this key, restricted to `forced` (a `command=…` part)."""
+        return f"{forced} {self.public}"
+
+
+class KeySessions:
+    """Sessions of one restricted key (`identity` logging in as `host_user` on the users'
+    sshd) over one ssh connection: a ControlMaster started on entry and stopped on exit. sshd
+    runs the key's forced command for every session of the connection, each with its own
+    SSH_ORIGINAL_COMMAND, as for separate logins (~0.5 s a session instead of ~2.5 s)."""
+
+    def __init__(self, identity: Identity, host_user: str) -> None:
+        self.identity, self.host = identity, f"{host_user}@{USERS_HOST}"
+        socket_path = USERS_DIR / identity.user / ".ssh" / f"cm-{host_user}-{identity.key.name}"
+        self.ssh = ["ssh", "-F", str(identity.config), "-o", f"ControlPath={socket_path}"]
+        self.commands: list[str] = []
+
+    def as_user(self, *argv: str) -> list[str]:
+        return ["runuser", "-u", self.identity.user, "--", *argv]
+
+    def __enter__(self) -> KeySessions:
+        master = [*self.ssh, "-o", "ControlMaster=yes", "-o", "ControlPersist=yes", "-N", "-f"]
+        subprocess.run(self.as_user(*master, self.host), check=True, timeout=120,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)  # fmt: skip
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        subprocess.run(self.as_user(*self.ssh, "-O", "exit", self.host), check=False,
+                       capture_output=True, timeout=60)  # fmt: skip
+
+    def run(self, command: str, stdin: Path | None = None,
+            stdout: Path | None = None) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+        """`command` as the client sends it (one string, as ssh does): its exit status,
+        stdout (unless written to `stdout`) and stderr."""
+        self.commands.append(command)
+        argv = self.as_user(*self.ssh, "-o", "ControlMaster=no", self.host, command)
+        with open(stdin or os.devnull, "rb") as data:
+            if stdout is None:
+                return subprocess.run(argv, stdin=data, capture_output=True, timeout=300)
+            with open(stdout, "wb") as out:
+                return subprocess.run(argv, stdin=data, stdout=out, stderr=subprocess.PIPE,
+                                      timeout=300)  # fmt: skip
+
+    def passes(self, command: str, stdin: Path | None = None,
+               stdout: Path | None = None) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+        done = self.run(command, stdin, stdout)
+        assert done.returncode == 0, (command, done.returncode, done.stderr.decode())
+        return done
+
+    def refused(self, command: str, stdin: Path | None = None) -> str:
+        """`command` must be refused by serve (exit 9, its one line, nothing on stdout — not
+        a byte of a stream, not a traceback): that line."""
+        done = self.run(command, stdin)
+        said = done.stderr.decode(errors="replace")
+        assert done.returncode == REFUSED, (command, done.returncode, said, done.stdout[:200])
+        assert said.startswith("zmake serve: refused: ") and said.count("\n") == 1, said
+        assert done.stdout == b"", done.stdout[:200]
+        return said
+
+
+def wire(argv: Sequence[str]) -> str:
+    """A command as zmake puts it on the ssh command line (quoted once)."""
+    return shlex.join(argv)
+
+
+def pool_state(pool: str) -> tuple[dict[str, int], str, str]:
+    """Every snapshot GUID of the pool, every bookmark's, and every dataset's
+    mountpoint/readonly/canmount."""
+    props = zfs("get", "-H", "-o", "name,property,value", "-r",
+                "mountpoint,readonly,canmount,mounted", pool)  # fmt: skip
+    bookmarks = zfs("list", "-H", "-p", "-o", "name,guid", "-t", "bookmark", "-r", pool)
+    return snapshot_guids(pool), bookmarks, props
+
+
+class SyslogListener:
+    """/dev/log, where syslog(3) writes (the guest runs no syslog daemon), read by a thread so
+    that no sender ever blocks on a full queue."""
+
+    def __init__(self) -> None:
+        self.log, self.aside = Path("/dev/log"), Path("/dev/log.zmake-aside")
+        if self.log.exists() or self.log.is_symlink():
+            self.log.rename(self.aside)
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.bind(str(self.log))
+        self.log.chmod(0o666)
+        self.socket.settimeout(0.2)
+        self.lines: list[str] = []
+        self.running = True
+        self.thread = threading.Thread(target=self.read, daemon=True)
+        self.thread.start()
+
+    def read(self) -> None:
+        while self.running:
+            try:
+                self.lines.append(self.socket.recv(65536).decode(errors="replace"))
+            except TimeoutError:
+                continue
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join()
+        self.socket.close()
+        self.log.unlink()
+        if self.aside.exists() or self.aside.is_symlink():
+            self.aside.rename(self.log)
+
+    def refusals(self, user: str, settle: float = 0.3) -> list[str]:
+        """The `zmake-serve` refusal lines logged for `user` so far (serve logs before it
+        exits: what it sent is in the socket's queue, read within the thread's 0.2 s)."""
+        time.sleep(settle)
+        return [x for x in self.lines if "zmake-serve" in x and f"refused for {user} " in x]

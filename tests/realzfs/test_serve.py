@@ -16,50 +16,34 @@ from __future__ import annotations
 
 import os
 import shlex
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.realzfs.conftest import Pools, fresh_pools
 from tests.realzfs.support import (
-    USERS_DIR,
     USERS_HOST,
     AsUser,
+    SyslogListener,
     allow,
     encrypted_tree,
     exists,
     fill,
     interrupted_send,
+    pool_state,
     prop,
+    restricted_key,
     snapshot_guids,
     zfs,
 )
+from zmake import commands
+from zmake.guard_probe import REFUSED
+from zmake.guard_stream import PACKAGE_REFUSED
 from zmake.token import ResumeToken, encode
-
-REFUSED = 9
-
-
-@contextmanager
-def restricted_key(host_user: str, client_user: str, allow_output: str) -> Iterator[str]:
-    """Only `client_user`'s key may log in as `host_user`, with the forced command that
-    `zmake allow` printed (its `# command=…` line)."""
-    line = next(x[2:] for x in allow_output.splitlines() if x.startswith("# command="))
-    public = (USERS_DIR / client_user / ".ssh" / "id_ed25519.pub").read_text().split()
-    restricted = line.rsplit(" ", 1)[0] + " " + " ".join(public[:2])
-    keys = USERS_DIR / "keys" / host_user
-    saved = keys.read_text()
-    keys.write_text(restricted + "\n")
-    try:
-        yield restricted
-    finally:
-        keys.write_text(saved)
 
 
 def attack(client: AsUser, host_user: str, command: str, stdin: Path | None = None) -> str:
@@ -72,46 +56,6 @@ def attack(client: AsUser, host_user: str, command: str, stdin: Path | None = No
     assert done.stderr.startswith("zmake serve: refused"), done.stderr
     assert done.stdout == ""
     return done.stderr
-
-
-def pool_state(pool: str) -> tuple[dict[str, int], str]:
-    """Every snapshot GUID of the pool, and every dataset's mountpoint/readonly/canmount."""
-    props = zfs("get", "-H", "-o", "name,property,value", "-r",
-                "mountpoint,readonly,canmount,mounted", pool)  # fmt: skip
-    return snapshot_guids(pool), props
-
-
-class SyslogListener:
-    """/dev/log, where syslog(3) writes (the guest runs no syslog daemon), read by a thread so
-    that no sender ever blocks on a full queue."""
-
-    def __init__(self) -> None:
-        self.log, self.aside = Path("/dev/log"), Path("/dev/log.zmake-aside")
-        if self.log.exists() or self.log.is_symlink():
-            self.log.rename(self.aside)
-        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.socket.bind(str(self.log))
-        self.log.chmod(0o666)
-        self.socket.settimeout(0.2)
-        self.lines: list[str] = []
-        self.running = True
-        self.thread = threading.Thread(target=self.read, daemon=True)
-        self.thread.start()
-
-    def read(self) -> None:
-        while self.running:
-            try:
-                self.lines.append(self.socket.recv(65536).decode(errors="replace"))
-            except TimeoutError:
-                continue
-
-    def close(self) -> None:
-        self.running = False
-        self.thread.join()
-        self.socket.close()
-        self.log.unlink()
-        if self.aside.exists() or self.aside.is_symlink():
-            self.aside.rename(self.log)
 
 
 @pytest.fixture
@@ -284,7 +228,7 @@ def test_attacks_with_the_source_key_change_nothing(pools, tree, pushed, syslog_
         attack(zsrc, "zrecv", command)
     # A crafted stream received with -F over an existing backup, as zmake would shape it.
     attack(zsrc, "zrecv", f"zfs recv -F {q(home)}", stdin=stream)
-    shaped = f"zfs recv -u -s -F -o canmount=noauto -o readonly=on {q(home)}"
+    shaped = shlex.join(commands.receive_argv(home, force=True))
     assert "not a placeholder" in attack(zsrc, "zrecv", shaped, stdin=stream)
     assert pool_state(pools.dst) == before
     assert not exists(f"{dest}/evil")
@@ -294,29 +238,34 @@ def test_attacks_with_the_source_key_change_nothing(pools, tree, pushed, syslog_
     assert any("zmake-serve" in x and "refused for zrecv" in x and "destroy -r" in x
                for x in logged), logged  # fmt: skip
 
-    # A stream with properties of its own (send -p), received in zmake's very shape: accepted
-    # (a new backup may be added), but its mountpoint is dropped: the new dataset inherits.
-    crafted = f"{pools.src}/crafted"
+    # A stream with properties of its own (send -p): its mountpoint, which zrecv may set (the
+    # receive set grants mountpoint, for zmake's -o mountpoint under a prefix). Received directly in zmake's very shape, the backup takes the
+    # stream's mountpoint (the control); through the key the package is refused at its first
+    # records, and nothing is created.
+    crafted, received = f"{pools.src}/crafted", f"{dest}/crafted"
+    elsewhere = f"/tmp/{pools.src}-elsewhere"
+    shape = commands.receive_argv(received)
+    assert "mountpoint" in zfs("allow", dest)  # zmake allow's receive set holds it
     try:
-        zfs("create", "-o", "canmount=noauto", "-o", f"mountpoint=/tmp/{pools.src}-elsewhere",
-            crafted)  # fmt: skip
+        zfs("create", "-o", "canmount=noauto", "-o", f"mountpoint={elsewhere}", crafted)
         zfs("snapshot", f"{crafted}@x")
         with_props = Path("/tmp/serve-props.zstream")
         subprocess.run(f"zfs send -p {shlex.quote(crafted + '@x')} > {with_props}", shell=True,
                        check=True)  # fmt: skip
-        shaped = f"zfs recv -u -s -o canmount=noauto -o readonly=on {q(dest + '/crafted')}"
-        argv = ["runuser", "-u", "zsrc", "--", *shlex.split(zsrc.ssh), "zrecv@users", shaped]
         with open(with_props, "rb") as data:
-            done = subprocess.run(argv, stdin=data, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        assert (
-            zfs("get", "-H", "-o", "value,source", "mountpoint", f"{dest}/crafted")
-            .split("\t")[1]
-            .strip()
-            .startswith("inherited")
-        ), "the stream's mountpoint was kept"
+            control = subprocess.run(["runuser", "-u", "zrecv", "--", *shape], stdin=data,
+                                     capture_output=True, text=True)  # fmt: skip
+        assert control.returncode == 0, control.stderr
+        got = zfs("get", "-H", "-o", "value,source", "mountpoint", received).split()
+        assert got == [elsewhere, "received"], got
+        zfs("destroy", "-r", received)
+        before = pool_state(pools.dst)
+        said = attack(zsrc, "zrecv", shlex.join(shape), stdin=with_props)
+        assert PACKAGE_REFUSED in said, said
+        assert not exists(received)
+        assert pool_state(pools.dst) == before
     finally:  # the push test backs this source up again: leave it as the first push did
-        for name in (f"{dest}/crafted", crafted):
+        for name in (received, crafted):
             if exists(name):
                 zfs("destroy", "-r", name)
 
@@ -326,6 +275,9 @@ def test_push_passes_through_serve_full_incremental_killed_resumed(pools, tree, 
     dest, zsrc, target = pushed  # the first push: the fixture's, asserted there
     for name in tree[1:3]:
         fill(name, 0.1)
+    # Two new snapshots: zmake's `send -I` package of both is refused by the key, and the
+    # range goes again one `-i` stream per snapshot (nothing was received the first time).
+    zfs("snapshot", "-r", f"{pools.src}@zmake-one-b")
     again = zsrc("backup", pools.src, *target, "--compress", "zstd", "-j", "4", "--snapshot",
                  "--yes", check=False)  # fmt: skip
     assert again.returncode == 0, again.stdout + again.stderr

@@ -26,7 +26,7 @@ def begin(hdrtype: int = 1, objset: int = FILESYSTEM, fromguid: int = 0, flags: 
 
 
 def end() -> bytes:
-    return struct.pack("<I", 2).ljust(312, b"\0")
+    return struct.pack("<I", 5).ljust(312, b"\0")  # DRR_END
 
 
 def compound(sub: bytes, payload: bytes = b"") -> bytes:
