@@ -13,6 +13,7 @@ import itertools
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -48,6 +49,30 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if SKIP_REQUESTED:
         pytest.skip(SKIP_REASON)
     pytest.fail(NOT_IN_GUEST, pytrace=False)
+
+
+# One test that hangs (a stalled pipe, a zfs that never returns) must fail alone, not take the
+# whole tier to the guest's timeout with it: its fixtures and teardown count too.
+TEST_LIMIT = int(os.environ.get("ZMAKE_REALZFS_TEST_LIMIT", "600"))
+
+
+class TestTimedOut(Exception):
+    pass
+
+
+def _expired(signum: int, frame: object) -> None:
+    raise TestTimedOut(f"over {TEST_LIMIT} s (ZMAKE_REALZFS_TEST_LIMIT)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.alarm(TEST_LIMIT)
+    try:
+        return (yield)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 # --- running commands -------------------------------------------------------------------

@@ -239,9 +239,9 @@ def test_attacks_with_the_source_key_change_nothing(pools, tree, pushed, syslog_
                for x in logged), logged  # fmt: skip
 
     # A stream with properties of its own (send -p): its mountpoint, which zrecv may set (the
-    # receive set grants mountpoint, for zmake's -o mountpoint under a prefix). Received directly in zmake's very shape, the backup takes the
-    # stream's mountpoint (the control); through the key the package is refused at its first
-    # records, and nothing is created.
+    # receive set grants mountpoint, for zmake's -o mountpoint under a prefix). Received
+    # directly in zmake's very shape, the backup takes the stream's mountpoint (the control);
+    # through the key the package is refused at its first record, and nothing is created.
     crafted, received = f"{pools.src}/crafted", f"{dest}/crafted"
     elsewhere = f"/tmp/{pools.src}-elsewhere"
     shape = commands.receive_argv(received)
