@@ -81,9 +81,11 @@ class Zmake:
     def target_args(self) -> list[str]:
         return ["--remote", self.remote, "--ssh", self.ssh, "--dest", self.dest]
 
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "zmake", *args]
+
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "zmake", *args]
-        return execute(*argv, check=check, env=self.env())
+        return execute(*self.argv(*args), check=check, env=self.env())
 
     def send(
         self, dataset: str, *extra: str, check: bool = True

@@ -314,6 +314,30 @@ def test_unreachable_remote_and_missing_pool(pools, zm) -> None:
     assert umount.returncode == 7
 
 
+def test_a_host_that_ssh_would_take_for_an_option_is_refused(pools, zm, tmp_path) -> None:
+    """Issue 23, hole 8: a `--remote`/`ZMAKE_REMOTE` of `-oProxyCommand=…` reaches ssh as an
+    option, and ssh runs the command (the control); zmake refuses it in one line, exit 2, and
+    neither ssh nor zfs runs."""
+    ds = f"{pools.src}/x"
+    make_fs(ds)
+    zfs("snapshot", f"{ds}@a")
+    planted = tmp_path / "proxy-ran"
+    evil = f"-oProxyCommand=touch {planted}"
+    control = subprocess.run([*shlex.split(zm.ssh), evil, "true"], capture_output=True,
+                             timeout=60)  # fmt: skip
+    assert planted.exists(), control.stderr
+    planted.unlink()
+    before = snapshot_guids(pools.dst)
+    for how in (["--remote", evil], []):
+        env = {**zm.env(), "ZMAKE_REMOTE": evil} if not how else zm.env()
+        done = execute(*zm.argv("send", ds, *how, "--ssh", zm.ssh, "--dest", pools.backup),
+                       check=False, env=env)  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "[USER@]HOST" in done.stderr
+        assert not planted.exists()
+    assert snapshot_guids(pools.dst) == before
+
+
 def test_failing_zfs_send_fails_the_pipeline(pools, zm, tmp_path) -> None:
     ds = f"{pools.src}/fails"
     make_fs(ds)
