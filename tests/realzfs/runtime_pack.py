@@ -74,6 +74,9 @@ def runtime_copies(venv_python: Path) -> list[Copy]:
     ]
     if paths["libpython"]:
         copies.append(Copy(Path(paths["libpython"])))
+    # zmake itself (installed editable: the venv points at the checkout): every zmake started
+    # in the guest, one per dataset and one per restricted-key session, reads its modules
+    copies.append(Copy(venv_python.parent.parent.parent / "zmake"))
     return copies
 
 

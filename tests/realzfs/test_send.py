@@ -230,13 +230,15 @@ def test_interrupted_by_sigkill_then_rerun_finishes(pools, zm, ssh_config, tmp_p
     proc = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     backup = mirror_of(pools, ds)
-    deadline = time.monotonic() + 60
-    while not exists(backup) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 180  # a loaded emulated host: ssh alone takes seconds
+    while not exists(backup):
+        assert time.monotonic() < deadline and proc.poll() is None, "the receive never started"
         time.sleep(0.5)
-    time.sleep(3)
+    time.sleep(3)  # ~1 MiB of the 4 in, at 400 KiB/s
+    assert proc.poll() is None, "the send ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while prop(backup, "receive_resume_token") in ("-", "") and time.monotonic() < deadline:
         time.sleep(0.5)
     assert prop(backup, "receive_resume_token").startswith("1-")
