@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.realzfs.conftest import snapshot_guids, zfs
 from zmake.guard_probe import REFUSED
@@ -178,13 +179,47 @@ def full_then_incremental(
     return again
 
 
+def crawling_ssh(path: Path, ssh: str, rate: str, *, pull: bool = False) -> str:
+    """Write an ssh at `path` whose data crawls at `rate` (pv -L): pushed before ssh, or
+    pulled after it. The bytes that have passed are counted for `wait_for_bytes`."""
+    counter = bytes_counter(str(path))
+    counter.unlink(missing_ok=True)
+    meter = f"pv -L {rate} -n -b -i 0.5 2>>{shlex.quote(str(counter))}"
+    data_path = f'{ssh} "$@" | {meter}' if pull else f'{meter} | {ssh} "$@"'
+    path.write_text(f"#!/bin/bash\nset -o pipefail\n{data_path}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def bytes_counter(wrapper: str) -> Path:
+    return Path(f"{wrapper}.bytes")
+
+
+def wait_for_bytes(
+    wrapper: str, at_least: int, proc: subprocess.Popen[Any], seconds: float = 240
+) -> None:
+    """Until `at_least` bytes have passed the crawling ssh `wrapper`, with `proc` (what uses
+    it) still running: on a loaded emulated host a fixed sleep may end before the first byte."""
+    counter, deadline = bytes_counter(wrapper), time.monotonic() + seconds
+    while (moved := bytes_moved(counter)) < at_least:
+        assert proc.poll() is None, f"it ended after {moved} bytes, before it could be killed"
+        assert time.monotonic() < deadline, f"only {moved} bytes in {seconds} s"
+        time.sleep(0.5)
+
+
+def bytes_moved(counter: Path) -> int:
+    """The most any pv behind the wrapper has counted (probes run through it too)."""
+    if not counter.exists():
+        return 0
+    counts = [int(line) for line in counter.read_text().split() if line.isdigit()]
+    return max(counts, default=0)
+
+
 def slow_ssh(user: AsUser) -> str:
     """An ssh for `user` whose data streams crawl (150 kB/s), to be killed halfway."""
-    path = user.home / "slowssh"
-    path.write_text(f'#!/bin/sh\npv -q -L 150k | {user.ssh} "$@"\n')
-    path.chmod(0o755)
-    subprocess.run(["chown", f"{user.user}:{user.user}", str(path)], check=True)
-    return str(path)
+    path = crawling_ssh(user.home / "slowssh", user.ssh, "150k")
+    subprocess.run(["chown", f"{user.user}:{user.user}", path], check=True)
+    return path
 
 
 def prop_or_none(name: str, prop_name: str) -> str | None:
@@ -197,15 +232,15 @@ def interrupted_send(user: AsUser, dataset: str, backup: str, *target: str) -> N
     """`zmake send DATASET` by `user` over a crawling ssh, killed once some of the stream is
     in: `backup` is left with a resume token (asserted), as by a dropped link."""
     log = user.home / "killed.log"
+    wrapper = slow_ssh(user)
     with open(log, "w") as output:
-        proc = subprocess.Popen(user.argv("send", dataset, *target, "--ssh", slow_ssh(user)),
+        proc = subprocess.Popen(user.argv("send", dataset, *target, "--ssh", wrapper),
                                 start_new_session=True, stdin=subprocess.DEVNULL,
                                 stdout=output, stderr=output)  # fmt: skip
-    deadline = time.monotonic() + 90
-    while not exists(backup) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    time.sleep(2)  # some of the stream is in (a 3 MiB stream takes 20 s at this pace)
-    assert proc.poll() is None, f"the send ended before it could be killed: {log.read_text()}"
+    try:
+        wait_for_bytes(wrapper, 1024 * 1024, proc)  # of a 3 MiB stream: 20 s at this pace
+    except AssertionError as why:
+        raise AssertionError(f"{why}: {log.read_text()}") from None
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 60

@@ -17,7 +17,16 @@ from pathlib import Path
 import pytest
 
 from tests.realzfs.conftest import POOL_DIR, _create_pool, _destroy_pool, write_random_zvol
-from tests.realzfs.support import encrypted_tree, exists, fill, prop, prop_or_none, zfs
+from tests.realzfs.support import (
+    crawling_ssh,
+    encrypted_tree,
+    exists,
+    fill,
+    prop,
+    prop_or_none,
+    wait_for_bytes,
+    zfs,
+)
 
 DAY, HOUR = 86400, 3600
 
@@ -111,14 +120,6 @@ def snapshot_files(dataset: str, short: str) -> dict[str, bytes]:
     return files(f"{prop(dataset, 'mountpoint')}/.zfs/snapshot/{short}")
 
 
-def slow_pull_ssh(zm, tmp_path: Path) -> str:
-    """An ssh whose output crawls (150 kB/s): a restore that pulls back, to be killed."""
-    path = tmp_path / "slowssh"
-    path.write_text(f'#!/bin/bash\nset -o pipefail\n{zm.ssh} "$@" | pv -q -L 150k\n')
-    path.chmod(0o755)
-    return str(path)
-
-
 def flip_a_byte_on_disk(pool: str, marker: bytes) -> None:
     """Silent corruption: change the byte after `marker` in the pool's image while exported
     (the backup was received with checksum=off, so ZFS cannot notice)."""
@@ -196,16 +197,12 @@ def test_restore_verify_and_drill(pools, zm, rescue, tmp_path) -> None:
     assert guids(f"{rescue}/sent back") == {"@zmake-2": guids(docs)["@zmake-2"]}
 
     # Interrupted and run again: carried on from the resume token.
-    slow = ["--remote", zm.remote, "--ssh", slow_pull_ssh(zm, tmp_path), "--dest", zm.dest]
+    crawl = crawling_ssh(tmp_path / "slowssh", zm.ssh, "150k", pull=True)
+    slow = ["--remote", zm.remote, "--ssh", crawl, "--dest", zm.dest]
     argv = [sys.executable, "-m", "zmake", "restore", big, "--into", f"{rescue}/big", *slow]
     proc = subprocess.Popen(argv, env=zm.env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 240  # a loaded emulated host: ssh alone takes seconds
-    while not exists(f"{rescue}/big"):
-        assert time.monotonic() < deadline and proc.poll() is None, "the restore never started"
-        time.sleep(0.5)
-    time.sleep(2)  # some of the 3 MiB is in (20 s at this pace)
-    assert proc.poll() is None, "the restore ended before it could be killed"
+    wait_for_bytes(crawl, 1024 * 1024, proc)  # of the 3 MiB: 20 s at this pace
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 60

@@ -9,12 +9,14 @@ import subprocess
 import time
 
 from tests.realzfs.support import (
+    crawling_ssh,
     execute,
     exists,
     fill,
     prop,
     snapshot_guids,
     source_of,
+    wait_for_bytes,
     zfs,
 )
 
@@ -221,21 +223,13 @@ def test_interrupted_by_sigkill_then_rerun_finishes(pools, zm, ssh_config, tmp_p
     make_fs(ds, f"/tmp/{pools.src}-slow")
     fill(ds, 4)
     zfs("snapshot", f"{ds}@k1")
-    slow = tmp_path / "slowssh"
-    slow.write_text(f'#!/bin/sh\npv -q -L 400k | ssh -F {ssh_config} "$@"\n')
-    slow.chmod(0o755)
-    env = zm.env()
-    argv = ["python3", "-m", "zmake", "send", ds, "--remote", zm.remote, "--ssh", str(slow),
+    slow = crawling_ssh(tmp_path / "slowssh", f"ssh -F {ssh_config}", "400k")
+    argv = ["python3", "-m", "zmake", "send", ds, "--remote", zm.remote, "--ssh", slow,
             "--dest", pools.backup]  # fmt: skip
-    proc = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(argv, env=zm.env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     backup = mirror_of(pools, ds)
-    deadline = time.monotonic() + 180  # a loaded emulated host: ssh alone takes seconds
-    while not exists(backup):
-        assert time.monotonic() < deadline and proc.poll() is None, "the receive never started"
-        time.sleep(0.5)
-    time.sleep(3)  # ~1 MiB of the 4 in, at 400 KiB/s
-    assert proc.poll() is None, "the send ended before it could be killed"
+    wait_for_bytes(slow, 1536 * 1024, proc)  # of the 4 MiB: 4 s at 400 KiB/s
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 60
@@ -370,13 +364,11 @@ def test_concurrent_send_of_one_dataset_is_locked(pools, zm, ssh_config, tmp_pat
     make_fs(ds, f"/tmp/{pools.src}-locked")
     fill(ds, 2)
     zfs("snapshot", f"{ds}@l1")
-    slow = tmp_path / "slowssh"
-    slow.write_text(f'#!/bin/sh\npv -q -L 500k | ssh -F {ssh_config} "$@"\n')
-    slow.chmod(0o755)
-    argv = ["python3", "-m", "zmake", "send", ds, "--remote", zm.remote, "--ssh", str(slow),
+    slow = crawling_ssh(tmp_path / "slowssh", f"ssh -F {ssh_config}", "500k")
+    argv = ["python3", "-m", "zmake", "send", ds, "--remote", zm.remote, "--ssh", slow,
             "--dest", pools.backup]  # fmt: skip
     first = subprocess.Popen(argv, env=zm.env(), stdout=subprocess.PIPE, text=True)
-    time.sleep(4)
+    wait_for_bytes(slow, 256 * 1024, first)  # its stream flows: it holds the lock
     second = zm.send(ds, "--no-wait", check=False)
     assert second.returncode == 10 and "lock" in second.stderr
     assert first.wait(timeout=120) == 0
