@@ -169,9 +169,10 @@ def check_recv(policy: Policy, argv: Argv, probe: Probe) -> Argv:
             stripped = commands.receive_argv(target, force=force, filesystem=True,
                                              readonly="readonly" in options)  # fmt: skip
             return without_stream_mountpoint(stripped)
-        inside = os.path.normpath(mountpoint) == mountpoint and is_within(
-            mountpoint, prefix.rstrip("/")) and mountpoint != prefix.rstrip("/")  # fmt: skip
-        require(inside, f"mountpoint {mountpoint} is outside {prefix}")
+        root = prefix.rstrip("/")
+        inside = os.path.normpath(mountpoint) == mountpoint and mountpoint != root
+        require(inside and is_within(mountpoint, root),
+                f"mountpoint {mountpoint} is outside {prefix}")  # fmt: skip
     return without_stream_mountpoint(argv) if mountpoint is None else argv
 
 

@@ -35,8 +35,8 @@ from zmake.runner import Runner
 from zmake.sides import Route
 from zmake.slots import route_slots
 
-# resume, full, bookmark -i, incremental, and one spare — plus one per snapshot when a
-# restricted key takes them one by one: more is a bug
+# resume, full, bookmark -i, incremental, and one spare; the loop adds one per snapshot (a
+# restricted key takes them one by one): more is a bug
 MAX_STEPS = 5
 
 
