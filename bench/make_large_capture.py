@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 import sys
 
-from zmake.commands import source_get_argv, source_list_argv
-from zmake.parse import Capture, render_capture
+from zmake.core.parse import Capture, render_capture
+from zmake.sides.zfs_argv import source_get_argv, source_list_argv
 
 POOL = "big"
 WORDS = ["home", "media", "vm", "db", "logs", "proj", "cache", "mail", "web", "data"]

@@ -1,3 +1,3 @@
-from zmake.cli import main
+from zmake.cli.main import main
 
 raise SystemExit(main())

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.realzfs.conftest import snapshot_guids, zfs
-from zmake.guard_probe import REFUSED
-from zmake.model import parent_of
+from zmake.core.model import parent_of
+from zmake.guard.probe import REFUSED
 
 __all__ = ["Zmake", "execute", "exists", "fill", "prop", "snapshot_guids", "source_of", "zfs"]
 

@@ -40,10 +40,10 @@ from tests.realzfs.support import (
     snapshot_guids,
     zfs,
 )
-from zmake import commands
-from zmake.guard_probe import REFUSED
-from zmake.guard_stream import PACKAGE_REFUSED
-from zmake.token import ResumeToken, encode
+from zmake.core.token import ResumeToken, encode
+from zmake.guard.probe import REFUSED
+from zmake.guard.stream import PACKAGE_REFUSED
+from zmake.sides import zfs_argv
 
 
 def attack(client: AsUser, host_user: str, command: str, stdin: Path | None = None) -> str:
@@ -228,7 +228,7 @@ def test_attacks_with_the_source_key_change_nothing(pools, tree, pushed, syslog_
         attack(zsrc, "zrecv", command)
     # A crafted stream received with -F over an existing backup, as zmake would shape it.
     attack(zsrc, "zrecv", f"zfs recv -F {q(home)}", stdin=stream)
-    shaped = shlex.join(commands.receive_argv(home, force=True))
+    shaped = shlex.join(zfs_argv.receive_argv(home, force=True))
     assert "not a placeholder" in attack(zsrc, "zrecv", shaped, stdin=stream)
     assert pool_state(pools.dst) == before
     assert not exists(f"{dest}/evil")
@@ -244,7 +244,7 @@ def test_attacks_with_the_source_key_change_nothing(pools, tree, pushed, syslog_
     # through the key the package is refused at its first record, and nothing is created.
     crafted, received = f"{pools.src}/crafted", f"{dest}/crafted"
     elsewhere = f"/tmp/{pools.src}-elsewhere"
-    shape = commands.receive_argv(received)
+    shape = zfs_argv.receive_argv(received)
     assert "mountpoint" in zfs("allow", dest)  # zmake allow's receive set holds it
     try:
         zfs("create", "-o", "canmount=noauto", "-o", f"mountpoint={elsewhere}", crafted)

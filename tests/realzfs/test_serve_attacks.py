@@ -42,10 +42,10 @@ from tests.realzfs.support import (
     zfs,
 )
 from tests.realzfs.tokens import forge, values
-from zmake import commands
-from zmake.decide import PLACEHOLDER_MAX_REFERENCED
-from zmake.guard_stream import PACKAGE_REFUSED
-from zmake.stream_header import COMPOUND, RECORD_SIZE, SUBSTREAM, Begin, read_head
+from zmake.core.decide import PLACEHOLDER_MAX_REFERENCED
+from zmake.core.stream_header import COMPOUND, RECORD_SIZE, SUBSTREAM, Begin, read_head
+from zmake.guard.stream import PACKAGE_REFUSED
+from zmake.sides import zfs_argv
 
 MARKER = b"ZMAKE-SECRET-MARKER-7f3a9c"
 MARKER_LINES = 200
@@ -219,7 +219,7 @@ def head_of(path: Path) -> Begin:
 
 # Order: any; it only sends (as root) what the tests after it receive.
 def test_the_stream_heads_serve_reads_are_what_zfs_writes(tree) -> None:
-    """What guard_stream.py decides from, on streams ZFS itself wrote: a full stream and an
+    """What guard/stream.py decides from, on streams ZFS itself wrote: a full stream and an
     `-i` one are one substream of their kind; every `-I` (one snapshot or many), -p and -R a
     compound package (serve refuses them all); a raw stream says so; a zvol is type 3."""
     full = head_of(tree.stream("cs-full"))
@@ -271,7 +271,7 @@ def test_a_forged_resume_token_sends_no_byte_of_the_encrypted_dataset(
 
     before = everything(tree)
     for why, token in forged.items():
-        said = keys.pull.refused(wire(commands.resume_argv(token)))
+        said = keys.pull.refused(wire(zfs_argv.resume_argv(token)))
         assert f"that sends {tree.secret}@zmake-1" in said, (why, said)
     assert everything(tree) == before
     logged = syslog.refusals("zsrc")
@@ -280,7 +280,7 @@ def test_a_forged_resume_token_sends_no_byte_of_the_encrypted_dataset(
     # The honest token still resumes through the key: the partial receive completes.
     partial = f"{tree.pools.dst}/partial"
     resumed = tree.streams / "resumed.zstream"
-    keys.pull.passes(wire(commands.resume_argv(real_token)), stdout=resumed)
+    keys.pull.passes(wire(zfs_argv.resume_argv(real_token)), stdout=resumed)
     assert MARKER not in resumed.read_bytes()
     done = as_root("zfs", "recv", "-s", partial, stdin=resumed)
     assert done.returncode == 0, done.stderr
@@ -294,12 +294,12 @@ def placeholder_b(tree, keys) -> tuple[str, str]:
     package), then a snapshot of the backup host's own: the legitimate flow."""
     b = f"{tree.dest}/home:1 b"
     c = f"{b}/c"
-    keys.push.passes(wire(commands.create_placeholder_argv(b)))
-    keys.push.passes(wire(commands.receive_argv(c)), stdin=tree.stream("cs-full"))
-    said = keys.push.refused(wire(commands.receive_argv(c)), stdin=tree.stream("cs-incr"))
+    keys.push.passes(wire(zfs_argv.create_placeholder_argv(b)))
+    keys.push.passes(wire(zfs_argv.receive_argv(c)), stdin=tree.stream("cs-full"))
+    said = keys.push.refused(wire(zfs_argv.receive_argv(c)), stdin=tree.stream("cs-incr"))
     assert PACKAGE_REFUSED in said, said  # a package, even zmake's own -I: one by one
     for n in (2, 3):
-        keys.push.passes(wire(commands.receive_argv(c)), stdin=tree.stream(f"cs-i{n}"))
+        keys.push.passes(wire(zfs_argv.receive_argv(c)), stdin=tree.stream(f"cs-i{n}"))
     assert snapshot_guids(c) == snapshot_guids(tree.cs)
     zfs("snapshot", f"{c}@mine")
     return b, c
@@ -309,7 +309,7 @@ def throwaway_copy(tree: Tree, name: str) -> str:
     """Another placeholder like B, with a c like B/c (made as root): for a control that
     destroys."""
     copy = f"{tree.dest}/{name}"
-    zfs(*commands.create_placeholder_argv(copy)[1:])
+    zfs(*zfs_argv.create_placeholder_argv(copy)[1:])
     for stream in ("cs-full", "cs-incr"):
         done = as_root("zfs", "recv", "-u", f"{copy}/c", stdin=tree.stream(stream))
         assert done.returncode == 0, done.stderr
@@ -325,10 +325,10 @@ def test_a_replication_stream_with_force_over_a_placeholder_is_refused(
     """`zfs recv -F` of a `send -R -I` stream destroys every dataset and snapshot under the
     target that the stream lacks — when the user holds `destroy` (`zmake allow --prune`)."""
     b, c = placeholder_b
-    shape = commands.receive_argv(b, force=True)  # zmake's own -F receive over a placeholder
+    shape = zfs_argv.receive_argv(b, force=True)  # zmake's own -F receive over a placeholder
     # The control, on a copy of B: zrecv, in zmake's exact shape, without serve.
     copy = throwaway_copy(tree, "copy 2")
-    direct("zrecv", *commands.receive_argv(copy, force=True), stdin=tree.stream("rep-R-I"))
+    direct("zrecv", *zfs_argv.receive_argv(copy, force=True), stdin=tree.stream("rep-R-I"))
     assert not exists(f"{copy}/c"), "the replication stream did not destroy the copy's child"
     if exists(copy):
         zfs("destroy", "-r", copy)
@@ -355,7 +355,7 @@ def test_a_planted_placeholder_mark_is_refused(tree, keys, syslog) -> None:
     target = tree.planted  # the crafted source's mark names it
     assert prop_and_source(tree.crafted, "zmake:placeholder") == (target, "local")
     before = everything(tree)
-    said = keys.push.refused(wire(commands.receive_argv(target)), stdin=tree.stream("crafted-p"))
+    said = keys.push.refused(wire(zfs_argv.receive_argv(target)), stdin=tree.stream("crafted-p"))
     assert PACKAGE_REFUSED in said, said
     assert not exists(target)
     assert everything(tree) == before
@@ -380,14 +380,14 @@ def test_a_planted_placeholder_mark_is_refused(tree, keys, syslog) -> None:
     assert int(prop(child, "referenced")) <= PLACEHOLDER_MAX_REFERENCED
     before = everything(tree)
     for name in (target, child):
-        said = keys.push.refused(wire(commands.receive_argv(name, force=True)),
+        said = keys.push.refused(wire(zfs_argv.receive_argv(name, force=True)),
                                  stdin=tree.stream("rep-full"))  # fmt: skip
         assert f"-F over {name}, which is not a placeholder" in said, said
     assert everything(tree) == before
     assert len(syslog.refusals("zrecv")) >= 3
     # The control: the same mark set on the dataset itself is all the same -F needs.
     zfs("set", f"zmake:placeholder={target}", target)
-    keys.push.passes(wire(commands.receive_argv(target, force=True)),
+    keys.push.passes(wire(zfs_argv.receive_argv(target, force=True)),
                      stdin=tree.stream("rep-full"))  # fmt: skip
     assert snapshot_guids(target) == {"@s1": int(prop(f"{tree.rep}@s1", "guid"))}
 
@@ -397,7 +397,7 @@ def test_a_filesystem_into_a_receive_shaped_for_a_volume_is_refused(tree, keys, 
     mountpoint: a filesystem stream there would keep its canmount=on, and with -p its own
     mountpoint — a backup that mounts itself over the backup host's paths at the next boot."""
     target = f"{tree.dest}/vol shaped"
-    shape = commands.receive_argv(target, filesystem=False)
+    shape = zfs_argv.receive_argv(target, filesystem=False)
     evil = f"/tmp/{tree.pools.src}-evil"
     granted = zfs("allow", tree.dest)
     assert "mountpoint" in granted and "canmount" in granted, granted  # zmake allow's receive set
@@ -456,7 +456,7 @@ def test_a_prune_key_destroys_only_zmakes_older_snapshots(
         said = keys.prune.refused(wire(["zfs", "destroy", f"{c}@{short}"]))
         assert why in said, (short, said)
     # A legitimate prune through the key without --allow-prune: refused too.
-    older = wire(commands.destroy_snapshots_argv(c, ["zmake-1"]))
+    older = wire(zfs_argv.destroy_snapshots_argv(c, ["zmake-1"]))
     assert "needs --allow-prune" in keys.push.refused(older)
     assert everything(tree) == before
     assert len(syslog.refusals("zrecv")) >= len(asks) + 1
@@ -515,9 +515,9 @@ def test_a_pull_key_reaches_only_its_own_bookmarks(tree, keys, syslog) -> None:
 
     before = everything(tree)
     for mark in (other, unlabelled):
-        said = keys.pull.refused(wire(commands.destroy_bookmark_argv(mark)))
+        said = keys.pull.refused(wire(zfs_argv.destroy_bookmark_argv(mark)))
         assert "not this target's bookmark" in said, said
-    said = keys.pull.refused(wire(commands.destroy_bookmark_argv(own_bookmarks(plain)[0])))
+    said = keys.pull.refused(wire(zfs_argv.destroy_bookmark_argv(own_bookmarks(plain)[0])))
     assert "newest bookmark" in said, said
     assert everything(tree) == before
     assert len(syslog.refusals("zsrc")) >= 3
@@ -526,7 +526,7 @@ def test_a_pull_key_reaches_only_its_own_bookmarks(tree, keys, syslog) -> None:
 def test_what_serve_cannot_check_is_refused(tree, keys, real_token, syslog) -> None:
     """Fail closed: a zfs that fails or answers nothing, a token ZFS cannot resolve, a dataset
     that does not exist — refused (exit 9, serve's line; not a traceback, not a pass)."""
-    send = wire(commands.stream_argv(f"{tree.plain}@zmake-1", raw=False))
+    send = wire(zfs_argv.stream_argv(f"{tree.plain}@zmake-1", raw=False))
     fake = USERS_DIR / "bin" / "zfs"  # first on zsrc's PATH (sshd's SetEnv), before sbin's
     assert not fake.exists()
     # The control: with the real zfs the same send passes through the key.
@@ -546,20 +546,20 @@ def test_what_serve_cannot_check_is_refused(tree, keys, real_token, syslog) -> N
     no_pool = forge(real_token, toname="nopool/x@zmake-1")
     missing = f"{tree.root}/nope@zmake-1"
     asks = [
-        commands.estimate_argv(commands.resume_argv(nowhere)),
-        commands.resume_argv(no_pool),
-        commands.stream_argv(missing, raw=False),
+        zfs_argv.estimate_argv(zfs_argv.resume_argv(nowhere)),
+        zfs_argv.resume_argv(no_pool),
+        zfs_argv.stream_argv(missing, raw=False),
     ]
     for argv in asks:
         assert as_root(*argv).returncode != 0, argv  # the control: ZFS fails it too
         keys.pull.refused(wire(argv))
     # -F over a dataset that does not exist: ZFS would create it.
     absent = f"{tree.dest}/absent"
-    said = keys.push.refused(wire(commands.receive_argv(absent, force=True)),
+    said = keys.push.refused(wire(zfs_argv.receive_argv(absent, force=True)),
                              stdin=tree.stream("rep-full"))  # fmt: skip
     assert "does not list" in said or "did not answer" in said, said
     assert everything(tree) == before
-    control = direct("zrecv", *commands.receive_argv(absent, force=True),
+    control = direct("zrecv", *zfs_argv.receive_argv(absent, force=True),
                      stdin=tree.stream("rep-full"))  # fmt: skip
     assert control.returncode == 0 and exists(absent), control.stderr
     zfs("destroy", "-r", absent)
@@ -570,10 +570,10 @@ def test_dot_dot_in_a_name_is_refused(tree, keys, syslog) -> None:
     """`..` is no way out of the key's tree. (ZFS rejects such a name itself — shown —: this
     proves serve refuses it before ZFS reads it, by its own line and its syslog entry.)"""
     escapes = [
-        (keys.push, commands.remote_dataset_argv(f"{tree.dest}/../pulled: 1")),
-        (keys.push, commands.receive_argv(f"{tree.dest}/c/../../x")),
-        (keys.push, commands.unmount_argv(f"{tree.dest}/..")),
-        (keys.pull, commands.stream_argv(f"{tree.root}/../c s:1@zmake-1", raw=False)),
+        (keys.push, zfs_argv.remote_dataset_argv(f"{tree.dest}/../pulled: 1")),
+        (keys.push, zfs_argv.receive_argv(f"{tree.dest}/c/../../x")),
+        (keys.push, zfs_argv.unmount_argv(f"{tree.dest}/..")),
+        (keys.pull, zfs_argv.stream_argv(f"{tree.root}/../c s:1@zmake-1", raw=False)),
     ]
     before, logins = everything(tree), sshd_logins("zrecv") + sshd_logins("zsrc")
     for key, argv in escapes:
@@ -582,5 +582,5 @@ def test_dot_dot_in_a_name_is_refused(tree, keys, syslog) -> None:
     assert everything(tree) == before
     assert sshd_logins("zrecv") + sshd_logins("zsrc") == logins  # the keys' one connection each
     assert len(syslog.refusals("zrecv")) >= 3 and len(syslog.refusals("zsrc", 0)) >= 1
-    said = direct("zrecv", *commands.remote_dataset_argv(f"{tree.dest}/../pulled: 1"))
+    said = direct("zrecv", *zfs_argv.remote_dataset_argv(f"{tree.dest}/../pulled: 1"))
     assert said.returncode != 0 and "zmake serve" not in said.stderr, said.stderr

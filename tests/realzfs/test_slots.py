@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.realzfs.support import fill, snapshot_guids, zfs
-from zmake.slots import socket_dir
+from zmake.sides.slots import socket_dir
 
 DATASETS = 16
 JOBS = 4

@@ -1,5 +1,5 @@
 """Forge a `receive_resume_token` by editing a REAL token's payload (the control of the forged
-token attack, OpenZFS #14153). Stdlib only: kept apart from zmake.token on purpose, so that the
+token attack, OpenZFS #14153). Stdlib only: kept apart from zmake.core.token on purpose, so that the
 forger is not the code it tests.
 
 Every pair of the real token (object, offset, bytes, compressok, embedok, rawok, …) is kept in

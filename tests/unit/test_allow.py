@@ -1,4 +1,4 @@
-"""zmake/allow.py: the permission sets, the hints, and reading `zfs allow DATASET`."""
+"""zmake/sides/permissions.py: the permission sets, the hints, and reading `zfs allow DATASET`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import shlex
 
 import pytest
 
-from zmake.allow import effective, hint, needed, role_permissions, setup, writable_hint
-from zmake.commands import (
+from zmake.sides.permissions import effective, hint, needed, role_permissions, setup, writable_hint
+from zmake.sides.zfs_argv import (
     abort_resume_argv,
     bookmark_argv,
     create_placeholder_argv,

@@ -1,4 +1,4 @@
-"""Stream-file chains (chain.py): what the next file is, manifests, continuity, which chains
+"""Stream-file chains (core/chain.py): what the next file is, manifests, continuity, which chains
 `prune --keep-chains` may delete."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zmake.chain import (
+from zmake.core.chain import (
     Chain,
     StreamFile,
     chains_to_drop,
@@ -16,7 +16,7 @@ from zmake.chain import (
     parse_manifests,
     plan_next,
 )
-from zmake.model import FILESYSTEM, Dataset, Snapshot
+from zmake.core.model import FILESYSTEM, Dataset, Snapshot
 
 NAME = "tank/my data:1"
 

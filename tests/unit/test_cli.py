@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from zmake.cli import build_parser
-from zmake.token import ResumeToken
-from zmake.token import encode as encode_token
+from zmake.cli.main import build_parser
+from zmake.core.token import ResumeToken
+from zmake.core.token import encode as encode_token
 
 REPO = Path(__file__).resolve().parents[2]
 LIST = (

@@ -1,4 +1,4 @@
-"""zmake/commands.py: the argv lists zmake runs, and quoting across the ssh boundary.
+"""zmake/sides/zfs_argv.py: the argv lists zmake runs, and quoting across the ssh boundary.
 
 Quoting is checked by running the commands: a fake `ssh` hands its command to `sh -c` the
 way sshd hands it to the remote login shell (options skipped, the words after the host
@@ -21,7 +21,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from zfsgen import GenTree, components, trees
 
-from zmake.commands import (
+from zmake.core.decide import Action, Step
+from zmake.core.errors import UsageError, ZfsUnavailable
+from zmake.core.model import FILESYSTEM, VOLUME, Dataset, Snapshot
+from zmake.sides.runner import Runner
+from zmake.sides.side import Route, Side, ssh_argv, ssh_prefix
+from zmake.sides.zfs_argv import (
     COMPRESSORS,
     abort_resume_argv,
     create_placeholder_argv,
@@ -34,11 +39,6 @@ from zmake.commands import (
     rollback_argv,
     send_argv,
 )
-from zmake.decide import Action, Step
-from zmake.errors import UsageError, ZfsUnavailable
-from zmake.model import FILESYSTEM, VOLUME, Dataset, Snapshot
-from zmake.runner import Runner
-from zmake.sides import Route, Side, ssh_argv, ssh_prefix
 
 PYTHON = f"#!{sys.executable} -SI\n"
 FAKE_ZFS = (

@@ -1,4 +1,4 @@
-"""The pure send decision (zmake/decide.py): a table of every Action, then properties of
+"""The pure send decision (zmake/core/decide.py): a table of every Action, then properties of
 repeatedly deciding and applying over random snapshot histories."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from zfsgen import History, histories
 
-from zmake.decide import (
+from zmake.core.decide import (
     PLACEHOLDER_MAX_REFERENCED,
     Action,
     Step,
@@ -20,8 +20,8 @@ from zmake.decide import (
     is_placeholder,
     step_bytes,
 )
-from zmake.model import FILESYSTEM, VOLUME, BackupDataset, Dataset, Snapshot
-from zmake.plan import expected_bytes
+from zmake.core.model import FILESYSTEM, VOLUME, BackupDataset, Dataset, Snapshot
+from zmake.core.plan import expected_bytes
 
 SOURCE = "tank/my data:v1"
 BACKUP = "backup/my data:v1"
@@ -513,8 +513,9 @@ def test_apply_placeholder_keeps_name_and_kind() -> None:
 
 
 def test_after_a_resume_the_rest_of_the_range_is_sent() -> None:
-    """send.py: RESUME finishes one snapshot, `remote.with_snapshot(completed)` records it,
-    and the next decision must be the rest of the -I range (issue 4, step 4)."""
+    """targets/pool/send.py: RESUME finishes one snapshot,
+    `remote.with_snapshot(completed)` records it, and the next decision must be the rest of the -I
+    range (issue 4, step 4)."""
     ds = local("a", "b", "c")  # source txgs 100, 110, 120
     rd = remote("a", token="1-tok", base_txg=90_000)  # backup txgs are far larger
     assert decide(ds, rd, DEST).action is Action.RESUME

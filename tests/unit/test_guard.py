@@ -1,5 +1,6 @@
-"""`zmake serve`'s checks (guard.py): every command a push or a pull issues passes, as the client
-quotes it for ssh; mutations of those commands outside the rules are refused."""
+"""`zmake serve`'s checks (guard/pipeline.py): every command a push or a pull issues
+passes, as the client quotes it for ssh; mutations of those commands outside the rules are
+refused."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zmake import commands
-from zmake.commands import COMPRESSORS, Argv
-from zmake.guard import Policy, Probe, Refusal, check, parse
-from zmake.sides import ssh_argv
-from zmake.token import ResumeToken, encode
+from zmake.core.token import ResumeToken, encode
+from zmake.guard.pipeline import Policy, Probe, Refusal, check, parse
+from zmake.sides import zfs_argv
+from zmake.sides.side import ssh_argv
+from zmake.sides.zfs_argv import COMPRESSORS, Argv
 
 ROOT = "backup/lap top:1"
 SOURCE = "tank/da ta:x"
@@ -66,16 +67,16 @@ class FakeZfs:
         self.asked.append(argv)
         name = argv[-1]
         if argv[:6] == ["zfs", "send", "-n", "-v", "-P", "-t"]:
-            from zmake.token import decode
+            from zmake.core.token import decode
 
             sent = self.resolve(decode(name))
             return f"full\t{sent}\t1024\nsize\t1024\n" if sent else ""
         if name in self.missing:
             return ""
-        if argv == commands.mark_argv(name):
+        if argv == zfs_argv.mark_argv(name):
             mark = (name, self.mark_source) if name in self.placeholders else ("-", "-")
             return f"zmake:placeholder\t{mark[0]}\t{mark[1]}\nreferenced\t49152\t-\n"
-        assert argv == commands.facts_argv(name), argv
+        assert argv == zfs_argv.facts_argv(name), argv
         enc = "aes-256-gcm" if name in self.encrypted else "off"
         rows = [f"{name}\tfilesystem\t1\t1\t-\t{enc}\t{self.token}"]
         if name not in self.placeholders:
@@ -108,20 +109,20 @@ def receive_side_commands(root: str, name: str) -> list[list[Argv]]:
     """Every command a push (send, umount, status, prune, backup) runs on the backup side."""
     parent = root.rpartition("/")[0] or root
     # zmake's receives are readonly=on; serve refuses the rest (test below)
-    recvs = [commands.receive_argv(name, filesystem=fs, readonly=True) for fs in (True, False)]
+    recvs = [zfs_argv.receive_argv(name, filesystem=fs, readonly=True) for fs in (True, False)]
     single = [
-        commands.remote_dataset_argv(name),
-        commands.remote_tree_argv(root),
-        commands.datasets_argv([root, name]),
-        # whether the tree's parent exists, by name only (parents.py)
-        commands.datasets_argv([parent, root]),
-        commands.datasets_argv([parent, parent]),
-        commands.datasets_argv([parent]),
-        commands.mounts_argv(root),
-        commands.unmount_argv(name),
-        commands.create_placeholder_argv(name),
-        commands.unmark_placeholder_argv(name),
-        commands.prune_list_argv(root),
+        zfs_argv.remote_dataset_argv(name),
+        zfs_argv.remote_tree_argv(root),
+        zfs_argv.datasets_argv([root, name]),
+        # whether the tree's parent exists, by name only (targets/pool/parents.py)
+        zfs_argv.datasets_argv([parent, root]),
+        zfs_argv.datasets_argv([parent, parent]),
+        zfs_argv.datasets_argv([parent]),
+        zfs_argv.mounts_argv(root),
+        zfs_argv.unmount_argv(name),
+        zfs_argv.create_placeholder_argv(name),
+        zfs_argv.unmark_placeholder_argv(name),
+        zfs_argv.prune_list_argv(root),
         *recvs,
     ]
     piped = [[decompress, recv] for _, decompress in COMPRESSORS.values() for recv in recvs]
@@ -134,23 +135,23 @@ def send_side_commands(root: str, name: str) -> list[list[Argv]]:
     stale = f"{name}#zmake-nas.00ff-5"  # this target's older bookmark, as serve named it
     token = encode(ResumeToken(7, snap, 5, raw=False, flags=frozenset({"compressok"})))
     sends = [
-        commands.stream_argv(snap, raw=False),
-        commands.stream_argv(snap, raw=False, base=older),
-        commands.stream_argv(snap, raw=False, base=older, between=False),
-        commands.stream_argv(snap, raw=False, base=mark),
-        commands.resume_argv(token),
+        zfs_argv.stream_argv(snap, raw=False),
+        zfs_argv.stream_argv(snap, raw=False, base=older),
+        zfs_argv.stream_argv(snap, raw=False, base=older, between=False),
+        zfs_argv.stream_argv(snap, raw=False, base=mark),
+        zfs_argv.resume_argv(token),
     ]
     single = [
-        commands.source_list_argv([root]),
-        commands.source_get_argv([root, name]),
-        commands.names_argv([root]),
-        commands.local_dataset_argv(name),
-        commands.prune_list_argv(root),
-        commands.snapshot_argv([root, name], "zmake-20261129-0100"),
-        commands.bookmark_argv(snap, mark),
-        commands.destroy_bookmark_argv(stale),
+        zfs_argv.source_list_argv([root]),
+        zfs_argv.source_get_argv([root, name]),
+        zfs_argv.names_argv([root]),
+        zfs_argv.local_dataset_argv(name),
+        zfs_argv.prune_list_argv(root),
+        zfs_argv.snapshot_argv([root, name], "zmake-20261129-0100"),
+        zfs_argv.bookmark_argv(snap, mark),
+        zfs_argv.destroy_bookmark_argv(stale),
         *sends,
-        *(commands.estimate_argv(send) for send in sends),
+        *(zfs_argv.estimate_argv(send) for send in sends),
     ]
     piped = [[send, compress] for compress, _ in COMPRESSORS.values() for send in sends]
     return [[argv] for argv in single] + piped
@@ -193,20 +194,20 @@ def test_a_raw_send_of_an_encrypted_dataset_passes_and_a_plain_one_does_not() ->
     policy, zfs = Policy("send", SOURCE), FakeZfs(encrypted={f"{SOURCE}/secret"})
     snap = f"{SOURCE}/secret@zmake-2"
     for base in (None, f"{SOURCE}/secret@zmake-1", f"{SOURCE}/secret#zmake-00ff-7"):
-        assert passes(policy, [commands.stream_argv(snap, raw=True, base=base)], zfs)
-        plain = wire([commands.stream_argv(snap, raw=False, base=base)])
+        assert passes(policy, [zfs_argv.stream_argv(snap, raw=True, base=base)], zfs)
+        plain = wire([zfs_argv.stream_argv(snap, raw=False, base=base)])
         assert "raw sends only" in refused(policy, plain, zfs)
     raw_token = encode(ResumeToken(7, snap, 0, raw=True))
-    assert passes(policy, [commands.resume_argv(raw_token)], zfs)
+    assert passes(policy, [zfs_argv.resume_argv(raw_token)], zfs)
     plain_token = encode(ResumeToken(7, snap, 0, raw=False))
-    assert "non-raw token" in refused(policy, wire([commands.resume_argv(plain_token)]), zfs)
+    assert "non-raw token" in refused(policy, wire([zfs_argv.resume_argv(plain_token)]), zfs)
 
 
 def test_pruning_and_rollback_only_when_the_key_allows_them() -> None:
     name = f"{ROOT}/a"
-    prune = [commands.destroy_snapshots_argv(name, ["zmake-1"])]
-    rollback = [commands.rollback_argv(f"{name}@zmake-2")]
-    abort = [commands.abort_resume_argv(name)]
+    prune = [zfs_argv.destroy_snapshots_argv(name, ["zmake-1"])]
+    rollback = [zfs_argv.rollback_argv(f"{name}@zmake-2")]
+    abort = [zfs_argv.abort_resume_argv(name)]
     strict = Policy("receive", ROOT)
     for stages in (prune, rollback, abort):
         assert "--allow-" in refused(strict, wire(stages))
@@ -214,12 +215,12 @@ def test_pruning_and_rollback_only_when_the_key_allows_them() -> None:
     wide = Policy("receive", ROOT, allow_rollback=True)
     assert passes(wide, rollback) == rollback and passes(wide, abort) == abort
     assert passes(Policy("send", SOURCE, allow_prune=True), [
-        commands.destroy_snapshots_argv(SOURCE, ["zmake-1"])])  # fmt: skip
+        zfs_argv.destroy_snapshots_argv(SOURCE, ["zmake-1"])])  # fmt: skip
 
 
 def test_force_only_over_a_placeholder_serve_checks_itself() -> None:
     name = f"{ROOT}/parent"
-    forced = [commands.receive_argv(name, force=True)]
+    forced = [zfs_argv.receive_argv(name, force=True)]
     policy = Policy("receive", ROOT)
     assert passes(policy, forced, FakeZfs(placeholders={name})) == [as_served(forced[0])]
     assert "not a placeholder" in refused(policy, wire(forced), FakeZfs())
@@ -227,16 +228,16 @@ def test_force_only_over_a_placeholder_serve_checks_itself() -> None:
 
 def test_a_mountpoint_is_stripped_or_kept_within_the_prefix() -> None:
     name = f"{ROOT}/home"
-    stages = [commands.receive_argv(name, mountpoint="/etc")]
-    assert passes(Policy("receive", ROOT), stages) == [as_served(commands.receive_argv(name))]
+    stages = [zfs_argv.receive_argv(name, mountpoint="/etc")]
+    assert passes(Policy("receive", ROOT), stages) == [as_served(zfs_argv.receive_argv(name))]
     fenced = Policy("receive", ROOT, mountpoint_prefix="/backups")
     assert "outside /backups" in refused(fenced, wire(stages))
-    escape = [commands.receive_argv(name, mountpoint="/backups/../etc")]
+    escape = [zfs_argv.receive_argv(name, mountpoint="/backups/../etc")]
     assert "outside /backups" in refused(fenced, wire(escape))
-    inside = [commands.receive_argv(name, mountpoint="/backups/lap top/home")]
+    inside = [zfs_argv.receive_argv(name, mountpoint="/backups/lap top/home")]
     assert passes(fenced, inside) == inside
     for odd in ("/backups", "/backups/", "/backups/./x", "/backups//x", "/backupsx/y"):
-        stages = [commands.receive_argv(name, mountpoint=odd)]
+        stages = [zfs_argv.receive_argv(name, mountpoint=odd)]
         assert "outside /backups" in refused(fenced, wire(stages))
 
 
@@ -244,7 +245,7 @@ def test_a_receive_without_readonly_is_refused() -> None:
     """Without the `readonly` permission zfs drops `-o readonly=on` silently; serve asks for it
     always (a writable backup is refused by `zfs allow --role receive`'s grant instead)."""
     for filesystem in (True, False):
-        writable = [commands.receive_argv(f"{ROOT}/a", filesystem=filesystem, readonly=False)]
+        writable = [zfs_argv.receive_argv(f"{ROOT}/a", filesystem=filesystem, readonly=False)]
         assert "readonly" in refused(Policy("receive", ROOT), wire(writable))
 
 
@@ -271,8 +272,8 @@ def test_builders_are_all_classified() -> None:
         enumerated |= {" ".join(stage) for stage in stages}
     builders = {
         name
-        for name, function in inspect.getmembers(commands, inspect.isfunction)
-        if name.endswith("_argv") and function.__module__ == commands.__name__
+        for name, function in inspect.getmembers(zfs_argv, inspect.isfunction)
+        if name.endswith("_argv") and function.__module__ == zfs_argv.__name__
     }
     covered = {name for name in builders if name in inspect.getsource(receive_side_commands)
                or name in inspect.getsource(send_side_commands)}  # fmt: skip

@@ -1,12 +1,12 @@
 """What a restricted key may destroy or bookmark: exactly what `zmake prune` and zmake's
-bookmarks would (guard_destroy.py) — each rule shown refusing what it must catch."""
+bookmarks would (guard/destroy.py) — each rule shown refusing what it must catch."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.unit.test_guard import FakeZfs, passes, refused, wire
-from zmake import commands
+from zmake.sides import zfs_argv
 
 ROOT, SOURCE = "backup/lap top:1", "tank/da ta:x"
 HISTORY = (("zmake-1", 5, 5, 0), ("mine", 6, 6, 0), ("zmake-2", 7, 7, 0), ("zmake-3", 8, 8, 0),
@@ -14,12 +14,12 @@ HISTORY = (("zmake-1", 5, 5, 0), ("mine", 6, 6, 0), ("zmake-2", 7, 7, 0), ("zmak
 
 
 def prune(dataset: str, *shorts: str) -> list[list[str]]:
-    return [commands.destroy_snapshots_argv(dataset, list(shorts))]
+    return [zfs_argv.destroy_snapshots_argv(dataset, list(shorts))]
 
 
 @pytest.mark.parametrize("role, root", [("receive", ROOT), ("send", SOURCE)])
 def test_prune_takes_only_what_zmake_prune_would(role: str, root: str) -> None:
-    from zmake.guard import Policy
+    from zmake.guard.pipeline import Policy
 
     policy = Policy(role, root, allow_prune=True, target="nas")
     zfs = FakeZfs(snapshots=HISTORY, bookmarks=())
@@ -35,7 +35,7 @@ def test_prune_takes_only_what_zmake_prune_would(role: str, root: str) -> None:
 
 
 def test_a_range_of_every_snapshot_is_refused() -> None:
-    from zmake.guard import Policy
+    from zmake.guard.pipeline import Policy
 
     policy = Policy("receive", ROOT, allow_prune=True)
     for text in (f"zfs destroy '{ROOT}/a@%'", f"zfs destroy '{ROOT}/a@zmake-1%'"):
@@ -43,8 +43,8 @@ def test_a_range_of_every_snapshot_is_refused() -> None:
 
 
 def test_the_backups_newest_and_what_a_partial_receive_needs_stay() -> None:
-    from zmake.guard import Policy
-    from zmake.token import ResumeToken, encode
+    from zmake.core.token import ResumeToken, encode
+    from zmake.guard.pipeline import Policy
 
     policy = Policy("receive", ROOT, allow_prune=True)
     foreign_newest = (*HISTORY, ("theirs", 11, 11, 0))
@@ -57,7 +57,7 @@ def test_the_backups_newest_and_what_a_partial_receive_needs_stay() -> None:
 
 
 def test_a_pull_key_keeps_its_own_targets_base() -> None:
-    from zmake.guard import Policy
+    from zmake.guard.pipeline import Policy
 
     policy = Policy("send", SOURCE, allow_prune=True, target="nas")
     marks = (("zmake-nas.00ff-7", 7, 7), ("zmake-nas.00ff-5", 5, 5), ("zmake-other.00aa-8", 8, 8))
@@ -67,26 +67,26 @@ def test_a_pull_key_keeps_its_own_targets_base() -> None:
 
 
 def test_a_pull_key_makes_and_destroys_only_its_own_bookmarks() -> None:
-    from zmake.guard import Policy
+    from zmake.guard.pipeline import Policy
 
     name = f"{SOURCE}/a"
     policy = Policy("send", SOURCE, target="nas")
-    create = [commands.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-00ff-7")]
+    create = [zfs_argv.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-00ff-7")]
     served = passes(policy, create)
-    assert served == [commands.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-nas.00ff-7")]
-    labelled = [commands.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-nas.00ff-7")]
+    assert served == [zfs_argv.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-nas.00ff-7")]
+    labelled = [zfs_argv.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-nas.00ff-7")]
     assert passes(policy, labelled) == labelled
-    other = [commands.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-other.00ff-7")]
+    other = [zfs_argv.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-other.00ff-7")]
     assert "another target" in refused(policy, wire(other))
     assert "--target" in refused(Policy("send", SOURCE), wire(create))
 
     def destroy(short: str) -> str:
-        return wire([commands.destroy_bookmark_argv(f"{name}#{short}")])
+        return wire([zfs_argv.destroy_bookmark_argv(f"{name}#{short}")])
 
     marks = (("zmake-nas.00ff-5", 5, 5), ("zmake-nas.00ff-7", 7, 7), ("zmake-other.00ff-5", 5, 5),
              ("zmake-00ff-5", 5, 5))  # fmt: skip
     zfs = FakeZfs(bookmarks=marks)
-    assert passes(policy, [commands.destroy_bookmark_argv(f"{name}#zmake-nas.00ff-5")], zfs)
+    assert passes(policy, [zfs_argv.destroy_bookmark_argv(f"{name}#zmake-nas.00ff-5")], zfs)
     assert "newest" in refused(policy, destroy("zmake-nas.00ff-7"), zfs)
     assert "not this target's" in refused(policy, destroy("zmake-other.00ff-5"), zfs)
     assert "not this target's" in refused(policy, destroy("zmake-00ff-5"), zfs)
@@ -94,13 +94,14 @@ def test_a_pull_key_makes_and_destroys_only_its_own_bookmarks() -> None:
 
 
 def test_a_pull_key_never_bookmarks_under_a_key_another_target_or_a_push_uses() -> None:
-    """A push counts only unlabelled bookmarks as its own (bookmarks.py) and a pull only its
-    label's: a key in use by another is refused, so one cannot plant the other's base."""
-    from zmake.guard import Policy
+    """A push counts only unlabelled bookmarks as its own (targets/pool/bookmarks.py) and
+    a pull only its label's: a key in use by another is refused, so one cannot plant the other's
+    base."""
+    from zmake.guard.pipeline import Policy
 
     name = f"{SOURCE}/a"
     policy = Policy("send", SOURCE, target="nas")
-    create = [commands.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-00ff-7")]
+    create = [zfs_argv.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-00ff-7")]
     for short in ("zmake-00ff-5", "zmake-other.00ff-5"):
         zfs = FakeZfs(bookmarks=((short, 5, 5),))
         assert "another target's" in refused(policy, wire(create), zfs)

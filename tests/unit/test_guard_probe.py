@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.test_guard import FakeZfs, passes, refused, wire
-from zmake import commands
-from zmake.commands import Argv
-from zmake.guard import Policy, Probe, Refusal, check, parse
-from zmake.token import ResumeToken, encode
+from zmake.core.token import ResumeToken, encode
+from zmake.guard.pipeline import Policy, Probe, Refusal, check, parse
+from zmake.sides import zfs_argv
+from zmake.sides.zfs_argv import Argv
 
 SOURCE = "tank/da ta:x"
 PLAIN, SECRET = f"{SOURCE}/plain", f"{SOURCE}/secret"
@@ -18,7 +18,7 @@ RECEIVE = Policy("receive", "backup/lap top:1")
 
 
 def resume(token: ResumeToken) -> str:
-    return wire([commands.resume_argv(encode(token))])
+    return wire([zfs_argv.resume_argv(encode(token))])
 
 
 def test_a_token_naming_a_plain_snapshot_with_an_encrypted_ones_guid_is_refused() -> None:
@@ -27,7 +27,7 @@ def test_a_token_naming_a_plain_snapshot_with_an_encrypted_ones_guid_is_refused(
     pool = {5: f"{PLAIN}@zmake-1", 7: f"{PLAIN}@zmake-2", 99: f"{SECRET}@zmake-3"}
     zfs = FakeZfs(encrypted={SECRET}, resolve=lambda token: pool.get(token.toguid, ""))
     honest = ResumeToken(7, f"{PLAIN}@zmake-2", 0)
-    assert passes(SEND, [commands.resume_argv(encode(honest))], zfs)  # the control
+    assert passes(SEND, [zfs_argv.resume_argv(encode(honest))], zfs)  # the control
     forged = ResumeToken(99, f"{PLAIN}@zmake-2", 0)
     assert "that sends" in refused(SEND, resume(forged), zfs)
     # ZFS's answer alone is not trusted either: the name's guid must be the token's
@@ -36,7 +36,7 @@ def test_a_token_naming_a_plain_snapshot_with_an_encrypted_ones_guid_is_refused(
     secret = FakeZfs(encrypted={SECRET})
     assert "non-raw" in refused(SEND, resume(ResumeToken(7, f"{SECRET}@zmake-2", 0)), secret)
     raw = ResumeToken(7, f"{SECRET}@zmake-2", 0, raw=True)
-    assert passes(SEND, [commands.resume_argv(encode(raw))], secret)
+    assert passes(SEND, [zfs_argv.resume_argv(encode(raw))], secret)
 
 
 def test_a_token_for_a_dataset_or_snapshot_that_does_not_exist_is_refused() -> None:
@@ -53,7 +53,7 @@ def test_a_token_for_a_dataset_or_snapshot_that_does_not_exist_is_refused() -> N
 
 
 def test_a_token_from_a_guid_the_dataset_does_not_hold_or_with_other_flags_is_refused() -> None:
-    assert passes(SEND, [commands.resume_argv(encode(ResumeToken(7, f"{PLAIN}@zmake-2", 5)))])
+    assert passes(SEND, [zfs_argv.resume_argv(encode(ResumeToken(7, f"{PLAIN}@zmake-2", 5)))])
     assert "does not hold" in refused(SEND, resume(ResumeToken(7, f"{PLAIN}@zmake-2", 1234)))
     saved = ResumeToken(7, f"{PLAIN}@zmake-2", 0, flags=frozenset({"savedok"}))
     assert "savedok" in refused(SEND, resume(saved))
@@ -70,9 +70,9 @@ def test_every_probe_fails_closed() -> None:
         raise Refusal("zfs did not answer")
 
     asks = [
-        [commands.stream_argv(f"{PLAIN}@zmake-2", raw=False)],
-        [commands.resume_argv(encode(ResumeToken(7, f"{PLAIN}@zmake-2", 0)))],
-        [commands.destroy_snapshots_argv(PLAIN, ["zmake-1"])],
+        [zfs_argv.stream_argv(f"{PLAIN}@zmake-2", raw=False)],
+        [zfs_argv.resume_argv(encode(ResumeToken(7, f"{PLAIN}@zmake-2", 0)))],
+        [zfs_argv.destroy_snapshots_argv(PLAIN, ["zmake-1"])],
     ]
     policy = Policy("send", SOURCE, allow_prune=True, target="nas")
     for stages in asks:
@@ -80,7 +80,7 @@ def test_every_probe_fails_closed() -> None:
         for zfs in (FakeZfs(missing={PLAIN}), failing, lambda argv: "garbage\n"):
             with pytest.raises(Refusal):
                 check(policy, parse(wire(stages)), Probe(zfs))
-    forced = [commands.receive_argv(f"{RECEIVE.root}/p", force=True)]
+    forced = [zfs_argv.receive_argv(f"{RECEIVE.root}/p", force=True)]
     for zfs in (FakeZfs(missing={f"{RECEIVE.root}/p"}), failing):
         with pytest.raises(Refusal):
             check(RECEIVE, parse(wire(forced)), Probe(zfs))
@@ -90,7 +90,7 @@ def test_force_needs_a_mark_set_on_the_dataset_itself() -> None:
     """A mark inherited or received from a stream (`send -p` can carry zmake:placeholder) is no
     placeholder; nor is one with snapshots."""
     name = f"{RECEIVE.root}/p"
-    forced = [commands.receive_argv(name, force=True)]
+    forced = [zfs_argv.receive_argv(name, force=True)]
     assert passes(RECEIVE, forced, FakeZfs(placeholders={name}))  # the control
     for source in ("received", "inherited from backup/lap top:1"):
         zfs = FakeZfs(placeholders={name}, mark_source=source)
@@ -100,13 +100,13 @@ def test_force_needs_a_mark_set_on_the_dataset_itself() -> None:
 
 def test_every_receive_keeps_the_streams_own_mark_out() -> None:
     for fs in (True, False):
-        argv = commands.receive_argv("backup/x", filesystem=fs)
+        argv = zfs_argv.receive_argv("backup/x", filesystem=fs)
         assert argv[argv.index("-x") + 1] == "zmake:placeholder"
 
 
 @pytest.mark.parametrize("name", ["backup/lap top:1/../other", "backup/lap top:1/./a",
                                   "backup/lap top:1//a", "backup/lap top:1/a/.."])  # fmt: skip
 def test_dot_components_are_refused(name: str) -> None:
-    for argv in (commands.unmount_argv(name), commands.remote_dataset_argv(name),
-                 commands.receive_argv(name)):  # fmt: skip
+    for argv in (zfs_argv.unmount_argv(name), zfs_argv.remote_dataset_argv(name),
+                 zfs_argv.receive_argv(name)):  # fmt: skip
         refused(RECEIVE, wire([argv]))

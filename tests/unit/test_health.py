@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zmake.errors import UsageError
-from zmake.health import (
+from zmake.core.errors import UsageError
+from zmake.core.health import (
     CRITICAL,
     OK,
     UNKNOWN,
@@ -23,8 +23,8 @@ from zmake.health import (
     short_age,
     verdict,
 )
-from zmake.metrics import RunFigures, render_metrics
-from zmake.model import FILESYSTEM, BackupDataset, Dataset, Snapshot
+from zmake.core.model import FILESYSTEM, BackupDataset, Dataset, Snapshot
+from zmake.reports.metrics import RunFigures, render_metrics
 
 HOUR = 3600
 NOW = 1_790_000_000
@@ -178,7 +178,7 @@ def test_label_values_are_escaped() -> None:
 
 
 def test_metrics_are_written_whole(tmp_path: Path) -> None:
-    from zmake.metrics import write_metrics
+    from zmake.reports.metrics import write_metrics
 
     target = tmp_path / "zmake.prom"
     write_metrics(target, "x 1\n")

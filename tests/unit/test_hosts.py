@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from zmake.cli import main
-from zmake.config import resolve
-from zmake.errors import UsageError
-from zmake.hosts import check_host, problem, ssh_destination
-from zmake.runner import Runner
-from zmake.sides import Side, master_control_argv, ssh_argv, ssh_config_argv
+from zmake.cli.main import main
+from zmake.core.errors import UsageError
+from zmake.core.hosts import check_host, problem, ssh_destination
+from zmake.settings import resolve
+from zmake.sides.runner import Runner
+from zmake.sides.side import Side, master_control_argv, ssh_argv, ssh_config_argv
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURE = str(REPO / "sample-pools" / "home.zcap")

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from zmake import __version__, allow
-from zmake.interpreter import PACKAGE, bootstrap, isolated_finds_package, module_argv
+from zmake import __version__
+from zmake.sides import permissions
+from zmake.sides.interpreter import PACKAGE, bootstrap, isolated_finds_package, module_argv
 
 REPO = Path(__file__).resolve().parents[2]
 OLD_ZMAKE = [sys.executable, "-m", "zmake"]
@@ -137,7 +138,8 @@ def test_an_isolated_zmake_asks_no_second_interpreter(tmp_path: Path) -> None:
     zmake = makefile_zmake(generated_makefile(OLD_ZMAKE, REPO))
     assert makefile_zmake(generated_makefile(shlex.split(zmake), tmp_path)) == zmake
     no_probe = (
-        "import zmake.interpreter as i, zmake.runner as r;r.Runner = None;print(i.module_argv())"
+        "import zmake.sides.interpreter as i, zmake.sides.runner as r;"
+        "r.Runner = None;print(i.module_argv())"
     )
     done = subprocess.run([sys.executable, "-I", "-c", no_probe], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -156,7 +158,7 @@ def test_the_bootstrap_holds_nothing_make_a_shell_or_authorized_keys_would_read(
 def test_module_argv_is_isolated_either_way(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isolated_finds_package()  # the test venv installs zmake
     assert module_argv() == [sys.executable, "-I", "-m", "zmake"]
-    monkeypatch.setattr("zmake.interpreter.isolated_finds_package", lambda: False)
+    monkeypatch.setattr("zmake.sides.interpreter.isolated_finds_package", lambda: False)
     python, flag, dash_c, code = module_argv("zmake")
     assert (python, flag, dash_c) == (sys.executable, "-I", "-c")
     assert code == bootstrap("zmake", PACKAGE.parent)
@@ -186,7 +188,7 @@ def test_the_authorized_keys_line_ignores_a_planted_package_and_pythonpath(
     assert serve.returncode == 0 and "--send-from" in serve.stdout, serve.stderr
     assert plants.ran() == []
 
-    old = allow.setup("pull-source", "zsend", "tank", zmake=shlex.join(OLD_ZMAKE)).key_line
+    old = permissions.setup("pull-source", "zsend", "tank", zmake=shlex.join(OLD_ZMAKE)).key_line
     assert old is not None
     assert "planted zmake ran" in plants.run(["sh", "-c", authorized_command(old)]).stdout
     assert plants.ran() == ["cwd", "sitecustomize"]

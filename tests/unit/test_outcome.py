@@ -1,4 +1,4 @@
-"""`zmake backup --summary-json` and `--quiet` (outcome.py): the document follows its schema
+"""`zmake backup --summary-json` and `--quiet` (reports/backup.py): the document follows its schema
 whatever the outcome, and quiet prints only the datasets left behind."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from zmake.backup import Row, Unfinished
-from zmake.config import resolve
-from zmake.errors import RemoteUnreachable
-from zmake.outcome import Reporting, summary
-from zmake.runner import Runner
+from zmake.commands.backup import Row, Unfinished
+from zmake.core.errors import RemoteUnreachable
+from zmake.reports.backup import Reporting, summary
+from zmake.settings import resolve
+from zmake.sides.runner import Runner
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "backup-summary.schema.json").read_text())
 ROWS = [

@@ -8,12 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from zfsgen import components
 
-from zmake.bookmarks import bookmark_name, plan_bookmarks, target_key
-from zmake.config import Settings, check_dest
-from zmake.errors import UsageError
-from zmake.model import FILESYSTEM, BackupDataset, Dataset, Snapshot, dest_name, source_name
-from zmake.parents import parent_chain
-from zmake.plan import Selection
+from zmake.core.errors import UsageError
+from zmake.core.model import FILESYSTEM, BackupDataset, Dataset, Snapshot, dest_name, source_name
+from zmake.core.plan import Selection
+from zmake.settings import Settings, check_dest
+from zmake.targets.pool.bookmarks import bookmark_name, plan_bookmarks, target_key
+from zmake.targets.pool.parents import parent_chain
 
 # --- --dest -------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""zmake/parse.py against generated `zfs list/get -H -p` text: round trips and clear errors."""
+"""zmake/core/parse.py against generated `zfs list/get -H -p` text: round trips and clear errors."""
 
 from __future__ import annotations
 
@@ -19,10 +19,9 @@ from zfsgen import (
     trees,
 )
 
-from zmake.commands import source_get_argv, source_list_argv
-from zmake.errors import ParseError
-from zmake.model import FILESYSTEM, VOLUME, Dataset, Snapshot, dest_name, parent_of
-from zmake.parse import (
+from zmake.core.errors import ParseError
+from zmake.core.model import FILESYSTEM, VOLUME, Dataset, Snapshot, dest_name, parent_of
+from zmake.core.parse import (
     BACKUP_LIST_PROPS,
     SOURCE_LIST_PROPS,
     Capture,
@@ -32,6 +31,7 @@ from zmake.parse import (
     parse_source,
     render_capture,
 )
+from zmake.sides.zfs_argv import source_get_argv, source_list_argv
 
 NUMERIC_LIST_COLUMNS = [p for p in SOURCE_LIST_PROPS if p not in ("name", "type")]
 HUMAN_VALUES = ("1.50G", "512K", "12M", "0B", "none", "", "1e3", "4,096", "0x10")

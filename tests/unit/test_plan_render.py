@@ -1,6 +1,6 @@
 """Selection, the dataset DAG and the rendered Makefile, on random trees with nasty names.
 
-The DAG rule (zmake/plan.py): for every selected dataset with a nearest selected ancestor A,
+The DAG rule (zmake/core/plan.py): for every selected dataset with a nearest selected ancestor A,
 A depends on the dataset (children first), except when A is encrypted: then the dataset
 depends on A (parent first), since a raw stream cannot be received over the unencrypted
 placeholder `zfs recv -d` would create for A. The random trees have encrypted pool roots and
@@ -38,8 +38,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from zfsgen import GenTree, forest_get_output, forest_list_output, forests, trees
 
-from zmake.errors import UsageError
-from zmake.model import (
+from zmake.core.errors import UsageError
+from zmake.core.model import (
     FILESYSTEM,
     BackupDataset,
     Dataset,
@@ -48,9 +48,9 @@ from zmake.model import (
     parent_of,
     pool_of,
 )
-from zmake.parse import parse_source
-from zmake.plan import Node, Plan, build_plan, expected_bytes, select
-from zmake.render import (
+from zmake.core.parse import parse_source
+from zmake.core.plan import Node, Plan, build_plan, expected_bytes, select
+from zmake.core.render import (
     Settings,
     make_value,
     recipe_word,

@@ -1,4 +1,4 @@
-"""Retention policies (policy.py) and the safety rules around them (retention.judge)."""
+"""Retention policies (core/retention.py) and the safety rules around them (retention.judge)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zmake.errors import UsageError
-from zmake.policy import PERIODS, Dated, Retention, parse_retention, reasons_to_keep
-from zmake.retention import SnapshotInfo, judge
+from zmake.core.errors import UsageError
+from zmake.core.prunable import SnapshotInfo, judge
+from zmake.core.retention import PERIODS, Dated, Retention, parse_retention, reasons_to_keep
 
 NOW = 1_800_000_000  # 2027-01-15
 DAY = 86400
 
 
 def period_key(period: str, creation: int) -> tuple[int, ...]:
-    """The calendar bucket, computed another way than policy.py (tuples, not strftime)."""
+    """The calendar bucket, computed another way than core/retention.py (tuples, not strftime)."""
     moment = datetime.fromtimestamp(creation, UTC)
     iso = moment.isocalendar()
     return {
@@ -144,8 +144,8 @@ def test_the_same_syntax_everywhere() -> None:
 def test_each_side_from_the_command_line_over_the_config_file(tmp_path) -> None:
     import argparse
 
-    from zmake.arguments import keeping_of
-    from zmake.config import resolve
+    from zmake.cli.arguments import keeping_of
+    from zmake.settings import resolve
 
     config = tmp_path / "zmake.toml"
     config.write_text('keep-source = "within=3d"\nkeep-backup = "daily=30,monthly=12"\n')

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zmake.confirm import confirm
-from zmake.errors import Refused
-from zmake.retention import (
+from zmake.cli.confirm import confirm
+from zmake.core.errors import Refused
+from zmake.core.prunable import (
     SnapshotInfo,
     doomed_of,
     judge_all,

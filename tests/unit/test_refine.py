@@ -1,4 +1,4 @@
-"""zmake/refine.py's blame rules for a failed data pipeline.
+"""zmake/sides/stderr_errors.py's blame rules for a failed data pipeline.
 
 transfer_error(dataset, stages, route=) decides, in this order:
 0. pulling: the source's ssh could not connect (255) → RemoteUnreachable naming the source;
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from zmake.errors import (
+from zmake.core.errors import (
     Diverged,
     PackageRefused,
     RemotePoolMissing,
@@ -30,8 +30,8 @@ from zmake.errors import (
     ZfsUnavailable,
     ZmakeError,
 )
-from zmake.refine import StageOutcome, transfer_error
-from zmake.sides import Route, Side
+from zmake.sides.side import Route, Side
+from zmake.sides.stderr_errors import StageOutcome, transfer_error
 
 DATASET = "tank/home/alice"
 SEND = ["zfs", "send", "-L", "-c", "tank/home/alice@s2"]

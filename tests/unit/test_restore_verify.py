@@ -1,4 +1,4 @@
-"""Restoring a pool backup (restore_pool.plan_restore) and comparing contents (contents.py)."""
+"""Restoring a pool backup (restore_pool.plan_restore) and comparing contents (core/contents.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zmake.contents import compare, every_from_sample, hash_argv, parse_hashes
-from zmake.errors import Refused, UsageError
-from zmake.model import FILESYSTEM, VOLUME, BackupDataset, Snapshot
-from zmake.restore_pool import FULL, RESUME, ROLLBACK, SKIP, plan_restore
-from zmake.token import ResumeToken, encode
+from zmake.core.contents import compare, every_from_sample, hash_argv, parse_hashes
+from zmake.core.errors import Refused, UsageError
+from zmake.core.model import FILESYSTEM, VOLUME, BackupDataset, Snapshot
+from zmake.core.token import ResumeToken, encode
+from zmake.targets.pool.restore import FULL, RESUME, ROLLBACK, SKIP, plan_restore
 
 DEST = "backup/laptop"
 

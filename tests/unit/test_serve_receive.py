@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_stream_header import NVLIST, begin, compound
-from zmake import commands
-from zmake.guard_stream import PACKAGE_REFUSED
-from zmake.sides import ssh_argv
+from zmake.guard.stream import PACKAGE_REFUSED
+from zmake.sides import zfs_argv
+from zmake.sides.side import ssh_argv
 
 ROOT = "backup/lap top:1"
 
@@ -34,7 +34,7 @@ def serve(tmp_path: Path, stages: list[list[str]], stream: bytes) -> tuple[int, 
     return done.returncode, done.stderr.decode(), received
 
 
-RECV = commands.receive_argv(f"{ROOT}/a")
+RECV = zfs_argv.receive_argv(f"{ROOT}/a")
 BODY = os.urandom(300_000)
 
 
@@ -47,7 +47,7 @@ def test_every_byte_arrives_in_order(tmp_path: Path, stream: bytes) -> None:
 
 def test_through_the_decompressor_too(tmp_path: Path) -> None:
     stream = begin() + BODY
-    gunzip = commands.COMPRESSORS["gzip"][1]
+    gunzip = zfs_argv.COMPRESSORS["gzip"][1]
     code, stderr, received = serve(tmp_path, [gunzip, RECV], gzip.compress(stream))
     assert code == 0, stderr
     assert received.read_bytes() == stream
@@ -57,7 +57,7 @@ def test_through_the_decompressor_too(tmp_path: Path) -> None:
     "stream, why",
     [
         (compound(begin(), NVLIST) + BODY, PACKAGE_REFUSED),  # send -p, -R
-        (compound(begin(fromguid=7)) + BODY, PACKAGE_REFUSED),  # send -I: send.py falls back
+        (compound(begin(fromguid=7)) + BODY, PACKAGE_REFUSED),  # send -I: pool send falls back
         (begin(objset=3) + BODY, "volume stream into a receive for a filesystem"),
         (b"not a stream at all" * 20, "not a zfs send stream"),
     ],
@@ -73,7 +73,7 @@ def test_a_stream_that_fails_its_head_never_reaches_zfs_recv(
 
 def test_a_refusal_is_one_line_whatever_the_client_named(tmp_path: Path) -> None:
     """A token's name may hold any byte; serve's refusal prints it escaped, on one line."""
-    from zmake.token import ResumeToken, encode
+    from zmake.core.token import ResumeToken, encode
 
     token = encode(ResumeToken(7, "tank/x\n@evil\x1b[2J", 0))
     env = {**os.environ, "SSH_ORIGINAL_COMMAND": f"zfs send -t {token}"}

@@ -1,4 +1,4 @@
-"""zmake/slots.py and the ssh options of commands.py that go with it.
+"""zmake/sides/slots.py and the ssh options of sides/zfs_argv.py that go with it.
 
 A run with `make -jN` shares up to N ssh masters ("slots"): a send holds one slot's flock
 while its control commands (`-S <socket> -o ControlMaster=auto`, which start the master when
@@ -27,16 +27,14 @@ from pathlib import Path
 
 import pytest
 
-from zmake import slots
-from zmake.cli import build_parser, slot_count
-from zmake.commands import recv_argv, send_argv
-from zmake.decide import Action, Step
-from zmake.errors import UsageError
-from zmake.model import FILESYSTEM, Dataset, Snapshot
-from zmake.plan import Selection
-from zmake.runner import Result, Runner
-from zmake.send import Sender, SendOptions
-from zmake.sides import (
+from zmake.cli.main import build_parser, slot_count
+from zmake.core.decide import Action, Step
+from zmake.core.errors import UsageError
+from zmake.core.model import FILESYSTEM, Dataset, Snapshot
+from zmake.core.plan import Selection
+from zmake.sides import slots
+from zmake.sides.runner import Result, Runner
+from zmake.sides.side import (
     MASTER_PERSIST_SECONDS,
     Route,
     Side,
@@ -44,7 +42,7 @@ from zmake.sides import (
     socket_options,
     ssh_config_argv,
 )
-from zmake.slots import (
+from zmake.sides.slots import (
     UNLIMITED_JOBS_SLOTS,
     close_masters,
     jobs_from_makeflags,
@@ -52,6 +50,8 @@ from zmake.slots import (
     ssh_slot,
     take_slot,
 )
+from zmake.sides.zfs_argv import recv_argv, send_argv
+from zmake.targets.pool.send import Sender, SendOptions
 
 SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes, the last one a NUL
 SSH_TEMP_SUFFIX = 17  # an ssh master binds `<ControlPath>.<16 random chars>` first, then renames
@@ -99,7 +99,7 @@ def test_jobs_from_makeflags(makeflags: str | None, jobs: int | None) -> None:
 
 PROBE = """\
 import json, os
-from zmake.slots import jobs_from_makeflags
+from zmake.sides.slots import jobs_from_makeflags
 print(json.dumps([os.environ.get("MAKEFLAGS"), jobs_from_makeflags(os.environ.get("MAKEFLAGS"))]))
 """
 

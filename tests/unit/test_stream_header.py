@@ -1,5 +1,5 @@
 """The stream's first record decides what a restricted key's receive may take
-(stream_header.py, guard_stream.py): each rule refuses what it must catch; a stream as zmake
+(core/stream_header.py, guard/stream.py): each rule refuses what it must catch; a stream as zmake
 sends it through a restricted key (full or `-i`) passes. Records are built as OpenZFS lays them
 out (dmu_replay_record_t); the real-ZFS tier feeds real `zfs send` streams through serve."""
 
@@ -10,10 +10,10 @@ import struct
 
 import pytest
 
-from zmake.errors import ParseError
-from zmake.guard_probe import Refusal
-from zmake.guard_stream import PACKAGE_REFUSED, Expected, check_head, expected
-from zmake.stream_header import BACKUP_MAGIC, FLAG_CLONE, RECORD_SIZE, Begin, read_head
+from zmake.core.errors import ParseError
+from zmake.core.stream_header import BACKUP_MAGIC, FLAG_CLONE, RECORD_SIZE, Begin, read_head
+from zmake.guard.probe import Refusal
+from zmake.guard.stream import PACKAGE_REFUSED, Expected, check_head, expected
 
 FILESYSTEM, VOLUME = 2, 3  # DMU_OST_ZFS, DMU_OST_ZVOL
 
@@ -91,10 +91,10 @@ def test_what_is_not_a_stream_is_refused(stream: bytes) -> None:
 
 
 def test_the_receives_shape_says_what_to_expect() -> None:
-    from zmake import commands
+    from zmake.sides import zfs_argv
 
-    assert expected([commands.receive_argv("b/a")]) == FS
-    assert expected([["zstd", "-d"], commands.receive_argv("b/a", force=True)]) == FS_FORCED
-    assert expected([commands.receive_argv("b/v", filesystem=False)]) == VOL
-    assert expected([commands.unmount_argv("b/a")]) is None
-    assert expected([commands.abort_resume_argv("b/a")]) is None
+    assert expected([zfs_argv.receive_argv("b/a")]) == FS
+    assert expected([["zstd", "-d"], zfs_argv.receive_argv("b/a", force=True)]) == FS_FORCED
+    assert expected([zfs_argv.receive_argv("b/v", filesystem=False)]) == VOL
+    assert expected([zfs_argv.unmount_argv("b/a")]) is None
+    assert expected([zfs_argv.abort_resume_argv("b/a")]) is None

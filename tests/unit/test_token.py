@@ -1,4 +1,4 @@
-"""zmake/token.py: resume tokens as OpenZFS writes them, decoded without a zfs call."""
+"""zmake/core/token.py: resume tokens as OpenZFS writes them, decoded without a zfs call."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zmake.decide import resumable
-from zmake.errors import ParseError
-from zmake.model import FILESYSTEM, Dataset, Snapshot
-from zmake.token import ResumeToken, decode, encode
+from zmake.core.decide import resumable
+from zmake.core.errors import ParseError
+from zmake.core.model import FILESYSTEM, Dataset, Snapshot
+from zmake.core.token import ResumeToken, decode, encode
 
 # Printed by OpenZFS 2.3.2 in the guest: `zfs send -L -c -i s/a#b1 s/a@2 | head -c 300000 |
 # zfs recv -s …` (an incremental from a bookmark); `zfs send -nvP -t` showed these fields.

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
-from zmake.model import FILESYSTEM, VOLUME, BackupDataset, Dataset, Snapshot, dest_name
-from zmake.parse import BACKUP_LIST_PROPS, SOURCE_GET_PROPS, SOURCE_LIST_PROPS
+from zmake.core.model import FILESYSTEM, VOLUME, BackupDataset, Dataset, Snapshot, dest_name
+from zmake.core.parse import BACKUP_LIST_PROPS, SOURCE_GET_PROPS, SOURCE_LIST_PROPS
 
 COMPONENT_ALPHABET = string.ascii_letters + string.digits + "_.: -%"
 POOL_ALPHABET = string.ascii_letters + string.digits + "_.: -"
@@ -90,7 +90,7 @@ class GenDataset:
         return f"{self.name}@{snapshot.short}"
 
     def model(self) -> Dataset:
-        """The zmake.model.Dataset that parsing this dataset's lines must produce."""
+        """The zmake.core.model.Dataset that parsing this dataset's lines must produce."""
         return Dataset(
             name=self.name,
             kind=self.kind,
@@ -167,7 +167,7 @@ class GenTree:
     def local_get_output(self, name: str) -> str:
         """`zfs get … -t filesystem,volume,snapshot -d 1 LOCAL_GET_PROPS NAME`: the dataset,
         its snapshots and its direct children (whose lines the parser must ignore)."""
-        from zmake.commands import LOCAL_GET_PROPS
+        from zmake.sides.zfs_argv import LOCAL_GET_PROPS
 
         ds = self.by_name(name)
         lines: list[str] = []

@@ -1,0 +1,1 @@
+"""The command line: argparse tables, settings from arguments, the table of commands."""

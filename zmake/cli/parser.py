@@ -1,0 +1,229 @@
+"""The argparse tables of every command (cli/main.py maps them to their workflows)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+
+from zmake.sides.zfs_argv import COMPRESS_CHOICES
+
+Handler = Callable[..., int]
+
+EXAMPLES = """\
+examples:
+  zmake generate tank --remote nas --dest backup/laptop -o Makefile && make -j8
+  zmake generate tank --source laptop --dest backup/laptop -o Makefile   # pull, on the backup host
+  zmake generate --from-file sample-pools/home.zcap --remote nas --dest backup/home | make -n -f -
+  zmake send 'tank/my data' --remote nas --dest backup/laptop --progress
+  zmake backup tank --remote nas --dest backup/laptop --snapshot --prune --keep 14 --yes
+  zmake allow --role receive --user zrecv backup/laptop   # least privilege, printed
+
+exit codes: 0 ok, 1 unexpected error, 2 usage, 3 unreadable zfs output, 4 ZFS unavailable,
+  5 zfs command failed, 6 remote unreachable, 7 receiving pool missing, 8 transfer failed
+  (run again to resume), 9 refused without --force/--yes, 10 lock busy, 130 interrupted.
+"""
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("where (also ZMAKE_* variables and the config file)")
+    group.add_argument("-c", "--config", help="TOML config file; the command line wins")
+    group.add_argument("--remote", help="[USER@]HOST that receives (push; absent: this machine)")
+    group.add_argument("--source", help="[USER@]HOST that is backed up (pull; absent: this one)")
+    group.add_argument("--ssh", help="ssh command prefix, e.g. 'ssh -p 2222 -F cfg' (default: ssh)")
+    group.add_argument("--dest", help="receiving dataset, e.g. backup/laptop (zmake creates it)")
+    group.add_argument(
+        "--compress", choices=COMPRESS_CHOICES, help="compress the stream in transit"
+    )
+    group.add_argument(
+        "--readonly",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="receive backups with readonly=on (default: on)",
+    )
+    group.add_argument("--run-dir", help="private directory for locks, stamps and reports")
+    group.add_argument("--to-dir", metavar="DIR",
+                       help="write stream files into DIR (any filesystem; on --remote over ssh) "
+                       "instead of receiving into a pool")  # fmt: skip
+    group.add_argument(
+        "--full-every",
+        type=int,
+        metavar="N",
+        help="--to-dir: start a new chain (a full stream) after N incrementals",
+    )
+    group.add_argument(
+        "--recovery", metavar="PCT", help="--to-dir: par2 recovery data per file, e.g. 5%%"
+    )
+    group.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip datasets whose full name matches (repeatable; not their children)",
+    )
+
+
+def keep_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "retention (POLICY: 7 | last=7,within=30d,hourly=24,daily=14,weekly=8,monthly=12,"
+        "yearly=3; ages from creation, UTC)"
+    )
+    group.add_argument("--keep", type=int, metavar="N", help="the newest N, on both sides")
+    group.add_argument("--keep-source", metavar="POLICY", help="what the source keeps")
+    group.add_argument("--keep-backup", metavar="POLICY", help="what the backup keeps")
+
+
+def build(
+    handlers: Mapping[str, Handler], version: str, snapshot_name: str
+) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zmake",
+        description="Parallel, restartable ZFS replication: generate a Makefile, run make -jN.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"zmake {version}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every command run")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, example: str, targets: bool = True) -> argparse.ArgumentParser:
+        func = handlers[name]
+        doc = (func.__doc__ or "").strip()
+        sub = commands.add_parser(
+            name,
+            help=doc.split("\n")[0],
+            description=doc,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.set_defaults(func=func)
+        if targets:
+            add_target_options(sub)
+        return sub
+
+    def pools(sub: argparse.ArgumentParser, required: bool = False) -> None:
+        sub.add_argument(
+            "pools",
+            nargs="+" if required else "*",
+            metavar="POOL",
+            help="source pool(s) or datasets (default: config pools, or every imported pool)",
+        )
+
+    capture = command("capture", "zmake capture tank > tank.zcap")
+    pools(capture)
+    capture.add_argument("-o", "--output", help="write to FILE atomically instead of stdout")
+
+    gen = command(
+        "generate", "zmake generate tank --remote nas --dest backup/laptop -o Makefile && make -j8"
+    )
+    gen.add_argument("datasets", nargs="*", metavar="POOL|DATASET", help="what to replicate")
+    gen.add_argument("--from-file", metavar="CAPTURE", help="plan from a zmake capture file")
+    gen.add_argument(
+        "--check-remote",
+        action="store_true",
+        help="ask the backup (one connection) what it has, for size estimates",
+    )
+    gen.add_argument("-o", "--output", help="write to FILE atomically instead of stdout")
+    gen.add_argument(
+        "--update",
+        metavar="MAKEFILE",
+        help="regenerate MAKEFILE as it was generated, if the pools changed (make does this)",
+    )
+    gen.add_argument(
+        "--static", action="store_true", help="no rule that remakes the Makefile when run"
+    )
+    gen.set_defaults(argv=None)
+
+    send = command("send", "zmake send 'tank/my data' --remote nas --dest backup/laptop --progress")
+    send.add_argument("dataset", metavar="DATASET")
+    send.add_argument(
+        "--force",
+        action="store_true",
+        help="roll back a diverged backup, or abort a partial receive that cannot resume",
+    )
+    send.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pv progress line (default: when stderr is a terminal)",
+    )
+    send.add_argument("-n", "--dry-run", action="store_true", help="print the pipeline only")
+    send.add_argument("--stamp", help="file to write when up to date (make's target)")
+    send.add_argument(
+        "--failures",
+        metavar="DIR",
+        help="on failure, write why into DIR and exit 0, so make goes on to the parents "
+        "(the Makefile's `all` reports it)",
+    )
+    send.add_argument("--slots", type=int, help="ssh masters to share (default: make's -jN)")
+    send.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="fail instead of waiting when another send holds the lock",
+    )
+
+    snap = command("snapshot", "zmake snapshot tank --name 'zmake-%Y%m%d'")
+    pools(snap)
+    snap.add_argument(
+        "--name", default=snapshot_name, help="strftime format, UTC (default %(default)s)"
+    )
+
+    prn = command("prune", "zmake prune tank --keep 7 --remote-side --dest backup/laptop --yes")
+    pools(prn)
+    keep_options(prn)
+    prn.add_argument(
+        "--remote-side", action="store_true", help="prune the backup too, with the same rules"
+    )
+    prn.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
+    prn.add_argument("--dry-run", action="store_true", help="list only")
+    prn.add_argument(
+        "--keep-chains",
+        type=int,
+        metavar="K",
+        help="--to-dir: delete whole chains older than the newest K per dataset",
+    )
+    prn.add_argument(
+        "--backup-only",
+        action="store_true",
+        help="prune the backups under --dest without the source (on the backup host, when "
+        "the source's key only appends): never a backup's newest snapshot",
+    )
+
+    stat = command("status", "zmake status tank --remote nas --dest backup/laptop --json")
+    pools(stat)
+    stat.add_argument(
+        "--json", action="store_true", help="machine-readable (docs/status.schema.json)"
+    )
+
+    bak = command(
+        "backup",
+        "zmake backup tank --remote nas --dest backup/laptop --snapshot --prune --keep 7 --yes",
+    )
+    pools(bak)
+    bak.add_argument("--snapshot", action="store_true", help="take a snapshot first")
+    bak.add_argument("--name", default=snapshot_name, help="snapshot name format")
+    bak.add_argument("--prune", action="store_true", help="prune both sides before sending")
+    keep_options(bak)
+    bak.add_argument("-j", "--jobs", type=int, help="parallel transfers (default 4)")
+    bak.add_argument("--yes", action="store_true", help="do not ask before destroying")
+    bak.add_argument("--check-remote", action="store_true", help="estimate from the backup's state")
+    bak.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print nothing when every dataset is up to date, only problems else",
+    )
+    bak.add_argument(
+        "--metrics",
+        metavar="FILE",
+        help="write Prometheus metrics of the run (node_exporter textfile)",
+    )
+    bak.add_argument(
+        "--summary-json",
+        metavar="FILE",
+        help="write the run's summary as JSON (docs/backup-summary.schema.json)",
+    )
+
+    from zmake.cli.parser_safeguards import add_extra_commands
+
+    add_extra_commands(command, pools)
+    return parser

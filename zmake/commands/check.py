@@ -1,0 +1,92 @@
+"""`zmake check`: is every backup current? For Nagios/Icinga-style monitoring (exit 0 OK,
+1 WARNING, 2 CRITICAL, 3 UNKNOWN), cron, and node_exporter's textfile collector."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from zmake.commands.status import read_both
+from zmake.core.errors import ZmakeError
+from zmake.core.health import UNKNOWN, Health, Verdict, health_of, verdict
+from zmake.core.plan import Selection
+from zmake.reports.metrics import RunFigures, render_metrics, write_metrics
+from zmake.sides.runner import Runner
+from zmake.sides.side import Route
+
+
+def target_label(route: Route) -> str:
+    return f"{route.target.host or 'local'}:{route.dest}"
+
+
+def read_health(
+    runner: Runner, route: Route, roots: Sequence[str], selection: Selection
+) -> list[Health]:
+    datasets, remote = read_both(runner, route, roots, selection)
+    return [health_of(dataset, remote, route.dest) for dataset in datasets]
+
+
+def check(
+    runner: Runner,
+    route: Route,
+    roots: Sequence[str],
+    selection: Selection,
+    *,
+    warn: int,
+    crit: int,
+    now: float,
+    as_json: bool = False,
+    metrics: Path | None = None,
+) -> int:
+    """Print the verdict (or its JSON) and return its level as the exit status."""
+    try:
+        healths = read_health(runner, route, roots, selection)
+    except ZmakeError as exc:  # a side unreachable, a pool missing: nothing can be judged
+        print(f"ZMAKE UNKNOWN - {exc}")
+        return UNKNOWN
+    judged = verdict(healths, now, warn, crit)
+    if metrics is not None:
+        write_metrics(metrics, render_metrics(healths, target_label(route)))
+    if as_json:
+        print(json.dumps(verdict_json(judged, healths, now), indent=2))
+    else:
+        print(judged.summary)
+        for line in judged.lines:
+            print(line)
+    return judged.level
+
+
+def verdict_json(judged: Verdict, healths: Sequence[Health], now: float) -> dict[str, object]:
+    return {
+        "version": 1,
+        "level": judged.level,
+        "summary": judged.summary,
+        "problems": list(judged.lines),
+        "checked_at": int(now),
+        "datasets": [
+            {
+                "dataset": h.dataset,
+                "backup": h.backup,
+                "state": h.state,
+                "newest_backed_up": h.newest_backed_up,
+                "backed_up_at": h.backed_up_at,
+                "age_seconds": None if h.backed_up_at is None else int(now - h.backed_up_at),
+                "pending_bytes": h.pending_bytes,
+                "resume_token": h.resume_token,
+            }
+            for h in healths
+        ],
+    }
+
+
+def run_metrics(
+    runner: Runner, route: Route, roots: Sequence[str], selection: Selection, run: RunFigures,
+    path: Path,
+) -> None:  # fmt: skip
+    """After a `zmake backup`: the backups' state as it now is, and this run's figures."""
+    try:
+        healths = read_health(runner, route, roots, selection)
+    except ZmakeError:
+        healths = []  # the run's own figures still tell that it failed
+    write_metrics(path, render_metrics(healths, target_label(route), run))

@@ -1,0 +1,112 @@
+"""Render a Plan into a Makefile through the Jinja2 template. Pure: no processes.
+
+Target names are an injective encoding of dataset names into characters make treats
+literally, so `pool/my data` and `pool/vm:disk0` become ordinary targets."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+from dataclasses import dataclass
+from importlib import resources
+
+import jinja2
+
+from zmake.core.errors import UsageError
+from zmake.core.names import encode, target_name
+from zmake.core.plan import Node, Plan
+
+TEMPLATE = "Makefile.j2"
+
+
+def recipe_word(value: str) -> str:
+    """A shell word inside a make recipe: shell-quoted, then `$` doubled for make."""
+    return shlex.quote(value).replace("$", "$$")
+
+
+def make_value(value: str) -> str:
+    """A value on the right of a make assignment: `$` doubled, `#` escaped (doubling any
+    backslashes before it), and a trailing backslash kept from continuing the line."""
+    value = value.replace("$", "$$")
+    value = re.sub(r"(\\*)#", lambda m: m[1] * 2 + "\\#", value)
+    return value + "$()" if value.endswith("\\") else value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the Makefile header records and exports to `zmake send`."""
+
+    zmake: str
+    remote: str
+    ssh: str
+    dest: str
+    compress: str
+    command: str
+    origin: str  # where the inventory came from, for the header
+    source_host: str = ""  # pull mode: the source's [USER@]HOST
+    readonly: bool = True
+    selection: str = '{"roots": [], "exclude": []}'  # JSON, exported as ZMAKE_SELECTION
+    # JSON that `zmake generate --update` regenerates from; empty: no self-update rule
+    # (`zmake backup` writes its Makefile afresh each run).
+    recipe: str = ""
+    stamps: str = "/run/zmake/stamps"  # where make's targets (stamp files) live
+    to_dir: str = ""  # a directory target (stream files) instead of DEST
+    full_every: str = ""
+    recovery: str = ""
+
+
+def environment() -> jinja2.Environment:
+    folder = resources.files("zmake.templates")
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: (folder / name).read_text(encoding="utf-8")),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["make_value"] = make_value
+    env.filters["recipe_word"] = recipe_word
+    env.filters["target"] = target_name
+    return env
+
+
+UNSAFE_IN_TARGETS = re.compile(r"[\s:#%$'\"\\;=|&*?\[\]]")
+
+
+def stamp_name(node: Node) -> str:
+    """The stamp file for a node: its encoded name and the newest snapshot's guid, so a new
+    snapshot can never be mistaken for one already sent."""
+    newest = node.dataset.newest
+    return f"{encode(node.dataset.name)}@{newest.guid if newest else 'none'}"
+
+
+def generation(plan: Plan) -> str:
+    """Changes when any dataset's newest snapshot does (names the umount stamp)."""
+    digest = hashlib.sha256()
+    for node in plan.nodes:
+        digest.update(f"{node.dataset.name}\0{stamp_name(node)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def umount_stamp_name(plan: Plan) -> str:
+    """The umount target's stamp file (under STAMPS): one per generation."""
+    return f"umount@{generation(plan)}"
+
+
+def render_makefile(plan: Plan, settings: Settings, version: str) -> str:
+    if UNSAFE_IN_TARGETS.search(settings.stamps):
+        raise UsageError(
+            f"run directory {settings.stamps!r}: make targets live there, so it must not "
+            "contain spaces or any of : # % $ ' \" \\ ; = | & * ? [ ]"
+        )
+    template = environment().get_template(TEMPLATE)
+    return template.render(
+        plan=plan,
+        settings=settings,
+        version=version,
+        generation=generation(plan),
+        umount_stamp=umount_stamp_name(plan),
+        stamp=stamp_name,
+    )

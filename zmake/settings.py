@@ -1,0 +1,235 @@
+"""Settings: defaults < TOML config file (-c) < ZMAKE_* environment < command line.
+
+The environment layer is how a generated Makefile passes REMOTE/SOURCE/SSH/DEST/COMPRESS/
+READONLY to `zmake send`, so `make REMOTE=other` overrides reach every recipe."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from zmake.core.errors import UsageError
+from zmake.core.hosts import check_host
+from zmake.core.model import is_within
+from zmake.core.prunable import OWNED_PREFIX
+from zmake.sides.side import Route, Side
+from zmake.sides.zfs_argv import COMPRESS_CHOICES
+
+TYPE_CHECKING = False  # `typing` itself is not imported: every send would pay for it
+if TYPE_CHECKING:
+    from typing import Any
+
+DEFAULT_SNAPSHOT_NAME = OWNED_PREFIX + "%Y%m%d-%H%M%S"
+
+KNOWN_KEYS = {
+    "remote": str,
+    "source": str,
+    "ssh": str,
+    "dest": str,
+    "compress": str,
+    "readonly": bool,
+    "exclude": list,
+    "pools": list,
+    "jobs": int,
+    "keep": int,
+    "keep_source": str,  # a retention policy (core/retention.py); `keep-source` in the file
+    "keep_backup": str,
+    "run_dir": str,
+    "snapshot": bool,
+    "prune": bool,
+    "to_dir": str,
+    "full_every": int,
+    "recovery": int,
+}
+ENV_KEYS = ("remote", "source", "ssh", "dest", "compress", "readonly", "run_dir", "to_dir",
+            "full_every", "recovery")  # fmt: skip
+SETTING_VARIABLES = tuple(f"ZMAKE_{key.upper()}" for key in ENV_KEYS)
+TRUE_WORDS = ("1", "on", "yes", "true")
+FALSE_WORDS = ("0", "off", "no", "false")
+DEST_HINT = "e.g. --dest backup/$(hostname -s): the backups go below it, zmake creates it"
+
+
+@dataclass(frozen=True)
+class Settings:
+    remote: str | None = None  # the backup host (push); None: the backup is on this machine
+    source: str | None = None  # the source host (pull); None: the source is this machine
+    ssh: str = "ssh"
+    dest: str | None = None
+    compress: str = "none"
+    readonly: bool = True
+    exclude: tuple[str, ...] = ()
+    pools: tuple[str, ...] = ()
+    jobs: int = 4
+    keep: int | None = None
+    keep_source: str | None = None
+    keep_backup: str | None = None
+    run_dir: Path | None = None
+    snapshot: bool = False
+    prune: bool = False
+    to_dir: str | None = None  # a directory target (stream files) instead of a pool
+    full_every: int | None = None  # --to-dir: a new full stream after N incrementals
+    recovery: int | None = None  # --to-dir: percent of par2 recovery data per file
+
+    @property
+    def source_side(self) -> Side:
+        return Side(self.source, self.ssh)
+
+    @property
+    def target_side(self) -> Side:
+        return Side(self.remote, self.ssh)
+
+    def route(self, roots: Sequence[str] = ()) -> Route:
+        """Where the backups of `roots` (source datasets) go; refuses a dangerous --dest."""
+        if self.to_dir:
+            if self.dest:
+                raise UsageError("give --dest (a pool target) or --to-dir (files), not both")
+            directory = self.to_dir.rstrip("/") or "/"
+            return Route(self.source_side, self.target_side, directory, to_dir=True)
+        if not self.dest:
+            raise UsageError(f"give --dest DATASET on the receiving side ({DEST_HINT})")
+        check_dest(self.dest, roots, same_machine=self.remote is None and self.source is None)
+        return Route(
+            source=self.source_side,
+            target=self.target_side,
+            dest=self.dest,
+            compress=self.compress,
+            readonly=self.readonly,
+        )
+
+
+def check_dest(dest: str, roots: Sequence[str], *, same_machine: bool) -> None:
+    """A backup must neither replace the receiving pool's own root dataset nor, on one
+    machine, land inside (or above) what it backs up."""
+    if "/" not in dest and any("/" not in root for root in roots):
+        pool = next(root for root in roots if "/" not in root)
+        raise UsageError(
+            f"--dest {dest} is a pool: the backup of {pool}'s root dataset would replace that "
+            f"pool's own root; give a dataset below it ({DEST_HINT})"
+        )
+    if not same_machine:
+        return
+    for root in roots:
+        if is_within(dest, root) or is_within(root, dest):
+            raise UsageError(
+                f"--dest {dest} overlaps the source {root} on this machine: the backup would "
+                "become part of what it backs up (or overwrite it)"
+            )
+
+
+def load_config(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import tomllib  # here: every `zmake send` starts Python, few read a config file
+
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise UsageError(f"config {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config {path}: {exc}") from None
+    data = {key.replace("-", "_"): value for key, value in data.items()}
+    for key, value in data.items():
+        if key not in KNOWN_KEYS:
+            raise UsageError(f"config {path}: unknown key {key!r} (known: {', '.join(KNOWN_KEYS)})")
+        if not isinstance(value, KNOWN_KEYS[key]):
+            raise UsageError(f"config {path}: {key} must be a {KNOWN_KEYS[key].__name__}")
+    return data
+
+
+def from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        key: env[f"ZMAKE_{key.upper()}"] for key in ENV_KEYS if f"ZMAKE_{key.upper()}" in env
+    }
+    if "readonly" in found:
+        switch = parse_switch(found.pop("readonly"), "ZMAKE_READONLY")
+        if switch is not None:
+            found["readonly"] = switch
+    return found
+
+
+def parse_switch(text: str, what: str) -> bool | None:
+    word = text.strip().lower()
+    if word == "":
+        return None
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise UsageError(f"{what} must be on or off, not {text!r}")
+
+
+def resolve(
+    cli: Mapping[str, Any], config_path: str | None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Merge the layers; `None` on the command line means "not given"."""
+    layers = (  # each with how a message names a key it sets
+        (load_config(config_path), lambda key: f"config {config_path}: {key}"),
+        (from_environment(os.environ if env is None else env), lambda key: f"ZMAKE_{key.upper()}"),
+        ({k: v for k, v in cli.items() if v is not None and v != [] and v != ()}, "--{}".format),
+    )
+    merged: dict[str, Any] = {}
+    for layer, _ in layers:
+        merged.update(layer)
+    for key in ("remote", "source"):  # before any work: these reach ssh's command line
+        if merged.get(key):
+            named = next(name for layer, name in reversed(layers) if key in layer)
+            check_host(merged[key], named(key))
+    compress = merged.get("compress") or "none"
+    if compress not in COMPRESS_CHOICES:
+        raise UsageError(
+            f"--compress must be one of {', '.join(COMPRESS_CHOICES)}, not {compress!r}"
+        )
+    run_dir = merged.get("run_dir")
+    readonly = merged.get("readonly")
+    return Settings(
+        remote=merged.get("remote") or None,
+        source=merged.get("source") or None,
+        ssh=merged.get("ssh") or "ssh",
+        dest=(merged.get("dest") or "").strip("/") or None,
+        compress=compress,
+        readonly=True if readonly is None else bool(readonly),
+        exclude=tuple(merged.get("exclude", ())),
+        pools=tuple(merged.get("pools", ())),
+        jobs=int(merged.get("jobs", 4)),
+        keep=merged.get("keep"),
+        keep_source=merged.get("keep_source"),
+        keep_backup=merged.get("keep_backup"),
+        run_dir=Path(run_dir) if run_dir else None,
+        snapshot=bool(merged.get("snapshot", False)),
+        prune=bool(merged.get("prune", False)),
+        to_dir=merged.get("to_dir") or None,
+        full_every=number_or_none(merged.get("full_every"), "full-every"),
+        recovery=number_or_none(str(merged.get("recovery") or "").rstrip("%") or None, "recovery"),
+    )
+
+
+def number_or_none(value: Any, what: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"--{what} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise UsageError(f"--{what} must be at least 1")
+    return number
+
+
+def default_run_dir() -> Path:
+    if os.geteuid() == 0 and os.access("/run", os.W_OK):
+        return Path("/run/zmake")
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(runtime) / "zmake" if runtime else Path(f"/tmp/zmake-{os.geteuid()}")
+
+
+def ensure_run_dir(path: Path | None) -> Path:
+    """The private run directory (mode 0700): locks, reports, ssh sockets."""
+    run_dir = path or default_run_dir()
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if run_dir.stat().st_uid != os.geteuid():
+        raise UsageError(f"run directory {run_dir} belongs to another user")
+    run_dir.chmod(0o700)
+    return run_dir
