@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from zmake.cli.main import build_parser, slot_count
+from zmake.cli.arguments import slot_count
+from zmake.cli.main import build_parser
 from zmake.core.decide import Action, Step
 from zmake.core.errors import UsageError
 from zmake.core.model import FILESYSTEM, Dataset, Snapshot

@@ -1,13 +1,13 @@
-"""The argparse tables of every command (cli/main.py maps them to their workflows)."""
+"""The argparse tables of the replication commands (parser_safeguards.py: the commands around
+it). cli/main.py's table gives each command its help; its module gives the code."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 
 from zmake.sides.zfs_argv import COMPRESS_CHOICES
-
-Handler = Callable[..., int]
 
 EXAMPLES = """\
 examples:
@@ -72,9 +72,7 @@ def keep_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--keep-backup", metavar="POLICY", help="what the backup keeps")
 
 
-def build(
-    handlers: Mapping[str, Handler], version: str, snapshot_name: str
-) -> argparse.ArgumentParser:
+def build(helps: Mapping[str, str], version: str, snapshot_name: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zmake",
         description="Parallel, restartable ZFS replication: generate a Makefile, run make -jN.",
@@ -87,16 +85,14 @@ def build(
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, example: str, targets: bool = True) -> argparse.ArgumentParser:
-        func = handlers[name]
-        doc = (func.__doc__ or "").strip()
+        doc = helps[name]
         sub = commands.add_parser(
             name,
-            help=doc.split("\n")[0],
+            help=first_sentence(doc),
             description=doc,
             epilog=f"example:\n  {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        sub.set_defaults(func=func)
         if targets:
             add_target_options(sub)
         return sub
@@ -223,7 +219,12 @@ def build(
         help="write the run's summary as JSON (docs/backup-summary.schema.json)",
     )
 
-    from zmake.cli.parser_safeguards import add_extra_commands
+    from zmake.cli.parser_safeguards import add_safeguard_commands
 
-    add_extra_commands(command, pools)
+    add_safeguard_commands(command, pools)
     return parser
+
+
+def first_sentence(text: str) -> str:
+    """A command's summary in `zmake --help`: its help's first sentence."""
+    return re.split(r"(?<=[.?])\s", " ".join(text.split()), maxsplit=1)[0]

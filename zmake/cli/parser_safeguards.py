@@ -10,7 +10,7 @@ Command = Callable[..., argparse.ArgumentParser]
 Pools = Callable[..., None]
 
 
-def add_extra_commands(command: Command, pools: Pools) -> None:
+def add_safeguard_commands(command: Command, pools: Pools) -> None:
     add_proof_commands(command)
     chk = command(
         "check", "zmake check tank --remote nas --dest backup/laptop --warn 26h --crit 50h"

@@ -3,6 +3,7 @@ unprivileged user, with the restricted authorized_keys line; or check an existin
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 from typing import NamedTuple
@@ -72,3 +73,11 @@ def check(runner: Runner, request: Request) -> int:
         )
     print(f"{user} holds every permission a {role} needs on {dataset}: {','.join(need)}")
     return 0
+
+
+def run(args: argparse.Namespace, runner: Runner) -> int:
+    request = Request(args.role, args.user, args.dataset, args.prune, args.rollback,
+                            args.target)  # fmt: skip
+    if args.check:
+        return check(runner, request)
+    return show(runner, request, apply=args.apply)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
+import shlex
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -13,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from zmake.cli.arguments import keeping_of, roots_of, settings_from
 from zmake.commands.generate import make_plan, makefile_text
 from zmake.commands.prune import prune
 from zmake.commands.snapshot import snapshot
@@ -23,7 +26,7 @@ from zmake.core.plan import Plan, Selection, top_roots
 from zmake.core.render import stamp_name, umount_stamp_name
 from zmake.core.retention import Keeping
 from zmake.reports.send import human, write_stamp
-from zmake.settings import Settings
+from zmake.settings import Settings, ensure_run_dir
 from zmake.sides import source_pools, zfs_calls
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route
@@ -232,3 +235,29 @@ def print_summary(rows: Sequence[Row], out: TextIO) -> None:
         print("not up to date:", file=out)
         for r in failed:
             print(f"  {r.dataset}: {r.error or r.result}", file=out)
+
+
+def run(args: argparse.Namespace, runner: Runner) -> int:
+
+    settings = settings_from(args)
+    roots = roots_of(args, settings, runner)
+    pruning = args.prune or settings.prune
+    keeping = keeping_of(args, settings, backup_too=True) if pruning else None
+    run_dir = ensure_run_dir(settings.run_dir)
+    request = BackupRequest(
+        roots=roots,
+        jobs=args.jobs or settings.jobs,
+        take_snapshot=args.snapshot or settings.snapshot,
+        snapshot_format=args.name,
+        keeping=keeping,
+        assume_yes=args.yes,
+        check_remote=args.check_remote,
+    )
+    from zmake.reports.backup import Reporting
+    from zmake.sides.locks import backup_lock
+
+    reporting = Reporting(args.quiet, args.metrics, args.summary_json)
+    with backup_lock(run_dir), reporting.run(runner, settings.route(roots), roots, settings):
+        reporting.rows = backup(runner, settings, request, run_dir,
+                                       shlex.join(["zmake", *sys.argv[1:]]))  # fmt: skip
+    return 0

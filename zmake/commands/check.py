@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from zmake.cli.arguments import roots_of, settings_from
 from zmake.commands.status import read_both
 from zmake.core.errors import ZmakeError
 from zmake.core.health import UNKNOWN, Health, Verdict, health_of, verdict
@@ -90,3 +92,21 @@ def run_metrics(
     except ZmakeError:
         healths = []  # the run's own figures still tell that it failed
     write_metrics(path, render_metrics(healths, target_label(route), run))
+
+
+def run(args: argparse.Namespace, runner: Runner) -> int:
+    import time
+
+    from zmake.core.health import parse_age
+
+    settings = settings_from(args)
+    warn, crit = parse_age(args.warn), parse_age(args.crit)
+    try:
+        roots = roots_of(args, settings, runner)
+    except ZmakeError as exc:
+        print(f"ZMAKE UNKNOWN - {exc}")
+        return 3
+    now = args.at if args.at is not None else time.time()
+    metrics = Path(args.metrics) if args.metrics else None
+    return check(runner, settings.route(roots), roots, Selection(roots, settings.exclude),
+                 warn=warn, crit=crit, now=now, as_json=args.json, metrics=metrics)  # fmt: skip

@@ -7,9 +7,11 @@ source with --on source —, its content compared with the source's same snapsho
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 
+from zmake.cli.arguments import settings_from
 from zmake.core.errors import Refused, ZmakeError
 from zmake.core.model import pool_of
 from zmake.sides import zfs_argv, zfs_calls
@@ -62,3 +64,12 @@ def remove(runner: Runner, side: Side, place: str) -> None:
         zfs_calls.run(runner, side, zfs_argv.abort_resume_argv(place))
         zfs_calls.control(runner, side, zfs_argv.destroy_tree_argv(place))
     print(f"drill: removed {place}{side.where()}")
+
+
+def run(args: argparse.Namespace, runner: Runner) -> int:
+    from zmake.core.contents import every_from_sample
+
+    settings = settings_from(args)
+    every = every_from_sample(args.sample)
+    return drill(runner, settings.route([args.dataset]), args.dataset,
+                 scratch=args.scratch, on_source=args.on == "source", every=every)  # fmt: skip

@@ -7,21 +7,24 @@ the pools changed, and a kept Makefile never reports success for a stale plan.""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shlex
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from zmake import __version__
+from zmake.cli.arguments import emit, setting_layer
 from zmake.core.errors import UsageError
 from zmake.core.model import BackupDataset, dest_name, pool_of
 from zmake.core.parse import Capture, parse_source
 from zmake.core.plan import Plan, build_plan, select, top_roots
 from zmake.core.render import Settings as RenderSettings
 from zmake.core.render import render_makefile
-from zmake.settings import Settings, default_run_dir, resolve
+from zmake.settings import SETTING_VARIABLES, Settings, default_run_dir, resolve
 from zmake.sides.interpreter import module_argv
 from zmake.sides.runner import Runner
 
@@ -218,3 +221,22 @@ def read_source(runner: Runner, settings: Settings, roots: Sequence[str]) -> Cap
         return source_pools.read_live(
             runner, slotted, named or source_pools.imported_pools(runner, slotted)
         )
+
+
+def run(args: argparse.Namespace, runner: Runner) -> int:
+
+    if args.update:
+        recipe = recipe_of(args.update)
+        write_if_changed(Path(args.update), generate_text(runner, recipe))
+        return 0
+    recipe = Recipe(
+        cli=setting_layer(args),
+        config=absolute(args.config),
+        env={k: v for k, v in os.environ.items() if k in SETTING_VARIABLES},
+        roots=tuple(args.datasets),
+        from_file=absolute(args.from_file),
+        check_remote=args.check_remote,
+        command=shlex.join(["zmake", *sys.argv[1:]]) if args.argv is None else args.argv,
+    )
+    emit(generate_text(runner, recipe, static=args.static), args.output)
+    return 0

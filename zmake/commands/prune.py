@@ -7,12 +7,14 @@ goes on."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from zmake.cli.arguments import keeping_of, retention_of, roots_of, settings_from
 from zmake.cli.confirm import confirm
-from zmake.core.errors import ParseError
+from zmake.core.errors import ParseError, UsageError
 from zmake.core.model import dest_name, source_name
 from zmake.core.plan import Selection
 from zmake.core.prunable import (
@@ -23,8 +25,9 @@ from zmake.core.prunable import (
     judge_all,
     parse_side,
 )
-from zmake.core.retention import Keeping, Retention
+from zmake.core.retention import SYNTAX, Keeping, Retention
 from zmake.core.token import decode
+from zmake.settings import ensure_run_dir
 from zmake.sides import stderr_errors, zfs_argv, zfs_calls
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route, Side
@@ -233,3 +236,46 @@ def destroy(runner: Runner, side: Side, dataset: str, doomed: Sequence[SnapshotI
     return [
         f"cannot destroy {doomed[0].name}{side.where()}: {stderr_errors.first_line(result.stderr)}"
     ]
+
+
+def run(args: argparse.Namespace, runner: Runner) -> int:
+    from zmake.core.errors import CommandFailed
+
+    settings = settings_from(args)
+    if args.keep_chains is not None:
+        from zmake.targets.directory.send import drop_chains
+
+        if not settings.to_dir or args.keep_chains < 1:
+            raise UsageError("--keep-chains K (K >= 1) prunes a --to-dir DIR target")
+        drop_chains(runner, settings.target_side, settings.to_dir, args.keep_chains,
+                    assume_yes=args.yes, dry_run=args.dry_run)  # fmt: skip
+        return 0
+    if settings.to_dir and (args.remote_side or args.backup_only):
+        raise UsageError("a --to-dir target is pruned by whole chains: --keep-chains K")
+    if args.backup_only:
+        retention = retention_of(args, settings, "backup")
+        if retention is None:
+            raise UsageError(f"say what to keep: --keep N or --keep-backup POLICY ({SYNTAX})")
+        if not settings.dest:
+            raise UsageError("prune --backup-only needs --dest DATASET: the backups to prune")
+        _, problems = prune_backups(runner, settings.target_side, settings.dest, retention,
+                                    run_dir=ensure_run_dir(settings.run_dir),
+                                    assume_yes=args.yes, dry_run=args.dry_run)  # fmt: skip
+        if problems:
+            raise CommandFailed(f"{len(problems)} snapshots could not be destroyed (above)")
+        return 0
+    roots = roots_of(args, settings, runner)
+    _, problems = prune(
+        runner,
+        settings.route(roots),
+        roots,
+        Selection(roots, settings.exclude),
+        keeping_of(args, settings, backup_too=args.remote_side),
+        run_dir=ensure_run_dir(settings.run_dir),
+        backup_too=args.remote_side,
+        assume_yes=args.yes,
+        dry_run=args.dry_run,
+    )
+    if problems:
+        raise CommandFailed(f"{len(problems)} snapshots could not be destroyed (listed above)")
+    return 0

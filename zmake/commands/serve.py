@@ -8,6 +8,7 @@ hands them to `zfs recv` and `cat` copies the rest. A refusal is one line on std
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from zmake.core.errors import ParseError
 from zmake.guard.pipeline import CONTROL, REFUSED, Policy, Probe, Refusal, check, parse
 from zmake.guard.stream import Expected, check_head, expected
+from zmake.sides.runner import Runner
 from zmake.sides.zfs_argv import Argv
 
 
@@ -43,7 +45,7 @@ def zfs_reader(argv: Argv) -> str:
     return done.stdout
 
 
-def run(stages: Sequence[Argv]) -> int:
+def run_stages(stages: Sequence[Argv]) -> int:
     """The stages as a pipeline: our stdin into the first, the last's stdout ours; the first
     failing stage's exit status (pipefail). No byte passes through Python."""
     import subprocess
@@ -131,4 +133,14 @@ def serve(policy: Policy, command: str | None = None) -> int:
         log_refusal(command, why)
         print(f"zmake serve: refused: {why}", file=sys.stderr)
         return REFUSED
-    return run(stages)
+    return run_stages(stages)
+
+
+def run(args: argparse.Namespace, runner: Runner) -> int:
+    from zmake.guard.pipeline import Policy
+
+    role, root = ("receive", args.receive_into) if args.receive_into else ("send", args.send_from)
+    policy = Policy(role, root.strip("/"), allow_prune=args.allow_prune,
+                    allow_rollback=args.allow_rollback,
+                    mountpoint_prefix=args.mountpoint_prefix, target=args.target)  # fmt: skip
+    return serve(policy)

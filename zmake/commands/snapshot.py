@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from zmake.cli.arguments import roots_of, settings_from
 from zmake.core.errors import UsageError
 from zmake.sides import zfs_argv, zfs_calls
 from zmake.sides.runner import Runner
@@ -25,3 +27,13 @@ def snapshot(
     name = snapshot_name(name_format, now)
     zfs_calls.control(runner, side, zfs_argv.snapshot_argv(roots, name))
     return name
+
+
+def run(args: argparse.Namespace, runner: Runner) -> int:
+    from datetime import UTC, datetime
+
+    settings = settings_from(args)
+    pools = roots_of(args, settings, runner)
+    name = snapshot(runner, settings.source_side, pools, args.name, datetime.now(UTC))
+    print(f"snapshot @{name} of {' '.join(pools)}")
+    return 0

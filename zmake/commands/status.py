@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
+from zmake.cli.arguments import roots_of, settings_from
 from zmake.core.decide import Action, decide
 from zmake.core.model import BackupDataset, Dataset, dest_name
 from zmake.core.parse import parse_source
@@ -79,3 +81,12 @@ def print_status(rows: list[dict[str, object]], *, as_json: bool) -> None:
             f"{r['dataset']!s:<{width}}  {r['state']!s:<17}  {r['newest_local'] or '-'!s:<24}"
             f"  {r['newest_remote'] or '-'!s:<24}  {human(float(str(r['pending_bytes'])))}"
         )
+
+
+def run(args: argparse.Namespace, runner: Runner) -> int:
+
+    settings = settings_from(args)
+    roots = roots_of(args, settings, runner)
+    rows = status(runner, settings.route(roots), roots, Selection(roots, settings.exclude))
+    print_status(rows, as_json=args.json)
+    return 0

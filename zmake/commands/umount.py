@@ -7,14 +7,16 @@ never touched, and a busy backup is reported without stopping the other sends.""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from zmake.core.errors import RemotePoolMissing
+from zmake.cli.arguments import selection_of, settings_from, slot_count
+from zmake.core.errors import RemotePoolMissing, UsageError
 from zmake.core.model import dest_name, pool_of
 from zmake.core.plan import Selection
-from zmake.settings import Settings
+from zmake.settings import Settings, ensure_run_dir
 from zmake.sides import stderr_errors, zfs_argv, zfs_calls
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route, Side
@@ -72,3 +74,22 @@ def unmount_selection(
     listed = control(runner, route.source, zfs_argv.names_argv(selection.roots))
     ours = backup_names(listed.splitlines(), selection, route.dest)
     return unmount_backups(runner, run_dir, route, ours, slots)
+
+
+def run(args: argparse.Namespace, runner: Runner) -> int:
+
+    settings = settings_from(args)
+    selection = selection_of(args.pools, settings)
+    if not selection.roots:
+        raise UsageError("umount needs the source POOL or datasets whose backups to unmount")
+    run_dir = ensure_run_dir(settings.run_dir)
+    if settings.to_dir:
+        print("umount: a directory target: nothing to unmount")
+    else:
+        for line in unmount_selection(runner, run_dir, settings, selection, slot_count(args)):
+            print(line)
+    if args.stamp:
+        from zmake.reports.send import write_stamp
+
+        write_stamp(Path(args.stamp), "unmounted\n")
+    return 0
