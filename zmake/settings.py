@@ -73,6 +73,11 @@ class Settings:
     recovery: int | None = None  # --to-dir: percent of par2 recovery data per file
 
     @property
+    def names_a_target(self) -> bool:
+        """A backup side is given: a dataset (--dest) or a directory (--to-dir)."""
+        return bool(self.dest or self.to_dir)
+
+    @property
     def source_side(self) -> Side:
         return Side(self.source, self.ssh)
 

@@ -51,7 +51,7 @@ from zmake.core.model import (
 from zmake.core.parse import parse_source
 from zmake.core.plan import Node, Plan, build_plan, expected_bytes, select
 from zmake.core.render import (
-    Settings,
+    RenderSettings as Settings,
     make_value,
     recipe_word,
     render_makefile,

@@ -101,14 +101,3 @@ def emit(text: str, output: str | None) -> None:
     from zmake.commands.generate import write_if_changed
 
     write_if_changed(Path(output), text)
-
-
-def directory_of(args: argparse.Namespace, settings: Settings) -> tuple[str | None, list[str]]:
-    """A --to-dir target (--to-dir, or a first name that is a path: no dataset name starts
-    with /) and the names left."""
-    names = list(args.names)
-    if settings.to_dir:
-        return settings.to_dir.rstrip("/") or "/", names
-    if names and names[0].startswith("/"):
-        return names[0].rstrip("/") or "/", names[1:]
-    return None, names

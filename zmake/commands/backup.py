@@ -19,7 +19,6 @@ from zmake.cli.arguments import keeping_of, roots_of, settings_from
 from zmake.commands.generate import make_plan, makefile_text
 from zmake.commands.prune import prune
 from zmake.commands.snapshot import snapshot
-from zmake.commands.umount import unmount_backups
 from zmake.core.errors import TransferFailed
 from zmake.core.model import dest_name
 from zmake.core.plan import Plan, Selection, top_roots
@@ -27,10 +26,12 @@ from zmake.core.render import stamp_name, umount_stamp_name
 from zmake.core.retention import Keeping
 from zmake.reports.send import human, write_stamp
 from zmake.settings import Settings, ensure_run_dir
-from zmake.sides import source_pools, zfs_calls
+from zmake.sides import source_pools
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route
 from zmake.sides.slots import close_masters, ssh_slot
+from zmake.targets import target_at
+from zmake.targets.base import Target
 
 
 @dataclass(frozen=True)
@@ -111,15 +112,16 @@ def run_backup(
     work.mkdir(mode=0o700, exist_ok=True)
     makefile, report = work / "Makefile", work / "report.jsonl"
     stamps = work / "stamps"
+    target = target_at(route, settings)
     remote_state = None
-    if request.check_remote and not route.to_dir:
-        remote_state = zfs_calls.read_backup_tree(runner, route.target, route.dest)
+    if request.check_remote and target.plans_from_backups:
+        remote_state = target.read_backups(runner, {})
     plan = make_plan(capture, roots, settings, remote_state)
     umount_stamp = stamps / umount_stamp_name(plan)
     unmounting = None
-    if not umount_stamp.exists() and not route.to_dir:
+    if not umount_stamp.exists():
         ours = {dest_name(node.dataset.name, route.dest) for node in plan.nodes}
-        unmounting = Unmounting(runner, run_dir, route, ours, request.jobs)
+        unmounting = Unmounting(runner, run_dir, target, ours, request.jobs)
     try:
         text = makefile_text(plan, settings, roots=roots, command=zmake_argv,
                              origin=f"zmake backup of {' '.join(roots)}")  # fmt: skip
@@ -138,23 +140,23 @@ def run_backup(
 
 
 class Unmounting:
-    """unmount_backups() in a thread, so it can overlap local work."""
+    """The target's unmount in a thread, so it can overlap local work."""
 
     def __init__(
-        self, runner: Runner, run_dir: Path, route: Route, ours: set[str], slots: int
+        self, runner: Runner, run_dir: Path, target: Target, ours: set[str], slots: int
     ) -> None:
         self.lines: list[str] = []
         self.error: BaseException | None = None
         self.thread = threading.Thread(
-            target=self.catching, args=(runner, run_dir, route, ours, slots), daemon=True
+            target=self.catching, args=(runner, run_dir, target, ours, slots), daemon=True
         )
         self.thread.start()
 
     def catching(
-        self, runner: Runner, run_dir: Path, route: Route, ours: set[str], slots: int
+        self, runner: Runner, run_dir: Path, target: Target, ours: set[str], slots: int
     ) -> None:
         try:
-            self.lines = unmount_backups(runner, run_dir, route, ours, slots)
+            self.lines = target.unmount(runner, run_dir, lambda: ours, slots)
         except BaseException as exc:  # handed to finish(), in the main thread
             self.error = exc
 

@@ -16,6 +16,7 @@ from zmake.core.plan import Selection
 from zmake.reports.metrics import RunFigures, render_metrics, write_metrics
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route
+from zmake.targets import target_at
 
 
 def target_label(route: Route) -> str:
@@ -25,7 +26,7 @@ def target_label(route: Route) -> str:
 def read_health(
     runner: Runner, route: Route, roots: Sequence[str], selection: Selection
 ) -> list[Health]:
-    datasets, remote = read_both(runner, route, roots, selection)
+    datasets, remote = read_both(runner, target_at(route), roots, selection)
     return [health_of(dataset, remote, route.dest) for dataset in datasets]
 
 

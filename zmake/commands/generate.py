@@ -22,11 +22,11 @@ from zmake.core.errors import UsageError
 from zmake.core.model import BackupDataset, dest_name, pool_of
 from zmake.core.parse import Capture, parse_source
 from zmake.core.plan import Plan, build_plan, select, top_roots
-from zmake.core.render import Settings as RenderSettings
-from zmake.core.render import render_makefile
+from zmake.core.render import RenderSettings, render_makefile
 from zmake.settings import SETTING_VARIABLES, Settings, default_run_dir, resolve
 from zmake.sides.interpreter import module_argv
 from zmake.sides.runner import Runner
+from zmake.targets import target_of
 
 RECIPE_MARK = "# zmake-generate: "
 
@@ -144,9 +144,7 @@ def makefile_text(
             selection=selection_json(roots, settings),
             recipe=recipe.to_json() if recipe else "",
             stamps=str((settings.run_dir or default_run_dir()) / "stamps"),
-            to_dir=settings.to_dir or "",
-            full_every=str(settings.full_every or ""),
-            recovery=str(settings.recovery or ""),
+            target_variables=tuple(target_of(settings, roots).make_variables()),
         ),
         __version__,
     )
@@ -175,7 +173,7 @@ def write_if_changed(path: Path, text: str) -> bool:
 
 def generate_text(runner: Runner, recipe: Recipe, *, static: bool = False) -> str:
     """Read the source (live, one `zfs list` and one `zfs get`, or a capture) and render."""
-    from zmake.sides import source_pools, zfs_calls
+    from zmake.sides import source_pools
 
     settings = recipe.settings()
     roots = list(recipe.roots) or list(settings.pools)
@@ -187,9 +185,9 @@ def generate_text(runner: Runner, recipe: Recipe, *, static: bool = False) -> st
         origin = f"zfs on {settings.source or 'this machine'}, pools {' '.join(capture.pools)}"
     roots = roots or list(capture.pools)
     remote_state = None
-    if recipe.check_remote and not settings.to_dir:
-        route = settings.route(roots)
-        remote_state = zfs_calls.read_backup_tree(runner, route.target, route.dest)
+    target = target_of(settings, roots) if recipe.check_remote else None
+    if target is not None and target.plans_from_backups:
+        remote_state = target.read_backups(runner, {})
     plan = make_plan(capture, roots, settings, remote_state)
     return makefile_text(
         plan,

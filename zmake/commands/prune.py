@@ -23,7 +23,6 @@ from zmake.core.prunable import (
     Verdict,
     doomed_of,
     judge_all,
-    parse_side,
 )
 from zmake.core.retention import SYNTAX, Keeping, Retention
 from zmake.core.token import decode
@@ -32,6 +31,7 @@ from zmake.sides import stderr_errors, zfs_argv, zfs_calls
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route, Side
 from zmake.sides.slots import ssh_slot
+from zmake.targets import target_at, target_of
 
 
 @dataclass(frozen=True)
@@ -47,29 +47,6 @@ class PruneSide:
     @property
     def count(self) -> int:
         return sum(len(v) for v in self.doomed.values())
-
-
-def read_view(runner: Runner, side: Side, root: str) -> SideView:
-    argv = zfs_argv.prune_list_argv(root)
-    result = zfs_calls.run(runner, side, argv)
-    if result.returncode != 0:
-        if stderr_errors.missing_dataset(result.stderr) == root and result.returncode != 255:
-            return SideView()  # nothing backed up yet
-        raise zfs_calls.failure(side, argv, result)
-    return parse_side(result.stdout, "zfs list (prune)")
-
-
-def chain_view(runner: Runner, route: Route) -> SideView:
-    """A directory target as prune sees a backup (chain.as_backups): per dataset, the
-    snapshots its newest whole chain holds."""
-    from zmake.core.chain import as_backups
-    from zmake.targets.directory.send import read_chains
-
-    chains = read_chains(runner, route.target, route.dest, None)
-    view = SideView()
-    for name, backup in as_backups(chains, route.dest, {}).items():
-        view.snapshots[name] = [SnapshotInfo(s.name, s.guid, s.createtxg) for s in backup.snapshots]
-    return view
 
 
 def needed_by_tokens(view: SideView) -> dict[str, set[int]]:
@@ -93,12 +70,10 @@ def plan_sides(
     backup_too: bool,
     now: float | None = None,
 ) -> list[PruneSide]:
-    source = read_view(runner, route.source, root)
-    if route.to_dir:  # what the newest chain of each dataset holds: its last snapshot stays
-        backup = chain_view(runner, route)
-        backup_too = False  # files are pruned by whole chains (--keep-chains)
-    else:
-        backup = read_view(runner, route.target, route.dest)
+    source = zfs_calls.read_prune_view(runner, route.source, root)
+    target = target_at(route)
+    backup = target.prune_view(runner)
+    backup_too = backup_too and target.prunes_snapshots
     pool = root.split("/")[0]
     tokens = needed_by_tokens(backup)
     mine = {d: snaps for d, snaps in source.snapshots.items() if d in selection}
@@ -175,7 +150,7 @@ def prune_backups(
     no access to the source (the key the source holds only appends). What the source may
     still need is kept: each backup's newest snapshot (the next incremental's base) and what
     a partial receive needs; and, as always, held and foreign snapshots."""
-    view = read_view(runner, side, dest)
+    view = zfs_calls.read_prune_view(runner, side, dest)
     newest = {dataset: {snaps[-1].guid} for dataset, snaps in view.snapshots.items() if snaps}
     verdicts = judge_all(
         view.snapshots, newest, retention, protected_by_dataset=needed_by_tokens(view), now=now
@@ -243,14 +218,11 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
 
     settings = settings_from(args)
     if args.keep_chains is not None:
-        from zmake.targets.directory.send import drop_chains
-
-        if not settings.to_dir or args.keep_chains < 1:
-            raise UsageError("--keep-chains K (K >= 1) prunes a --to-dir DIR target")
-        drop_chains(runner, settings.target_side, settings.to_dir, args.keep_chains,
-                    assume_yes=args.yes, dry_run=args.dry_run)  # fmt: skip
+        target_of(settings).drop_chains(runner, args.keep_chains, assume_yes=args.yes,
+                                        dry_run=args.dry_run)  # fmt: skip
         return 0
-    if settings.to_dir and (args.remote_side or args.backup_only):
+    target = target_of(settings) if settings.names_a_target else None
+    if (args.remote_side or args.backup_only) and target and not target.prunes_snapshots:
         raise UsageError("a --to-dir target is pruned by whole chains: --keep-chains K")
     if args.backup_only:
         retention = retention_of(args, settings, "backup")

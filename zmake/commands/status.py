@@ -10,9 +10,11 @@ from zmake.core.decide import Action, decide
 from zmake.core.model import BackupDataset, Dataset, dest_name
 from zmake.core.parse import parse_source
 from zmake.core.plan import Selection, expected_bytes, select, top_roots
-from zmake.sides import source_pools, zfs_calls
+from zmake.sides import source_pools
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route
+from zmake.targets import target_at
+from zmake.targets.base import Target
 
 STATE = {
     Action.UP_TO_DATE: "up to date",
@@ -27,19 +29,12 @@ STATE = {
 
 
 def read_both(
-    runner: Runner, route: Route, roots: Sequence[str], selection: Selection
+    runner: Runner, target: Target, roots: Sequence[str], selection: Selection
 ) -> tuple[list[Dataset], dict[str, BackupDataset]]:
-    """The selected source datasets and the backup side's tree: one read per side."""
-    capture = source_pools.read_live(runner, route.source, top_roots(roots))
+    """The selected source datasets and the backup side's: one read per side."""
+    capture = source_pools.read_live(runner, target.route.source, top_roots(roots))
     inventory = parse_source(capture.list_output, capture.get_output)
-    if route.to_dir:
-        from zmake.core.chain import as_backups
-        from zmake.targets.directory.send import read_chains
-
-        chains = read_chains(runner, route.target, route.dest, None)
-        remote = as_backups(chains, route.dest, inventory.datasets)
-    else:
-        remote = zfs_calls.read_backup_tree(runner, route.target, route.dest)
+    remote = target.read_backups(runner, inventory.datasets)
     chosen = select(inventory, list(roots), selection.exclude)
     return [inventory.datasets[name] for name in chosen], remote
 
@@ -47,7 +42,7 @@ def read_both(
 def status(
     runner: Runner, route: Route, roots: Sequence[str], selection: Selection
 ) -> list[dict[str, object]]:
-    datasets, remote = read_both(runner, route, roots, selection)
+    datasets, remote = read_both(runner, target_at(route), roots, selection)
     return [status_row(dataset, remote, route.dest) for dataset in datasets]
 
 

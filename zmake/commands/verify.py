@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from zmake.cli.arguments import directory_of, settings_from
-from zmake.core.errors import UsageError
+from zmake.cli.arguments import settings_from
+from zmake.core.contents import every_from_sample
 from zmake.sides.runner import Runner
+from zmake.targets import directory_named, target_of
+from zmake.targets.base import VerifyRequest
 
 
 def run(args: argparse.Namespace, runner: Runner) -> int:
-    settings = settings_from(args)
-    directory, names = directory_of(args, settings)
-    if directory is not None:
-        from zmake.targets.directory.verify import verify
-
-        return verify(runner, settings.target_side, directory, deep=args.deep,
-                      repair=args.repair, as_json=args.json)  # fmt: skip
-    from zmake.core.contents import every_from_sample
-    from zmake.targets.pool.verify import verify_pool
-
+    settings, names = directory_named(settings_from(args), args.names)
     names = names or list(settings.pools)
-    if not names:
-        raise UsageError("verify needs DATASET… (or a --to-dir DIR)")
-    every = every_from_sample(args.sample)
-    return verify_pool(runner, settings.route(names), names, every, as_json=args.json)
+    request = VerifyRequest(every=every_from_sample(args.sample), deep=args.deep,
+                            repair=args.repair, as_json=args.json)  # fmt: skip
+    return target_of(settings, names).verify(runner, names, request)

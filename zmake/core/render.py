@@ -34,7 +34,18 @@ def make_value(value: str) -> str:
 
 
 @dataclass(frozen=True)
-class Settings:
+class MakeVariable:
+    """A Makefile variable of the target's own, exported to every `zmake send` as `env`."""
+
+    name: str
+    value: str
+    env: str
+    comment: str = ""  # a line above it
+    in_stamps: bool = False  # part of the stamps folder's name: another value, other stamps
+
+
+@dataclass(frozen=True)
+class RenderSettings:
     """What the Makefile header records and exports to `zmake send`."""
 
     zmake: str
@@ -51,9 +62,8 @@ class Settings:
     # (`zmake backup` writes its Makefile afresh each run).
     recipe: str = ""
     stamps: str = "/run/zmake/stamps"  # where make's targets (stamp files) live
-    to_dir: str = ""  # a directory target (stream files) instead of DEST
-    full_every: str = ""
-    recovery: str = ""
+    # the target's own variables (targets/*/target.py), each exported to `zmake send`
+    target_variables: tuple[MakeVariable, ...] = ()
 
 
 def environment() -> jinja2.Environment:
@@ -95,7 +105,7 @@ def umount_stamp_name(plan: Plan) -> str:
     return f"umount@{generation(plan)}"
 
 
-def render_makefile(plan: Plan, settings: Settings, version: str) -> str:
+def render_makefile(plan: Plan, settings: RenderSettings, version: str) -> str:
     if UNSAFE_IN_TARGETS.search(settings.stamps):
         raise UsageError(
             f"run directory {settings.stamps!r}: make targets live there, so it must not "

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from zmake.core.errors import RemotePoolMissing, ZmakeError
 from zmake.core.model import BackupDataset, Dataset, pool_of
 from zmake.core.parse import parse_backup, parse_local_dataset
+from zmake.core.prunable import SideView, parse_side
 from zmake.sides import stderr_errors, zfs_argv
 from zmake.sides.runner import Result, Runner
 from zmake.sides.side import Side
@@ -104,3 +105,14 @@ def read_datasets(runner: Runner, side: Side, names: Sequence[str]) -> dict[str,
     ):
         raise failure(side, argv, result)
     return parse_backup(result.stdout)
+
+
+def read_prune_view(runner: Runner, side: Side, root: str) -> SideView:
+    """What prune reads of one side under `root`: empty when nothing is there yet."""
+    argv = zfs_argv.prune_list_argv(root)
+    result = run(runner, side, argv)
+    if result.returncode != 0:
+        if stderr_errors.missing_dataset(result.stderr) == root and result.returncode != 255:
+            return SideView()  # nothing backed up yet
+        raise failure(side, argv, result)
+    return parse_side(result.stdout, "zfs list (prune)")

@@ -1,2 +1,43 @@
-"""What receives the backups: a pool (`targets.pool`) or a directory of stream files
-(`targets.directory`)."""
+"""What receives the backups, behind one interface (targets/base.py `Target`): a pool
+(targets/pool) or a directory of stream files (targets/directory).
+
+`target_of` is the one place that looks at which kind a route names; the workflows only
+call the target. A new kind is one new module with a class that implements `Target`, and
+one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from zmake.settings import Settings
+from zmake.sides.side import Route
+from zmake.targets.base import Target
+from zmake.targets.directory.target import DirectoryTarget
+from zmake.targets.pool.target import PoolTarget
+
+
+def target_of(settings: Settings, roots: Sequence[str] = ()) -> Target:
+    """The backup side of `roots` (source datasets), as the settings say."""
+    return target_at(settings.route(roots), settings)
+
+
+def target_at(route: Route, settings: Settings | None = None) -> Target:
+    """The backup side a route names (`settings`: how a directory target writes)."""
+    if route.to_dir:
+        given = settings or Settings()
+        return DirectoryTarget(route, given.compress, given.full_every, given.recovery,
+                               given.to_dir or "")  # fmt: skip
+    return PoolTarget(route)
+
+
+def directory_named(settings: Settings, names: Sequence[str]) -> tuple[Settings, list[str]]:
+    """verify and restore: a first name that is a path names a directory target (no dataset
+    name starts with /), which then stands alone (a configured --dest does not apply); the
+    settings for it and the names left."""
+    rest = list(names)
+    if not settings.to_dir and rest and rest[0].startswith("/"):
+        settings = replace(settings, to_dir=rest.pop(0))
+    if settings.to_dir:
+        settings = replace(settings, dest=None)
+    return settings, rest
