@@ -13,7 +13,7 @@ prerequisites of the stamps. The Makefile is checked three ways: as text (rules,
 prerequisites, recipes), by `make -n`, and by really running `make -j1` and `make -j4` with
 ZMAKE pointing at a recorder that logs each call and, like `zmake`, writes the `--stamp` file
 when it succeeds: so a second make must run nothing at all. Stamps always live in the test's
-own temporary directory (Settings.stamps or STAMPS=…), never in /run."""
+own temporary directory (RenderSettings.stamps or STAMPS=…), never in /run."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ from zmake.core.model import (
 from zmake.core.parse import parse_source
 from zmake.core.plan import Node, Plan, build_plan, expected_bytes, select
 from zmake.core.render import (
-    RenderSettings as Settings,
+    RenderSettings,
     make_value,
     recipe_word,
     render_makefile,
@@ -107,13 +107,13 @@ if stamp is not None:
         handle.write(argv[-1] + "\\n")
 log("end")
 """
-TEXT_SETTINGS = Settings("zmake", "", "ssh", "", "none", "cmd", "src")
+TEXT_SETTINGS = RenderSettings("zmake", "", "ssh", "", "none", "cmd", "src")
 UMOUNT_STAMP = re.compile(r"\$\(STAMPS\)/umount@[0-9a-f]{16}")
 
 
 @dataclass(frozen=True)
 class Recorders:
-    default: Path  # what Settings.zmake names (in a directory with a nasty name)
+    default: Path  # what RenderSettings.zmake names (in a directory with a nasty name)
     override: Path  # what `make ZMAKE=…` names
 
 
@@ -129,7 +129,7 @@ def recorders(tmp_path_factory: pytest.TempPathFactory) -> Recorders:
     return paths
 
 
-def render_settings(recorders: Recorders, **overrides: str) -> Settings:
+def render_settings(recorders: Recorders, **overrides: str) -> RenderSettings:
     values = {
         "zmake": shlex.quote(str(recorders.default)),
         "remote": "",
@@ -140,7 +140,7 @@ def render_settings(recorders: Recorders, **overrides: str) -> Settings:
         "origin": "a test",
     }
     values.update(overrides)
-    return Settings(**values)
+    return RenderSettings(**values)
 
 
 # --- building a selection from random trees ---------------------------------------------------
@@ -560,7 +560,7 @@ def test_excluded_intermediate_keeps_its_children_under_the_grandparent() -> Non
     )
     assert plan.roots == ("tank",)
     makefile = parse_makefile(
-        render_makefile(plan, Settings("z", "", "ssh", "", "none", "c", "s"), "t")
+        render_makefile(plan, RenderSettings("z", "", "ssh", "", "none", "c", "s"), "t")
     )
     assert makefile.rule("send/tank") == Rule(["$(STAMPS)/tank@100"], [])
     rule = makefile.rule("$(STAMPS)/tank@100")
@@ -817,7 +817,7 @@ def argvs_of(records: list[dict[str, Any]]) -> list[list[str]]:
 
 @dataclass
 class Workspace:
-    """A temporary directory with a rendered Makefile whose Settings.stamps (`base`) is in
+    """A temporary directory with a rendered Makefile whose RenderSettings.stamps (`base`) is in
     there too; make appends `<safe REMOTE>/<safe DEST>` to it (zmake_safe: `_0` when empty)."""
 
     root: Path
@@ -1147,7 +1147,7 @@ def test_stamps_are_kept_per_remote_and_dest(recorders: Recorders) -> None:
         assert space.make("-j4", f"STAMPS={elsewhere}") == []
 
 
-# The stamps folder is `<Settings.stamps>/<zmake_safe REMOTE>/<zmake_safe DEST>`. zmake_safe
+# The stamps folder is `<RenderSettings.stamps>/<zmake_safe REMOTE>/<zmake_safe DEST>`. zmake_safe
 # (templates/Makefile.j2) escapes `_` first, then each character make or the recipe's quoting
 # cannot take, as `_` and a letter; an empty value is `_0`. Written out here independently:
 SAFE_ESCAPES = {
@@ -1171,10 +1171,10 @@ PROBE_MAKEFILE = (
 
 
 def stamps_folder_of(tmp_path: Path, *assignments: str) -> tuple[str, list[str]]:
-    """(STAMPS relative to Settings.stamps, [zmake_safe of P0, P1, …]) as GNU make computes
+    """(STAMPS relative to RenderSettings.stamps, [zmake_safe of P0, P1, …]) as GNU make computes
     them in a rendered Makefile, with `assignments` on make's command line."""
     base = tmp_path / "stamps"
-    settings_ = Settings("z", "", "ssh", "", "none", "c", "s", stamps=str(base))
+    settings_ = RenderSettings("z", "", "ssh", "", "none", "c", "s", stamps=str(base))
     makefile = tmp_path / "Makefile"
     makefile.write_text(render_makefile(mixed_scenario().plan, settings_, "t"), encoding="utf-8")
     count = sum(a.startswith("P") for a in assignments)
@@ -1384,7 +1384,7 @@ def test_a_setting_comes_from_make_s_command_line_not_the_environment(
 @pytest.mark.parametrize("char", [" ", "\t", "\n", *":#%$'\"\\;=|&*?[]"])
 def test_a_stamps_folder_make_cannot_name_is_refused(char: str) -> None:
     plan = mixed_scenario().plan
-    settings_ = Settings("z", "", "ssh", "", "none", "c", "s", stamps=f"/srv/r{char}n/stamps")
+    settings_ = RenderSettings("z", "", "ssh", "", "none", "c", "s", stamps=f"/srv/r{char}n/stamps")
     with pytest.raises(UsageError, match="run directory"):
         render_makefile(plan, settings_, "t")
 
@@ -1406,7 +1406,7 @@ def test_a_stamps_folder_with_other_odd_characters_works(recorders: Recorders) -
 def test_makefile_header_and_defaults(tree: GenTree) -> None:
     inventory = parse_source(tree.list_output(), tree.get_output())
     plan = build_plan(inventory, select(inventory, [tree.pool], []))
-    settings_ = Settings("zmake", "", "ssh", "", "none", "zmake generate x", "capture f")
+    settings_ = RenderSettings("zmake", "", "ssh", "", "none", "zmake generate x", "capture f")
     makefile = render_makefile(plan, settings_, "9.9")
     assert makefile.startswith("# Generated by zmake 9.9.")
     assert "zmake generate x" in makefile.splitlines()[1]
