@@ -1,5 +1,5 @@
-"""`zmake backup --summary-json` and `--quiet` (reports/backup.py): the document follows its schema
-whatever the outcome, and quiet prints only the datasets left behind."""
+"""`zmake backup --summary-json` and `--quiet` (reports/backup.py, reports/run.py): the document
+follows its schema whatever the outcome, and quiet prints only the datasets left behind."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from zmake.commands.backup import Row, Unfinished
+from zmake.commands.backup import Unfinished
 from zmake.core.errors import RemoteUnreachable
-from zmake.reports.backup import Reporting, summary
+from zmake.reports.backup import Reporting
+from zmake.reports.run import Row, RunReport
 from zmake.settings import resolve
 from zmake.sides.runner import Runner
 
@@ -27,14 +28,14 @@ ROWS = [
     ("rows", "error", "result"),
     [
         (ROWS[:2], None, "ok"),
-        (ROWS, Unfinished("1 of 3", ROWS), "incomplete"),
+        (ROWS, Unfinished("1 of 3"), "incomplete"),
         ([], RemoteUnreachable("nas: unreachable"), "failed"),
     ],
 )
 def test_the_summary_follows_its_schema(
     rows: list[Row], error: Exception | None, result: str
 ) -> None:
-    document = summary(rows, 100.0, 160.25, error)
+    document = RunReport(100.0, rows, 160.25, error).document()
     jsonschema.validate(document, SCHEMA)
     assert document["result"] == result
     assert document["bytes_sent"] == sum(r.bytes for r in rows)
@@ -44,11 +45,11 @@ def test_the_summary_follows_its_schema(
 def reporting_run(tmp_path: Path, quiet: bool, rows: list[Row], fail: bool) -> None:
     reporting = Reporting(quiet, None, str(tmp_path / "summary.json"))
     settings = resolve({"dest": "backup/tank"}, None)
-    with reporting.run(Runner(), settings.route(["tank"]), ["tank"], settings):
+    with reporting.run(Runner(), settings.route(["tank"]), ["tank"], settings) as report:
         print("make's chatter")
+        report.rows = rows
         if fail:
-            raise Unfinished("1 of 3 datasets are not up to date", rows)
-        reporting.rows = rows
+            raise Unfinished("1 of 3 datasets are not up to date")
 
 
 def test_quiet_prints_nothing_when_all_is_well(

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shlex
 import sys
 import threading
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
 
 from zmake.cli.arguments import keeping_of, roots_of, settings_from
-from zmake.commands.generate import make_plan, makefile_text
+from zmake.commands.generate import makefile_text, read_and_plan
 from zmake.commands.prune import prune
 from zmake.commands.snapshot import snapshot
 from zmake.core.errors import TransferFailed
@@ -24,7 +21,8 @@ from zmake.core.model import dest_name
 from zmake.core.plan import Plan, Selection, top_roots
 from zmake.core.render import stamp_name, umount_stamp_name
 from zmake.core.retention import Keeping
-from zmake.reports.send import human, write_stamp
+from zmake.reports.run import RunReport, print_table, summary_rows
+from zmake.reports.send import write_stamp
 from zmake.settings import Settings, ensure_run_dir
 from zmake.sides import source_pools
 from zmake.sides.runner import Runner
@@ -46,9 +44,15 @@ class BackupRequest:
 
 
 def backup(
-    runner: Runner, settings: Settings, request: BackupRequest, run_dir: Path, zmake_argv: str
-) -> list[Row]:
-    """snapshot → prune → generate → make -jN -k → summary rows. Raises when not all done.
+    runner: Runner,
+    settings: Settings,
+    request: BackupRequest,
+    run_dir: Path,
+    zmake_argv: str,
+    report: RunReport,
+) -> None:
+    """snapshot → prune → generate → make -jN -k → the rows of `report`, and their table.
+    Raises when not all is done.
 
     The backups are unmounted here rather than by the Makefile's umount target (its stamp
     is written, so make skips it): one interpreter less before the first send, and the
@@ -57,32 +61,26 @@ def backup(
     roots = request.roots
     route = settings.route(roots)
     try:
-        plan, code, stamps, report = run_backup(
+        plan, code, stamps, lines = run_backup(
             runner, settings, route, request, run_dir, zmake_argv
         )
     finally:
         for side in route.remote_hosts:
             close_masters(runner, run_dir, side)
     expected = {node.dataset.name: stamps / stamp_name(node) for node in plan.nodes}
-    rows = summary_rows(expected, report)
-    print_summary(rows, sys.stdout)
-    unfinished = [r for r in rows if not r.done]
+    report.rows = rows = summary_rows(expected, lines)
+    print_table(rows, sys.stdout)
+    unfinished = report.failed
     if unfinished or code != 0:
         names = ", ".join(r.dataset for r in unfinished[:3])
         raise Unfinished(
             f"{len(unfinished)} of {len(rows)} datasets are not up to date ({names}"
-            f"{', …' if len(unfinished) > 3 else ''}): run zmake backup again to finish",
-            rows,
+            f"{', …' if len(unfinished) > 3 else ''}): run zmake backup again to finish"
         )
-    return rows
 
 
 class Unfinished(TransferFailed):
-    """Not every dataset is up to date; the rows say which (for --metrics, --summary-json)."""
-
-    def __init__(self, message: str, rows: list[Row]) -> None:
-        super().__init__(message)
-        self.rows = rows
+    """Not every dataset is up to date (the run's report says which)."""
 
 
 def run_backup(
@@ -112,11 +110,8 @@ def run_backup(
     work.mkdir(mode=0o700, exist_ok=True)
     makefile, report = work / "Makefile", work / "report.jsonl"
     stamps = work / "stamps"
+    plan = read_and_plan(runner, settings, capture, roots, check_remote=request.check_remote)
     target = target_at(route, settings)
-    remote_state = None
-    if request.check_remote and target.plans_from_backups:
-        remote_state = target.read_backups(runner, {})
-    plan = make_plan(capture, roots, settings, remote_state)
     umount_stamp = stamps / umount_stamp_name(plan)
     unmounting = None
     if not umount_stamp.exists():
@@ -171,74 +166,6 @@ class Unmounting:
         return self.lines
 
 
-@dataclass(frozen=True)
-class Row:
-    dataset: str
-    result: str  # sent, up to date, no snapshot, failed
-    bytes: int = 0
-    seconds: float = 0.0
-    action: str = "-"
-    error: str = ""
-
-    @property
-    def done(self) -> bool:
-        return self.result in ("sent", "up to date", "no snapshot")
-
-
-def summary_rows(expected: Mapping[str, Path], report: Path) -> list[Row]:
-    """One row per expected dataset (name → its stamp file) from the JSON lines `zmake send`
-    appended. Without a line, a dataset was either finished by an earlier run (its stamp
-    exists, make skipped it) or did not run at all."""
-    done = {}
-    for line in report.read_text().splitlines():
-        record = json.loads(line)
-        done[record["dataset"]] = record
-    rows = []
-    for name in expected:
-        record = done.get(name)
-        if record is None:
-            stamped = expected[name].exists()
-            rows.append(
-                Row(name, "up to date", action="- (stamp)")
-                if stamped
-                else Row(name, "failed", error="did not run (see make's output)")
-            )
-            continue
-        result = str(record["result"])
-        if result.startswith("up to date"):
-            result = "up to date"
-        elif result == "no snapshot to send":
-            result = "no snapshot"
-        action = " + ".join(record["actions"]) or "-"
-        rows.append(
-            Row(
-                name,
-                result,
-                int(record["bytes"]),
-                float(record["seconds"]),
-                action,
-                str(record.get("error", "")),
-            )
-        )
-    return rows
-
-
-def print_summary(rows: Sequence[Row], out: TextIO) -> None:
-    width = max([len("dataset"), *(len(r.dataset) for r in rows)])
-    print(f"{'dataset':<{width}}  {'result':<11}  {'bytes':>10}  {'time':>7}  action", file=out)
-    for r in rows:
-        print(
-            f"{r.dataset:<{width}}  {r.result:<11}  {human(r.bytes):>10}  "
-            f"{r.seconds:>6.1f}s  {r.action}",
-            file=out,
-        )
-    failed = [r for r in rows if not r.done]
-    if failed:
-        print("not up to date:", file=out)
-        for r in failed:
-            print(f"  {r.dataset}: {r.error or r.result}", file=out)
-
-
 def run(args: argparse.Namespace, runner: Runner) -> int:
 
     settings = settings_from(args)
@@ -259,7 +186,10 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
     from zmake.sides.locks import backup_lock
 
     reporting = Reporting(args.quiet, args.metrics, args.summary_json)
-    with backup_lock(run_dir), reporting.run(runner, settings.route(roots), roots, settings):
-        reporting.rows = backup(runner, settings, request, run_dir,
-                                       shlex.join(["zmake", *sys.argv[1:]]))  # fmt: skip
+    zmake_argv = shlex.join(["zmake", *sys.argv[1:]])
+    with (
+        backup_lock(run_dir),
+        reporting.run(runner, settings.route(roots), roots, settings) as report,
+    ):
+        backup(runner, settings, request, run_dir, zmake_argv, report)
     return 0

@@ -171,6 +171,23 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+def read_and_plan(
+    runner: Runner,
+    settings: Settings,
+    capture: Capture,
+    roots: Sequence[str],
+    *,
+    check_remote: bool,
+) -> Plan:
+    """The plan of the source read in `capture`; with `check_remote`, the backup side is read
+    first (once) and what is already there is planned as done (generate and backup)."""
+    remote_state = None
+    target = target_of(settings, roots) if check_remote else None
+    if target is not None and target.plans_from_backups:
+        remote_state = target.read_backups(runner, {})
+    return make_plan(capture, roots, settings, remote_state)
+
+
 def generate_text(runner: Runner, recipe: Recipe, *, static: bool = False) -> str:
     """Read the source (live, one `zfs list` and one `zfs get`, or a capture) and render."""
     from zmake.sides import source_pools
@@ -184,11 +201,7 @@ def generate_text(runner: Runner, recipe: Recipe, *, static: bool = False) -> st
         capture = read_source(runner, settings, roots)
         origin = f"zfs on {settings.source or 'this machine'}, pools {' '.join(capture.pools)}"
     roots = roots or list(capture.pools)
-    remote_state = None
-    target = target_of(settings, roots) if recipe.check_remote else None
-    if target is not None and target.plans_from_backups:
-        remote_state = target.read_backups(runner, {})
-    plan = make_plan(capture, roots, settings, remote_state)
+    plan = read_and_plan(runner, settings, capture, roots, check_remote=recipe.check_remote)
     return makefile_text(
         plan,
         settings,

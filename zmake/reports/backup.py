@@ -14,15 +14,11 @@ from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 from zmake.core.plan import Selection
-from zmake.reports.metrics import RunFigures
+from zmake.reports.run import RunReport
 from zmake.reports.send import write_atomically
 from zmake.settings import Settings
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from zmake.commands.backup import Row
 
 
 class Reporting:
@@ -30,40 +26,33 @@ class Reporting:
         self.quiet = quiet
         self.metrics = Path(metrics) if metrics else None
         self.summary_json = Path(summary_json) if summary_json else None
-        self.rows: list[Row] | None = None
 
     @contextmanager
     def run(
         self, runner: Runner, route: Route, roots: Sequence[str], settings: Settings
-    ) -> Iterator[None]:
-        start = time.time()
-        error: BaseException | None = None
+    ) -> Iterator[RunReport]:
+        """The run's report, filled by the run, then rendered whatever its outcome."""
+        report = RunReport(started=time.time())
         with self.silenced() as log:
             try:
-                yield
+                yield report
             except BaseException as exc:
-                error = exc
-                self.rows = getattr(exc, "rows", self.rows)
-        end = time.time()
-        rows = self.rows or []
-        failed = [r for r in rows if not r.done]
-        if self.quiet and (failed or error is not None):
-            for r in failed:
-                print(f"{r.dataset}: {r.error or r.result}")
+                report.error = exc
+        report.ended = time.time()
+        if self.quiet and (report.failed or report.error is not None):
+            for line in report.problems():
+                print(line)
             if log is not None:
                 print(f"(the whole run's output: {log})")
         if self.summary_json is not None:
-            document = json.dumps(summary(rows, start, end, error), indent=2) + "\n"
-            write_atomically(self.summary_json, document)
+            write_atomically(self.summary_json, json.dumps(report.document(), indent=2) + "\n")
         if self.metrics is not None:
             from zmake.commands.check import run_metrics
 
-            figures = RunFigures(start, end, sum(r.bytes for r in rows), len(failed),
-                                 success=error is None)  # fmt: skip
             run_metrics(runner, route, roots, Selection(tuple(roots), settings.exclude),
-                        figures, self.metrics)  # fmt: skip
-        if error is not None:
-            raise error
+                        report.figures(), self.metrics)  # fmt: skip
+        if report.error is not None:
+            raise report.error
 
     @contextmanager
     def silenced(self) -> Iterator[Path | None]:
@@ -83,24 +72,3 @@ class Reporting:
             os.dup2(saved, 1)
             os.close(saved)
             os.close(handle)
-
-
-def summary(
-    rows: Sequence[Row], start: float, end: float, error: BaseException | None
-) -> dict[str, object]:
-    """docs/backup-summary.schema.json"""
-    failed = [r for r in rows if not r.done]
-    return {
-        "version": 1,
-        "started": round(start, 3),
-        "ended": round(end, 3),
-        "result": "ok" if error is None else ("incomplete" if rows else "failed"),
-        "error": None if error is None else str(error) or type(error).__name__,
-        "bytes_sent": sum(r.bytes for r in rows),
-        "datasets_failed": len(failed),
-        "datasets": [
-            {"dataset": r.dataset, "result": r.result, "action": r.action, "bytes": r.bytes,
-             "seconds": round(r.seconds, 3), "error": r.error or None}
-            for r in rows
-        ],
-    }  # fmt: skip

@@ -33,7 +33,7 @@ from zmake.sides.runner import Runner
 from zmake.sides.side import Route
 from zmake.sides.slots import route_slots
 from zmake.targets.pool.bookmarks import keep_bookmark
-from zmake.targets.pool.parents import ensure_parents
+from zmake.targets.pool.parents import Parents
 
 # resume, full, bookmark -i, incremental, and one spare; the loop adds one per snapshot (a
 # restricted key takes them one by one): more is a bug
@@ -108,6 +108,10 @@ class Sender:
                 raise BackupWritable(f"{local.name}: {why}")  # no stamp: the next run asks again
             return report
 
+    def parents(self) -> Parents:
+        return Parents(self.runner, self.route, self.options.selection, self.run_dir,
+                       self.run_stream, dry_run=self.options.dry_run)  # fmt: skip
+
     def backup_name(self, source: str) -> str:
         return dest_name(source, self.route.dest)
 
@@ -133,7 +137,7 @@ class Sender:
                 remote = self.resume(step, local, remote, report)
             else:
                 if remote is None:
-                    ensure_parents(self, local, report)
+                    self.parents().ensure(local, report)
                 try:
                     self.transfer(step, local, report)
                 except PackageRefused:
