@@ -202,9 +202,9 @@ def destroy(runner: Runner, side: Side, dataset: str, doomed: Sequence[SnapshotI
     result = zfs_calls.run(runner, side, argv)
     if result.returncode == 0:
         return []
-    if result.returncode == stderr_errors.SSH_FAILED and side.host is not None:
+    if stderr_errors.unreachable(result, side.host):
         raise zfs_calls.failure(side, argv, result)
-    if "zmake serve: refused" in result.stderr:
+    if stderr_errors.refused_by_serve(result):
         return [APPEND_ONLY]
     if len(doomed) > 1:
         return [line for snap in doomed for line in destroy(runner, side, dataset, [snap])]

@@ -17,6 +17,7 @@ from zmake.core.errors import ParseError
 from zmake.guard.pipeline import CONTROL, REFUSED, Policy, Probe, Refusal, check, parse
 from zmake.guard.stream import Expected, check_head, expected
 from zmake.sides.runner import Runner
+from zmake.sides.stderr_errors import SERVE_REFUSAL
 from zmake.sides.zfs_argv import Argv
 
 
@@ -131,7 +132,7 @@ def serve(policy: Policy, command: str | None = None) -> int:
         why = str(exc) if isinstance(exc, Refusal) else f"cannot be checked ({exc!r})"
         why = CONTROL.sub(lambda found: f"\\x{ord(found[0]):02x}", why)  # names may hold any
         log_refusal(command, why)
-        print(f"zmake serve: refused: {why}", file=sys.stderr)
+        print(f"{SERVE_REFUSAL}{why}", file=sys.stderr)
         return REFUSED
     return run_stages(stages)
 

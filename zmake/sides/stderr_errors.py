@@ -22,9 +22,14 @@ from zmake.core.errors import (
     ZmakeError,
 )
 from zmake.core.model import pool_of
+from zmake.sides.runner import Result
 from zmake.sides.side import Route
 
 SSH_FAILED = 255
+# How `zmake serve` (a restricted key's forced command) says no: this exit status, this
+# prefix on stderr. commands/serve.py prints it; a client recognises it here.
+SERVE_REFUSED = 9
+SERVE_REFUSAL = "zmake serve: refused: "
 ZFS_UNAVAILABLE = re.compile(
     r"(modules cannot be auto-loaded|Failed to initialize the libzfs library|"
     r"/dev/zfs|zfs: (command )?not found)",
@@ -35,8 +40,8 @@ MISSING = re.compile(
     re.MULTILINE,
 )
 MODIFIED = re.compile(r"destination (.+) has been modified", re.MULTILINE)
-# guard_stream.PACKAGE_REFUSED, as zmake serve prints it (refine imports nothing of serve's)
-PACKAGE = re.compile(r"^zmake serve: refused: the stream: a package of streams", re.MULTILINE)
+# guard/stream.PACKAGE_REFUSED, as zmake serve prints it (nothing of serve's is imported here)
+PACKAGE = re.compile(rf"^{SERVE_REFUSAL}the stream: a package of streams", re.MULTILINE)
 RESUME_EXISTS = re.compile(r"Resuming recv on existing (?:destination|dataset)", re.IGNORECASE)
 ALREADY_EXISTS = re.compile(r"^cannot create '([^']+)': dataset already exists", re.MULTILINE)
 PERMISSION = re.compile(r"permission denied", re.IGNORECASE)
@@ -58,6 +63,21 @@ def zfs_unavailable(stderr: str) -> ZfsUnavailable | None:
     if ZFS_UNAVAILABLE.search(stderr):
         return ZfsUnavailable(f"ZFS is not usable here: {first_line(stderr)}")
     return None
+
+
+def only_missing_dataset(result: Result, name: str) -> bool:
+    """The command failed only because `name` does not exist (ssh itself did not fail)."""
+    return result.returncode != SSH_FAILED and missing_dataset(result.stderr) == name
+
+
+def unreachable(result: Result, host: str | None) -> bool:
+    """ssh to `host` failed (exit 255): nothing ran there."""
+    return host is not None and result.returncode == SSH_FAILED
+
+
+def refused_by_serve(result: Result) -> bool:
+    """A restricted key's `zmake serve` refused the command (nothing ran)."""
+    return result.returncode == SERVE_REFUSED and SERVE_REFUSAL in result.stderr
 
 
 def missing_dataset(stderr: str) -> str | None:

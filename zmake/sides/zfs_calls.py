@@ -76,7 +76,7 @@ def read_backup(runner: Runner, side: Side, name: str) -> BackupDataset | None:
     argv = zfs_argv.remote_dataset_argv(name)
     result = run(runner, side, argv)
     if result.returncode != 0:
-        if stderr_errors.missing_dataset(result.stderr) == name and result.returncode != 255:
+        if stderr_errors.only_missing_dataset(result, name):
             return None
         raise failure(side, argv, result)
     return parse_backup(result.stdout).get(name)
@@ -89,7 +89,7 @@ def read_backup_tree(runner: Runner, side: Side, dest: str) -> dict[str, BackupD
     result = run(runner, side, argv)
     if result.returncode == 0:
         return parse_backup(result.stdout)
-    if stderr_errors.missing_dataset(result.stderr) == dest and result.returncode != 255:
+    if stderr_errors.only_missing_dataset(result, dest):
         if "/" in dest and read_datasets(runner, side, [pool_of(dest)]):
             return {}
         raise RemotePoolMissing(f"receiving pool {pool_of(dest)!r} does not exist{side.where()}")
@@ -100,9 +100,8 @@ def read_datasets(runner: Runner, side: Side, names: Sequence[str]) -> dict[str,
     """Which of `names` exist on `side` (filesystems and volumes, without snapshots)."""
     argv = zfs_argv.datasets_argv(names)
     result = run(runner, side, argv)
-    if result.returncode != 0 and (
-        result.returncode == 255 or stderr_errors.only_missing(result.stderr) is None
-    ):
+    ssh_failed = result.returncode == stderr_errors.SSH_FAILED
+    if result.returncode != 0 and (ssh_failed or stderr_errors.only_missing(result.stderr) is None):
         raise failure(side, argv, result)
     return parse_backup(result.stdout)
 
@@ -112,7 +111,7 @@ def read_prune_view(runner: Runner, side: Side, root: str) -> SideView:
     argv = zfs_argv.prune_list_argv(root)
     result = run(runner, side, argv)
     if result.returncode != 0:
-        if stderr_errors.missing_dataset(result.stderr) == root and result.returncode != 255:
+        if stderr_errors.only_missing_dataset(result, root):
             return SideView()  # nothing backed up yet
         raise failure(side, argv, result)
     return parse_side(result.stdout, "zfs list (prune)")

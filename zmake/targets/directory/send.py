@@ -51,7 +51,8 @@ def read_chains(runner: Runner, side: Side, directory: str, dataset: str | None)
     argv = ["find", root, "-name", MANIFEST, "-exec", "cat", "{}", "+"]
     result = zfs_calls.run(runner, side, argv)
     if result.returncode != 0:
-        if "No such file or directory" in result.stderr and result.returncode != 255:
+        ssh_failed = result.returncode == stderr_errors.SSH_FAILED
+        if "No such file or directory" in result.stderr and not ssh_failed:
             return []
         raise zfs_calls.failure(side, argv, result)
     chains = parse_manifests(result.stdout, f"manifests under {root}{side.where()}")

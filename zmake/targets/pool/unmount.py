@@ -31,7 +31,7 @@ def mounted(runner: Runner, side: Side, dest: str, ours: set[str]) -> list[str]:
     argv = zfs_argv.mounts_argv(dest)
     result = zfs_calls.run(runner, side, argv)
     if result.returncode != 0:
-        if stderr_errors.missing_dataset(result.stderr) == dest and result.returncode != 255:
+        if stderr_errors.only_missing_dataset(result, dest):
             if "/" in dest:
                 return []  # nothing received yet
             raise RemotePoolMissing(
@@ -48,7 +48,7 @@ def unmount(runner: Runner, side: Side, name: str) -> str:
     result = zfs_calls.run(runner, side, argv)
     if result.returncode == 0:
         return f"unmounted {name}"
-    if result.returncode == stderr_errors.SSH_FAILED and side.host is not None:
+    if stderr_errors.unreachable(result, side.host):
         raise zfs_calls.failure(side, argv, result)
     line = f"{name}: not unmounted ({stderr_errors.first_line(result.stderr)}); its send may fail"
     print(f"zmake: {line}", file=sys.stderr)
