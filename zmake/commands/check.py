@@ -11,7 +11,7 @@ from pathlib import Path
 from zmake.cli.arguments import roots_of, settings_from
 from zmake.commands.status import read_both
 from zmake.core.errors import ZmakeError
-from zmake.core.health import UNKNOWN, Health, Verdict, health_of, verdict
+from zmake.core.health import UNKNOWN, CheckVerdict, Health, health_of, verdict
 from zmake.core.plan import Selection
 from zmake.reports.metrics import RunFigures, render_metrics, write_metrics
 from zmake.sides.runner import Runner
@@ -60,7 +60,7 @@ def check(
     return judged.level
 
 
-def verdict_json(judged: Verdict, healths: Sequence[Health], now: float) -> dict[str, object]:
+def verdict_json(judged: CheckVerdict, healths: Sequence[Health], now: float) -> dict[str, object]:
     return {
         "version": 1,
         "level": judged.level,

@@ -20,7 +20,7 @@ from zmake.core.plan import Selection
 from zmake.core.prunable import (
     SideView,
     SnapshotInfo,
-    Verdict,
+    SnapshotVerdict,
     doomed_of,
     judge_all,
 )
@@ -38,7 +38,7 @@ from zmake.targets import target_at, target_of
 class PruneSide:
     where: str  # "source" or the backup host
     side: Side
-    verdicts: dict[str, list[Verdict]]
+    verdicts: dict[str, list[SnapshotVerdict]]
 
     @property
     def doomed(self) -> dict[str, list[SnapshotInfo]]:

@@ -129,13 +129,13 @@ def level_of(health: Health, now: float, warn: int, crit: int) -> tuple[int, str
 
 
 @dataclass(frozen=True)
-class Verdict:
+class CheckVerdict:
     level: int
     summary: str
     lines: tuple[str, ...]
 
 
-def verdict(healths: Sequence[Health], now: float, warn: int, crit: int) -> Verdict:
+def verdict(healths: Sequence[Health], now: float, warn: int, crit: int) -> CheckVerdict:
     """One summary line first (`ZMAKE OK - 42 datasets, oldest backup 3h ago`), then one line
     per problem, worst first."""
     if warn > crit:
@@ -149,4 +149,4 @@ def verdict(healths: Sequence[Health], now: float, warn: int, crit: int) -> Verd
     summary = f"ZMAKE {name} - {len(healths)} datasets{oldest}"
     if problems:
         summary += f", {len(problems)} with problems"
-    return Verdict(level, summary, tuple(line for _, line in reversed(problems)))
+    return CheckVerdict(level, summary, tuple(line for _, line in reversed(problems)))

@@ -90,7 +90,7 @@ def newest_common(mine: Sequence[SnapshotInfo], other_guids: set[int]) -> Snapsh
 
 
 @dataclass(frozen=True)
-class Verdict:
+class SnapshotVerdict:
     snapshot: SnapshotInfo
     keep: bool
     reason: str  # the rule that keeps it, or why it goes
@@ -111,7 +111,7 @@ def judge(
     keep: int | Retention,
     protected: Collection[int] = (),
     now: float | None = None,
-) -> list[Verdict]:
+) -> list[SnapshotVerdict]:
     """Every snapshot of one dataset (oldest first) with what becomes of it: the safety
     rules first, then the policy."""
     retention = as_retention(keep)
@@ -121,19 +121,19 @@ def judge(
     verdicts = []
     for snapshot in snapshots:
         if not snapshot.owned:
-            verdicts.append(Verdict(snapshot, True, "not zmake's"))
+            verdicts.append(SnapshotVerdict(snapshot, True, "not zmake's"))
         elif snapshot.userrefs:
-            verdicts.append(Verdict(snapshot, True, "held"))
+            verdicts.append(SnapshotVerdict(snapshot, True, "held"))
         elif snapshot == base:
-            verdicts.append(Verdict(snapshot, True, "the next incremental's base"))
+            verdicts.append(SnapshotVerdict(snapshot, True, "the next incremental's base"))
         elif snapshot.guid in protected:
-            verdicts.append(Verdict(snapshot, True, "a partial receive needs it"))
+            verdicts.append(SnapshotVerdict(snapshot, True, "a partial receive needs it"))
         elif snapshot == owned[-1]:
-            verdicts.append(Verdict(snapshot, True, "the newest"))
+            verdicts.append(SnapshotVerdict(snapshot, True, "the newest"))
         elif snapshot.name in policy:
-            verdicts.append(Verdict(snapshot, True, policy[snapshot.name]))
+            verdicts.append(SnapshotVerdict(snapshot, True, policy[snapshot.name]))
         else:
-            verdicts.append(Verdict(snapshot, False, f"no rule of {retention} keeps it"))
+            verdicts.append(SnapshotVerdict(snapshot, False, f"no rule of {retention} keeps it"))
     return verdicts
 
 
@@ -156,7 +156,7 @@ def judge_all(
     datasets: Iterable[str] | None = None,
     protected_by_dataset: dict[str, set[int]] | None = None,
     now: float | None = None,
-) -> dict[str, list[Verdict]]:
+) -> dict[str, list[SnapshotVerdict]]:
     """Per dataset (keyed as in `mine`), the verdict on each of its snapshots."""
     chosen = mine if datasets is None else {d: mine[d] for d in datasets if d in mine}
     protected = protected_by_dataset or {}
@@ -172,7 +172,7 @@ def judge_all(
     }
 
 
-def doomed_of(verdicts: dict[str, list[Verdict]]) -> dict[str, list[SnapshotInfo]]:
+def doomed_of(verdicts: dict[str, list[SnapshotVerdict]]) -> dict[str, list[SnapshotInfo]]:
     """Per dataset, what to destroy; datasets with nothing are left out."""
     plan = {d: [v.snapshot for v in vs if not v.keep] for d, vs in verdicts.items()}
     return {dataset: doomed for dataset, doomed in plan.items() if doomed}

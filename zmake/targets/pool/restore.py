@@ -110,11 +110,11 @@ def plan_restore(
         snapshot = choose_snapshot(backup, wanted)
         target = restored_name(name, root, into)
         raw = is_raw(backup, tree, dest)
-        plan.append(decide(backup, snapshot, target, raw, existing.get(target), force=force))
+        plan.append(restore_step(backup, snapshot, target, raw, existing.get(target), force=force))
     return plan
 
 
-def decide(
+def restore_step(
     backup: BackupDataset,
     snapshot: Snapshot,
     target: str,

@@ -38,7 +38,7 @@ class Place:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class ContentVerdict:
     dataset: str
     state: str
     snapshot: str = ""
@@ -63,13 +63,13 @@ def read_places(runner: Runner, side: Side, root: str) -> dict[str, Place]:
 
 def compare_snapshot(
     runner: Runner, source: Place, backup: Place, short: str, every: int
-) -> Verdict:
+) -> ContentVerdict:
     """Hash `short` on both places at once and compare."""
     for place in (source, backup):
         if place.keystatus == "unavailable":
             where = place.side.where() or " here"
             why = f"{place.name} is encrypted and its key is not loaded{where}"
-            return Verdict(source.name, UNVERIFIABLE, short, why)
+            return ContentVerdict(source.name, UNVERIFIABLE, short, why)
     argvs = [
         p.side.control(hash_argv(p.kind, f"{p.name}@{short}",
                                  snapshot_dir(p.mountpoint, p.mounted, short), every))
@@ -81,12 +81,12 @@ def compare_snapshot(
         if listing is None:
             lines = result.stderr.strip().splitlines() or ["no listing"]
             told = f"reading {place.name}@{short}{place.side.where()}: {lines[-1]}"
-            return Verdict(source.name, FAILED, short, told)
+            return ContentVerdict(source.name, FAILED, short, told)
     assert listings[0] is not None and listings[1] is not None
     found = compare(listings[0], listings[1])
     if found.same:
-        return Verdict(source.name, SAME, short, compared=found.compared)
-    return Verdict(source.name, DIFFERS, short, found.difference or "", found.compared)
+        return ContentVerdict(source.name, SAME, short, compared=found.compared)
+    return ContentVerdict(source.name, DIFFERS, short, found.difference or "", found.compared)
 
 
 def verify_pool(
@@ -94,7 +94,7 @@ def verify_pool(
 ) -> int:
     """Exit 0 when every dataset is the same and the pool healthy, 1 on any difference or
     failure, 3 when nothing differed but something could not be verified here."""
-    verdicts: list[Verdict] = []
+    verdicts: list[ContentVerdict] = []
     for name in names:
         verdicts += verify_tree(runner, route, name, every)
     healthy, health = pool_health(runner, route.target, pool_of(route.dest))
@@ -115,11 +115,11 @@ def exit_code(states: set[str], *, healthy: bool = True) -> int:
     return 3 if UNVERIFIABLE in states else 0
 
 
-def verify_tree(runner: Runner, route: Route, name: str, every: int) -> list[Verdict]:
+def verify_tree(runner: Runner, route: Route, name: str, every: int) -> list[ContentVerdict]:
     root = dest_name(name, route.dest)
     source_tree = zfs_calls.read_backup_tree(runner, route.source, name)
     if name not in source_tree:
-        return [Verdict(name, FAILED, detail=f"no such dataset{route.source.where()}")]
+        return [ContentVerdict(name, FAILED, detail=f"no such dataset{route.source.where()}")]
     backup_tree = zfs_calls.read_backup_tree(runner, route.target, root)
     sources = read_places(runner, route.source, name)
     backups = read_places(runner, route.target, root) if backup_tree else {}
@@ -132,11 +132,13 @@ def verify_tree(runner: Runner, route: Route, name: str, every: int) -> list[Ver
         held = {s.guid: s.short for s in backup.snapshots} if backup else {}
         common = [s for s in source_tree[dataset].snapshots if s.guid in held]
         if not common:
-            verdicts.append(Verdict(dataset, NO_COMMON, detail=f"{image}{route.target.where()}"))
+            verdicts.append(
+                ContentVerdict(dataset, NO_COMMON, detail=f"{image}{route.target.where()}")
+            )
             continue
         short, backup_short = common[-1].short, held[common[-1].guid]
         if backup_short != short:
-            verdicts.append(Verdict(dataset, FAILED, short, f"named @{backup_short} there"))
+            verdicts.append(ContentVerdict(dataset, FAILED, short, f"named @{backup_short} there"))
             continue
         verdicts.append(compare_snapshot(runner, sources[dataset], backups[image], short, every))
     return verdicts
