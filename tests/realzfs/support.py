@@ -426,3 +426,28 @@ class SyslogListener:
         exits: what it sent is in the socket's queue, read within the thread's 0.2 s)."""
         time.sleep(settle)
         return [x for x in self.lines if "zmake-serve" in x and f"refused for {user} " in x]
+
+
+def partial_receive(
+    source_snapshot: str, target: str, from_snapshot: str | None = None, force: bool = False
+) -> None:
+    """An interrupted transfer, exactly as a dropped link leaves it: a truncated stream
+    received with -s into `target` (and -F, as zmake receives a full stream over a
+    placeholder). The target's parents are made if missing, as by hand."""
+    send = ["zfs", "send", "-L", "-c"] + (["-i", from_snapshot] if from_snapshot else [])
+    send.append(source_snapshot)
+    if "/" in target and not exists(target.rpartition("/")[0]):
+        zfs("create", "-p", target.rpartition("/")[0])
+    receive = ["zfs", "recv", "-u", "-s", *(["-F"] if force else []), target]
+    pipeline = f"{shlex.join(send)} | head -c 400000 | {shlex.join(receive)}"
+    done = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True)
+    assert done.returncode != 0, done.stderr
+    assert "A resuming stream can be generated" in done.stderr, done.stderr
+
+
+def make(makefile: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    """`make -j4` of a generated Makefile, to completion (a hung one fails after 15 min)."""
+    return subprocess.run(
+        ["make", "-j4", "-f", str(makefile), *extra],
+        env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip

@@ -3,18 +3,15 @@ several targets, a snapshot that cannot be destroyed (issue 12), on real ZFS thr
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
-from tests.realzfs.support import exists, fill, prop, snapshot_guids, zfs
-from tests.realzfs.test_send import partial_receive
-
-
-def make(makefile: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "-j4", "-f", str(makefile), *extra],
-        env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+from tests.realzfs.support import (
+    exists,
+    fill,
+    make,
+    partial_receive,
+    prop,
+    snapshot_guids,
+    zfs,
+)
 
 
 def snapshot_names(dataset: str) -> list[str]:

@@ -18,13 +18,13 @@ from tests.realzfs.support import (
     fill,
     full_then_incremental,
     interrupted_send,
+    partial_receive,
     prop,
     snapshot_guids,
     source_of,
     sshd_logins,
     zfs,
 )
-from tests.realzfs.test_send import partial_receive
 
 
 @pytest.fixture

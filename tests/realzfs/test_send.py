@@ -13,6 +13,7 @@ from tests.realzfs.support import (
     execute,
     exists,
     fill,
+    partial_receive,
     prop,
     snapshot_guids,
     source_of,
@@ -151,23 +152,6 @@ def test_refuses_to_mix_raw_and_plain_on_one_target(pools, zm, tmp_path) -> None
     assert "raw and non-raw" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert exists(f"{pools.backup}/mixed@x")
-
-
-def partial_receive(
-    source_snapshot: str, target: str, from_snapshot: str | None = None, force: bool = False
-) -> None:
-    """An interrupted transfer, exactly as a dropped link leaves it: a truncated stream
-    received with -s into `target` (and -F, as zmake receives a full stream over a
-    placeholder). The target's parents are made if missing, as by hand."""
-    send = ["zfs", "send", "-L", "-c"] + (["-i", from_snapshot] if from_snapshot else [])
-    send.append(source_snapshot)
-    if "/" in target and not exists(target.rpartition("/")[0]):
-        zfs("create", "-p", target.rpartition("/")[0])
-    receive = ["zfs", "recv", "-u", "-s", *(["-F"] if force else []), target]
-    pipeline = f"{shlex.join(send)} | head -c 400000 | {shlex.join(receive)}"
-    done = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True)
-    assert done.returncode != 0, done.stderr
-    assert "A resuming stream can be generated" in done.stderr, done.stderr
 
 
 def test_resume_then_rest_of_range(pools, zm) -> None:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.realzfs.support import exists, fill, prop, snapshot_guids, zfs
-from tests.realzfs.test_converge import make
+from tests.realzfs.support import exists, fill, make, prop, snapshot_guids, zfs
 
 TREE = ("home", "home/alice", "home/bob smith", "vm:disks")
 

@@ -16,7 +16,7 @@ from zmake.reports.run import Row, RunReport
 from zmake.settings import resolve
 from zmake.sides.runner import Runner
 
-SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "backup-summary.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[3] / "docs" / "backup-summary.schema.json").read_text())
 ROWS = [
     Row("tank/a b", "sent", 4096, 1.5, "full @s1"),
     Row("tank", "up to date", action="- (stamp)"),

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from zfsgen import components
 
+from tests.unit.support.zfsgen import components
 from zmake.core.errors import UsageError
 from zmake.core.model import FILESYSTEM, BackupDataset, Dataset, Snapshot, dest_name, source_name
 from zmake.core.plan import Selection

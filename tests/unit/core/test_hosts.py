@@ -17,7 +17,7 @@ from zmake.settings import resolve
 from zmake.sides.runner import Runner
 from zmake.sides.side import Side, master_control_argv, ssh_argv, ssh_config_argv
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CAPTURE = str(REPO / "sample-pools" / "home.zcap")
 BAD = ["-oProxyCommand=x", "a b", "back up", "host\n", "-x", "user@-x", "@host", "a/b",
        "nas\t", "n\x1bas", "user name@nas", "[::1", "[nas]", "[::1]x", "a@b@c", ""]  # fmt: skip

@@ -3,7 +3,7 @@
 zfs skips `recv -o readonly=on` without the `readonly` permission and still exits 0 (real
 ZFS: test_least_privilege), so `zmake send` reads `readonly` back with the reads it makes
 anyway: a writable backup is NOT up to date (exit 5, one line: cause and fix, no stamp), and
-no send costs an extra zfs call unless its backup was writable. A fake zfs (test_cli's)
+no send costs an extra zfs call unless its backup was writable. The shared fake zfs
 answers the reads and stands in for the receive."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli import BACKUP_ROW, SEND_GET, answer, fake_zfs, zmake
+
+from tests.unit.support.fake_zfs import BACKUP_ROW, SEND_GET, answer, fake_zfs, zmake
 
 ME = getpass.getuser()  # who receives into a local backup
 SEND = ["send", "tank/my data", "--dest", "backup"]

@@ -20,7 +20,7 @@ from zmake import __version__
 from zmake.sides import permissions
 from zmake.sides.interpreter import PACKAGE, bootstrap, isolated_finds_package, module_argv
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 OLD_ZMAKE = [sys.executable, "-m", "zmake"]
 PLANT = "import pathlib\npathlib.Path({marker!r}).write_text(__file__)\n"
 PLANTED_MAIN = 'import sys\nprint("planted zmake ran")\nsys.exit(0)\n'

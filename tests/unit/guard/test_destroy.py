@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_guard import FakeZfs, passes, refused, wire
+from tests.unit.support.probe_answers import ProbeAnswers, passes, refused, wire
 from zmake.sides import zfs_argv
 
 ROOT, SOURCE = "backup/lap top:1", "tank/da ta:x"
@@ -22,7 +22,7 @@ def test_prune_takes_only_what_zmake_prune_would(role: str, root: str) -> None:
     from zmake.guard.pipeline import Policy
 
     policy = Policy(role, root, allow_prune=True, target="nas")
-    zfs = FakeZfs(snapshots=HISTORY, bookmarks=())
+    zfs = ProbeAnswers(snapshots=HISTORY, bookmarks=())
     name = f"{root}/a"
     assert passes(policy, prune(name, "zmake-1", "zmake-2"), zfs)  # the control
     assert "range" in refused(policy, wire(prune(name, "zmake-1%zmake-3")), zfs)
@@ -39,7 +39,7 @@ def test_a_range_of_every_snapshot_is_refused() -> None:
 
     policy = Policy("receive", ROOT, allow_prune=True)
     for text in (f"zfs destroy '{ROOT}/a@%'", f"zfs destroy '{ROOT}/a@zmake-1%'"):
-        assert "range" in refused(policy, text, FakeZfs(snapshots=HISTORY))
+        assert "range" in refused(policy, text, ProbeAnswers(snapshots=HISTORY))
 
 
 def test_the_backups_newest_and_what_a_partial_receive_needs_stay() -> None:
@@ -49,9 +49,9 @@ def test_the_backups_newest_and_what_a_partial_receive_needs_stay() -> None:
     policy = Policy("receive", ROOT, allow_prune=True)
     foreign_newest = (*HISTORY, ("theirs", 11, 11, 0))
     assert "newest" in refused(
-        policy, wire(prune(f"{ROOT}/a", "zmake-4")), FakeZfs(snapshots=foreign_newest)
+        policy, wire(prune(f"{ROOT}/a", "zmake-4")), ProbeAnswers(snapshots=foreign_newest)
     )
-    partial = FakeZfs(snapshots=HISTORY, token=encode(ResumeToken(77, "tank/a@zmake-5", 8)))
+    partial = ProbeAnswers(snapshots=HISTORY, token=encode(ResumeToken(77, "tank/a@zmake-5", 8)))
     assert "partial receive" in refused(policy, wire(prune(f"{ROOT}/a", "zmake-3")), partial)
     assert passes(policy, prune(f"{ROOT}/a", "zmake-2"), partial)  # the control
 
@@ -61,7 +61,7 @@ def test_a_pull_key_keeps_its_own_targets_base() -> None:
 
     policy = Policy("send", SOURCE, allow_prune=True, target="nas")
     marks = (("zmake-nas.00ff-7", 7, 7), ("zmake-nas.00ff-5", 5, 5), ("zmake-other.00aa-8", 8, 8))
-    zfs = FakeZfs(snapshots=HISTORY, bookmarks=marks)
+    zfs = ProbeAnswers(snapshots=HISTORY, bookmarks=marks)
     assert "incremental base" in refused(policy, wire(prune(f"{SOURCE}/a", "zmake-2")), zfs)
     assert passes(policy, prune(f"{SOURCE}/a", "zmake-1", "zmake-3"), zfs)  # older, another's
 
@@ -85,7 +85,7 @@ def test_a_pull_key_makes_and_destroys_only_its_own_bookmarks() -> None:
 
     marks = (("zmake-nas.00ff-5", 5, 5), ("zmake-nas.00ff-7", 7, 7), ("zmake-other.00ff-5", 5, 5),
              ("zmake-00ff-5", 5, 5))  # fmt: skip
-    zfs = FakeZfs(bookmarks=marks)
+    zfs = ProbeAnswers(bookmarks=marks)
     assert passes(policy, [zfs_argv.destroy_bookmark_argv(f"{name}#zmake-nas.00ff-5")], zfs)
     assert "newest" in refused(policy, destroy("zmake-nas.00ff-7"), zfs)
     assert "not this target's" in refused(policy, destroy("zmake-other.00ff-5"), zfs)
@@ -103,6 +103,6 @@ def test_a_pull_key_never_bookmarks_under_a_key_another_target_or_a_push_uses() 
     policy = Policy("send", SOURCE, target="nas")
     create = [zfs_argv.bookmark_argv(f"{name}@zmake-2", f"{name}#zmake-00ff-7")]
     for short in ("zmake-00ff-5", "zmake-other.00ff-5"):
-        zfs = FakeZfs(bookmarks=((short, 5, 5),))
+        zfs = ProbeAnswers(bookmarks=((short, 5, 5),))
         assert "another target's" in refused(policy, wire(create), zfs)
-    assert passes(policy, create, FakeZfs(bookmarks=(("zmake-nas.00ff-5", 5, 5),)))  # control
+    assert passes(policy, create, ProbeAnswers(bookmarks=(("zmake-nas.00ff-5", 5, 5),)))  # control

@@ -7,7 +7,8 @@ import shlex
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from zfsgen import (
+
+from tests.unit.support.zfsgen import (
     GenRemote,
     GenTree,
     components,
@@ -18,7 +19,6 @@ from zfsgen import (
     remote_list_output,
     trees,
 )
-
 from zmake.core.errors import ParseError
 from zmake.core.model import FILESYSTEM, VOLUME, Dataset, Snapshot, dest_name, parent_of
 from zmake.core.parse import (

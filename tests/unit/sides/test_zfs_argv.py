@@ -11,7 +11,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from zfsgen import GenTree, components, trees
 
+from tests.unit.support import fake_zfs
+from tests.unit.support.zfsgen import GenTree, components, trees
 from zmake.core.decide import Action, Step
 from zmake.core.errors import UsageError, ZfsUnavailable
 from zmake.core.model import FILESYSTEM, VOLUME, Dataset, Snapshot
@@ -38,76 +38,6 @@ from zmake.sides.zfs_argv import (
     remote_tree_argv,
     rollback_argv,
     send_argv,
-)
-
-PYTHON = f"#!{sys.executable} -SI\n"
-FAKE_ZFS = (
-    PYTHON
-    + r"""import json, os, sys
-argv = sys.argv[1:]
-side = os.environ.get("FAKE_SIDE", "local")
-def log(**record):
-    if "FAKE_LOG" in os.environ:
-        with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as f:
-            f.write(json.dumps({"prog": "zfs", "side": side, "argv": argv, **record}) + "\n")
-if argv[:1] == ["send"]:
-    log()
-    sys.stdout.write("STREAM " + json.dumps(argv) + "\n")
-    sys.exit(int(os.environ.get("FAKE_SEND_EXIT", "0")))
-elif argv[:1] == ["recv"]:
-    log(stdin=sys.stdin.read())
-elif argv[:1] == ["list"] and "FAKE_POOL_MISSING" in os.environ:
-    log()
-    sys.stderr.write(f"cannot open '{argv[-1]}': dataset does not exist\n")
-    sys.exit(1)
-elif argv[:1] == ["list"] and "mounted,name" in argv:
-    log()
-    sys.stdout.write(os.environ.get("FAKE_MOUNTED", ""))
-else:
-    log()
-    sys.stdout.write(json.dumps(argv) + "\n")
-"""
-)
-# "Compresses" by wrapping the stream in markers that name the side it ran on; the
-# decompressor checks and removes them, and says where each half ran.
-FAKE_COMPRESSOR = (
-    PYTHON
-    + r"""import os, re, sys
-side = os.environ.get("FAKE_SIDE", "local")
-data = sys.stdin.read()
-name = os.path.basename(sys.argv[0])
-if "-d" in sys.argv[1:]:
-    found = re.fullmatch(rf"<{name} on (\w+)>(.*)</{name}>", data, re.DOTALL)
-    if not found:
-        sys.exit(f"fake {name}: not a fake {name} stream: {data!r}")
-    sys.stdout.write(f"[{name}: {found[1]} -> {side}]" + found[2])
-else:
-    sys.stdout.write(f"<{name} on {side}>" + data + f"</{name}>")
-"""
-)
-# Like ssh: options (with their arguments) skipped up to `--`, then the host, then the words
-# joined by single spaces and run by the remote user's shell.
-FAKE_SSH = (
-    PYTHON
-    + r"""import json, os, sys
-WITH_ARGUMENT = set("BbcDEeFIiJLlmOopQRSWw")
-args = sys.argv[1:]
-options = []
-while args and args[0].startswith("-") and len(args[0]) > 1:
-    flag = args.pop(0)
-    if flag == "--":
-        break
-    options.append(flag)
-    if flag[-1] in WITH_ARGUMENT and len(flag) == 2:
-        options.append(args.pop(0))
-host, words = args[0], args[1:]
-if "FAKE_LOG" in os.environ:
-    with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as f:
-        record = {"prog": "ssh", "options": options, "host": host, "words": words}
-        f.write(json.dumps(record) + "\n")
-os.environ["FAKE_SIDE"] = host.rpartition("@")[2]
-os.execvp("sh", ["sh", "-c", " ".join(words)])
-"""
 )
 
 OWN_CONNECTION = ["-S", "none"]  # what data streams add to the user's ssh
@@ -135,6 +65,7 @@ class Fakes:
         return {
             "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
             "FAKE_LOG": str(log),
+            "FAKE_LOG_FORMAT": "json",
             "LC_ALL": "C",
             **extra,
         }
@@ -143,14 +74,12 @@ class Fakes:
 @pytest.fixture(scope="module")
 def fakes(tmp_path_factory: pytest.TempPathFactory) -> Fakes:
     folder = tmp_path_factory.mktemp("fakebin")
-    scripts = {"zfs": FAKE_ZFS, "ssh": FAKE_SSH}
+    scripts = {"zfs": fake_zfs.ZFS, "ssh": fake_zfs.SSH}
     for compressor, decompressor in COMPRESSORS.values():
         assert compressor[0] == decompressor[0]
-        scripts[compressor[0]] = FAKE_COMPRESSOR
+        scripts[compressor[0]] = fake_zfs.COMPRESSOR
     for name, text in scripts.items():
-        path = folder / name
-        path.write_text(text, encoding="utf-8")
-        path.chmod(0o755)
+        fake_zfs.install(folder, name, text)
     return Fakes(folder)
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from zfsgen import History, histories
 
+from tests.unit.support.zfsgen import History, histories
 from zmake.core.decide import (
     PLACEHOLDER_MAX_REFERENCED,
     Action,

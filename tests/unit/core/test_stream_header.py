@@ -10,47 +10,17 @@ import struct
 
 import pytest
 
+from tests.unit.support.streams import FILESYSTEM, NVLIST, VOLUME, begin, compound, end, head_of
 from zmake.core.errors import ParseError
-from zmake.core.stream_header import BACKUP_MAGIC, FLAG_CLONE, RECORD_SIZE, Begin, read_head
+from zmake.core.stream_header import BACKUP_MAGIC, FLAG_CLONE, RECORD_SIZE
 from zmake.guard.probe import Refusal
 from zmake.guard.stream import PACKAGE_REFUSED, Expected, check_head, expected
-
-FILESYSTEM, VOLUME = 2, 3  # DMU_OST_ZFS, DMU_OST_ZVOL
-
-
-def begin(hdrtype: int = 1, objset: int = FILESYSTEM, fromguid: int = 0, flags: int = 0,
-          payloadlen: int = 0, order: str = "<") -> bytes:  # fmt: skip
-    head = struct.pack(order + "IIQQQIIQQ", 0, payloadlen, BACKUP_MAGIC, hdrtype | 4 << 2, 0,
-                       objset, flags, 42, fromguid)  # fmt: skip
-    return head + b"tank/a@zmake-1".ljust(256, b"\0")
-
-
-def end() -> bytes:
-    return struct.pack("<I", 5).ljust(312, b"\0")  # DRR_END
-
-
-def compound(sub: bytes, payload: bytes = b"") -> bytes:
-    """A package: `send -I` has no header payload; -R/-p/-b/-h have an nvlist."""
-    return begin(2, payloadlen=len(payload)) + payload + end() + sub
-
-
-def head_of(stream: bytes) -> tuple[Begin, bytes]:
-    at = [0]
-
-    def read(size: int) -> bytes:
-        chunk = stream[at[0] : at[0] + size]
-        at[0] += len(chunk)
-        return chunk
-
-    return read_head(read)
-
 
 FS, FS_FORCED, VOL = (
     Expected("filesystem", False),
     Expected("filesystem", True),
     Expected("volume", False),
 )
-NVLIST = bytes([1, 1, 0, 0]) + b"\0" * 60  # an XDR nvlist's header: its content does not matter
 
 
 @pytest.mark.parametrize("order", ["<", ">"])

@@ -36,8 +36,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from zfsgen import GenTree, forest_get_output, forest_list_output, forests, trees
 
+from tests.unit.support.zfsgen import GenTree, forest_get_output, forest_list_output, forests, trees
 from zmake.core.errors import UsageError
 from zmake.core.model import (
     FILESYSTEM,

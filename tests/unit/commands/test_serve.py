@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_stream_header import NVLIST, begin, compound
+from tests.unit.support.fake_zfs import install, on_path
+from tests.unit.support.streams import NVLIST, begin, compound
 from zmake.guard.stream import PACKAGE_REFUSED
 from zmake.sides import zfs_argv
 from zmake.sides.side import ssh_argv
@@ -23,11 +24,8 @@ ROOT = "backup/lap top:1"
 
 def serve(tmp_path: Path, stages: list[list[str]], stream: bytes) -> tuple[int, str, Path]:
     received = tmp_path / "received"
-    fake = tmp_path / "bin" / "zfs"
-    fake.parent.mkdir(exist_ok=True)
-    fake.write_text(f'#!/bin/sh\n[ "$1" = recv ] && exec cat > "{received}"\nexit 1\n')
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}",
+    install(tmp_path / "bin")
+    env = {**os.environ, "PATH": on_path(tmp_path / "bin"), "FAKE_RECEIVED": str(received),
            "SSH_ORIGINAL_COMMAND": ssh_argv("ssh", "host", stages)[-1]}  # fmt: skip
     done = subprocess.run([sys.executable, "-m", "zmake", "serve", "--receive-into", ROOT],
                           input=stream, capture_output=True, env=env, timeout=60)  # fmt: skip

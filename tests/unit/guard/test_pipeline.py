@@ -6,101 +6,26 @@ from __future__ import annotations
 
 import inspect
 import shlex
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.support.probe_answers import (
+    NAMES_UNDER,
+    ROOT,
+    SOURCE,
+    ProbeAnswers,
+    passes,
+    refused,
+    under,
+    wire,
+)
 from zmake.core.token import ResumeToken, encode
 from zmake.guard.pipeline import Policy, Probe, Refusal, check, parse
 from zmake.sides import zfs_argv
-from zmake.sides.side import ssh_argv
 from zmake.sides.zfs_argv import COMPRESSORS, Argv
-
-ROOT = "backup/lap top:1"
-SOURCE = "tank/da ta:x"
-COMPONENT = st.text("abcXYZ019_.: -%", min_size=1, max_size=12).filter(
-    lambda c: c.strip(" ") == c and c not in (".", "..")
-)
-NAMES_UNDER = st.lists(COMPONENT, min_size=0, max_size=3).map(lambda parts: "/".join(parts))
-
-
-def under(root: str, rest: str) -> str:
-    return f"{root}/{rest}" if rest else root
-
-
-SNAPSHOTS = (("zmake-1", 5, 5, 0), ("zmake-2", 7, 7, 0))  # short, guid, createtxg, userrefs
-BOOKMARKS = (("zmake-nas.00ff-5", 5, 5), ("zmake-nas.00ff-7", 7, 7))  # short, guid, createtxg
-
-
-class FakeZfs:
-    """What serve's probe reads on its side (FACTS_PROPS and the placeholder mark, as `zfs
-    list/get -H -p` print them): every dataset exists with SNAPSHOTS and BOOKMARKS unless told
-    otherwise; a dataset in `missing` is not listed (zfs says nothing on stdout)."""
-
-    def __init__(
-        self,
-        encrypted: Collection[str] = (),
-        placeholders: Collection[str] = (),
-        snapshots: Sequence[tuple[str, int, int, int]] = SNAPSHOTS,
-        bookmarks: Sequence[tuple[str, int, int]] = BOOKMARKS,
-        missing: Collection[str] = (),
-        token: str = "-",
-        mark_source: str = "local",
-        resolve: Callable[[ResumeToken], str] | None = None,
-    ) -> None:
-        self.encrypted, self.placeholders, self.missing = encrypted, placeholders, missing
-        self.snapshots, self.bookmarks, self.token = snapshots, bookmarks, token
-        self.mark_source = mark_source
-        # what `zfs send -nvP -t` names: by default the snapshot of that guid in `toname`'s
-        # dataset (as ZFS finds it), else nothing
-        self.resolve = resolve or self.by_guid
-        self.asked: list[Argv] = []
-
-    def by_guid(self, token: ResumeToken) -> str:
-        dataset = token.toname.partition("@")[0]
-        found = [s for s, guid, _, _ in self.snapshots if guid == token.toguid]
-        return f"{dataset}@{found[0]}" if found and dataset not in self.missing else ""
-
-    def __call__(self, argv: Argv) -> str:
-        self.asked.append(argv)
-        name = argv[-1]
-        if argv[:6] == ["zfs", "send", "-n", "-v", "-P", "-t"]:
-            from zmake.core.token import decode
-
-            sent = self.resolve(decode(name))
-            return f"full\t{sent}\t1024\nsize\t1024\n" if sent else ""
-        if name in self.missing:
-            return ""
-        if argv == zfs_argv.mark_argv(name):
-            mark = (name, self.mark_source) if name in self.placeholders else ("-", "-")
-            return f"zmake:placeholder\t{mark[0]}\t{mark[1]}\nreferenced\t49152\t-\n"
-        assert argv == zfs_argv.facts_argv(name), argv
-        enc = "aes-256-gcm" if name in self.encrypted else "off"
-        rows = [f"{name}\tfilesystem\t1\t1\t-\t{enc}\t{self.token}"]
-        if name not in self.placeholders:
-            for s, g, t, u in self.snapshots:
-                rows.append(f"{name}@{s}\tsnapshot\t{g}\t{t}\t{u}\t{enc}\t-")
-            rows += [f"{name}#{s}\tbookmark\t{g}\t{t}\t-\t-\t-" for s, g, t in self.bookmarks]
-        rows.append(f"{name}/child\tfilesystem\t2\t2\t-\toff\t-")  # -d 1 lists children too
-        return "\n".join(rows) + "\n"
-
-
-def wire(stages: list[Argv]) -> str:
-    """The command as sshd hands it to serve: what ssh_argv puts on the ssh command line."""
-    return ssh_argv("ssh", "host", stages)[-1]
-
-
-def passes(policy: Policy, stages: list[Argv], zfs: FakeZfs | None = None) -> list[Argv]:
-    return check(policy, parse(wire(stages)), Probe(zfs or FakeZfs()))
-
-
-def refused(policy: Policy, text: str, zfs: FakeZfs | None = None) -> str:
-    with pytest.raises(Refusal) as caught:
-        check(policy, parse(text), Probe(zfs or FakeZfs()))
-    return str(caught.value)
-
 
 # --- everything zmake issues to each side -------------------------------------------------
 
@@ -191,7 +116,7 @@ def test_every_command_of_a_pull_passes_the_sending_key(rest: str) -> None:
 
 
 def test_a_raw_send_of_an_encrypted_dataset_passes_and_a_plain_one_does_not() -> None:
-    policy, zfs = Policy("send", SOURCE), FakeZfs(encrypted={f"{SOURCE}/secret"})
+    policy, zfs = Policy("send", SOURCE), ProbeAnswers(encrypted={f"{SOURCE}/secret"})
     snap = f"{SOURCE}/secret@zmake-2"
     for base in (None, f"{SOURCE}/secret@zmake-1", f"{SOURCE}/secret#zmake-00ff-7"):
         assert passes(policy, [zfs_argv.stream_argv(snap, raw=True, base=base)], zfs)
@@ -222,8 +147,8 @@ def test_force_only_over_a_placeholder_serve_checks_itself() -> None:
     name = f"{ROOT}/parent"
     forced = [zfs_argv.receive_argv(name, force=True)]
     policy = Policy("receive", ROOT)
-    assert passes(policy, forced, FakeZfs(placeholders={name})) == [as_served(forced[0])]
-    assert "not a placeholder" in refused(policy, wire(forced), FakeZfs())
+    assert passes(policy, forced, ProbeAnswers(placeholders={name})) == [as_served(forced[0])]
+    assert "not a placeholder" in refused(policy, wire(forced), ProbeAnswers())
 
 
 def test_a_mountpoint_is_stripped_or_kept_within_the_prefix() -> None:
@@ -396,7 +321,7 @@ def refused_unless_still_zmakes(policy: Policy, text: str, allowed: list[list[Ar
     except Refusal:
         still = False
     if still:
-        assert check(policy, parse(text), Probe(FakeZfs()))
+        assert check(policy, parse(text), Probe(ProbeAnswers()))
     else:
         refused(policy, text)
 

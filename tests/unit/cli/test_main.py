@@ -13,115 +13,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.support.fake_zfs import (
+    BACKUP_ROW,
+    LIST,
+    REPO,
+    SEND_GET,
+    answer,
+    fake_zfs,
+    zmake,
+)
 from zmake.cli.main import build_parser
 from zmake.core.token import ResumeToken
 from zmake.core.token import encode as encode_token
-
-REPO = Path(__file__).resolve().parents[2]
-LIST = (
-    "tank\tfilesystem\t1\t1\t300\t100\t0\t1780000000\n"
-    "tank/my data\tfilesystem\t2\t5\t200\t200\t0\t1780000000\n"
-    "tank/vm:disk0\tvolume\t3\t6\t100\t100\t0\t1780000000\n"
-    "tank@s1\tsnapshot\t11\t7\t0\t100\t100\t1780000000\n"
-    "tank/my data@s1\tsnapshot\t12\t7\t0\t200\t200\t1780000000\n"
-    "tank/vm:disk0@s1\tsnapshot\t13\t7\t0\t100\t100\t1780000000\n"
-)
-GET = (
-    "tank\tmountpoint\t/tank\tdefault\n"
-    "tank\tencryption\toff\tdefault\n"
-    "tank/my data\tmountpoint\t/data\tlocal\n"
-    "tank/my data\tencryption\toff\tdefault\n"
-    "tank/vm:disk0\tmountpoint\t-\t-\n"
-    "tank/vm:disk0\tencryption\toff\tdefault\n"
-)
-
-# What `zfs get` prints for the one dataset `zmake send` reads.
-SEND_GET = (
-    "tank/my data\ttype\tfilesystem\t-\n"
-    "tank/my data\tguid\t2\t-\n"
-    "tank/my data\tcreatetxg\t5\t-\n"
-    "tank/my data\twritten\t0\t-\n"
-    "tank/my data\treferenced\t200\t-\n"
-    "tank/my data\tused\t200\t-\n"
-    "tank/my data\tcreation\t1780000000\t-\n"
-    "tank/my data\tmountpoint\t/data\tlocal\n"
-    "tank/my data\tencryption\toff\tdefault\n"
-    "tank/my data@s1\ttype\tsnapshot\t-\n"
-    "tank/my data@s1\tguid\t12\t-\n"
-    "tank/my data@s1\tcreatetxg\t7\t-\n"
-    "tank/my data@s1\twritten\t200\t-\n"
-    "tank/my data@s1\treferenced\t200\t-\n"
-    "tank/my data@s1\tused\t0\t-\n"
-    "tank/my data@s1\tcreation\t1780000420\t-\n"
-    "tank/my data@s1\tmountpoint\t-\t-\n"
-    "tank/my data@s1\tencryption\toff\tdefault\n"
-)
-
-
-BACKUP_ROW = "{name}\tfilesystem\t900\t5\t{referenced}\t0\t{token}\toff\t-\t{mark}\tno\ton\n"
-FAKE_ZFS = """#!/bin/sh
-# A fake zfs for the CLI: logs its arguments, fails on request, and answers each kind of read
-# zmake makes from a file of the test's (absent: "dataset does not exist", as zfs says).
-echo "$*" >> "$FAKE_LOG"
-if [ -n "$FAKE_FAIL" ]; then echo "$FAKE_FAIL" >&2; exit 1; fi
-answer() { if [ -f "$FAKE_DIR/$1" ]; then cat "$FAKE_DIR/$1"; else
-  for last; do :; done; echo "cannot open '$last': dataset does not exist" >&2; exit 1; fi; }
-case "$*" in
-  *"-o name,type,guid,createtxg,used,referenced,written,creation "*) answer list.txt "$@";;
-  "get -H -p -o name,property,value,source -t filesystem,volume -r "*) answer get.txt "$@";;
-  "get "*"-d 1 "*) answer send-get.txt "$@";;
-  "list -H -o name -t filesystem,volume -r "*) answer names.txt "$@";;
-  "list -H -o name,mounted "*) answer mounted.txt "$@";;
-  "list "*"-d 0 "*) answer datasets.txt "$@";;
-  "list "*"-d 1 "*) answer backup.txt "$@";;
-  "list "*"-r "*) answer tree.txt "$@";;
-  "send -n "*) printf 'full\\t%s\\t4096\\nsize\\t4096\\n' "$FAKE_COMPLETES";;
-  "send "*) echo stream;;
-  "recv -A "*) rm -f "$FAKE_DIR/backup.txt";;
-  "recv "*) cat > /dev/null
-    case " $* " in *" -F "*) ;; *) if [ -f "$FAKE_DIR/recv-error" ]; then
-      cat "$FAKE_DIR/recv-error" >&2; exit 1; fi;; esac
-    if [ -f "$FAKE_DIR/received.txt" ]; then
-      cp "$FAKE_DIR/received.txt" "$FAKE_DIR/backup.txt"; fi;;
-esac
-"""
-
-
-def fake_zfs(
-    tmp_path: Path, list_output: str = LIST, fail: str = ""
-) -> tuple[dict[str, str], Path]:
-    """A PATH with a fake `zfs` (FAKE_ZFS) answering generate's list and get from LIST/GET,
-    and, where a test writes them, the other reads."""
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    answers = tmp_path / "answers"
-    answers.mkdir()
-    (answers / "list.txt").write_text(list_output)
-    (answers / "get.txt").write_text(GET)
-    names = [line.split("\t")[0] for line in list_output.splitlines()]
-    (answers / "names.txt").write_text("".join(n + "\n" for n in names if "@" not in n))
-    (answers / "mounted.txt").write_text("")
-    log = tmp_path / "calls.log"
-    script = folder / "zfs"
-    script.write_text(FAKE_ZFS)
-    script.chmod(0o755)
-    env = {**os.environ, "PATH": f"{folder}:{os.environ['PATH']}"}
-    env = {k: v for k, v in env.items() if not k.startswith(("ZMAKE_", "MAKE"))}
-    env["ZMAKE_RUN_DIR"] = str(tmp_path / "run")  # never /run: stamps, locks, sockets
-    env.update(FAKE_LOG=str(log), FAKE_DIR=str(answers), FAKE_FAIL=fail)
-    return env, log
-
-
-def answer(tmp_path: Path, name: str, text: str) -> None:
-    (tmp_path / "answers" / name).write_text(text)
-
-
-def zmake(
-    args: list[str], env: dict[str, str], cwd: Path = REPO
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "zmake", *args], env=env, cwd=cwd, capture_output=True, text=True
-    )
 
 
 def test_generate_reads_zfs_once_each_whatever_the_dataset_count(tmp_path: Path) -> None:
@@ -493,10 +396,7 @@ def test_a_token_whose_check_fails_for_another_reason_is_never_aborted(tmp_path:
         "backup.txt",
         BACKUP_ROW.format(name="backup/my data", referenced=1, token=token, mark="-"),
     )
-    script = tmp_path / "bin" / "zfs"
-    script.write_text(script.read_text().replace(
-        "  \"send -n \"*)", "  \"send -n \"*) echo 'internal error: Interrupted' >&2; exit 1;;\n"
-        "  \"send -never \"*)"))  # fmt: skip
+    env["FAKE_ESTIMATE_ERROR"] = "internal error: Interrupted"  # the dry run itself fails
     done = zmake(["send", "tank/my data", "--dest", "backup", "--force"], env)
     assert done.returncode == 8, done.stderr
     assert "cannot check the resume token (internal error: Interrupted)" in done.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_guard import FakeZfs, passes, refused, wire
+from tests.unit.support.probe_answers import ProbeAnswers, passes, refused, wire
 from zmake.core.token import ResumeToken, encode
 from zmake.guard.pipeline import Policy, Probe, Refusal, check, parse
 from zmake.sides import zfs_argv
@@ -25,15 +25,15 @@ def test_a_token_naming_a_plain_snapshot_with_an_encrypted_ones_guid_is_refused(
     """OpenZFS #14153: `send -t` sends the snapshot whose guid is `toguid`, found anywhere in
     the pool — as the fake's pool does here: guid 99 is the encrypted dataset's @zmake-3."""
     pool = {5: f"{PLAIN}@zmake-1", 7: f"{PLAIN}@zmake-2", 99: f"{SECRET}@zmake-3"}
-    zfs = FakeZfs(encrypted={SECRET}, resolve=lambda token: pool.get(token.toguid, ""))
+    zfs = ProbeAnswers(encrypted={SECRET}, resolve=lambda token: pool.get(token.toguid, ""))
     honest = ResumeToken(7, f"{PLAIN}@zmake-2", 0)
     assert passes(SEND, [zfs_argv.resume_argv(encode(honest))], zfs)  # the control
     forged = ResumeToken(99, f"{PLAIN}@zmake-2", 0)
     assert "that sends" in refused(SEND, resume(forged), zfs)
     # ZFS's answer alone is not trusted either: the name's guid must be the token's
-    agreeing = FakeZfs(encrypted={SECRET}, resolve=lambda token: token.toname)
+    agreeing = ProbeAnswers(encrypted={SECRET}, resolve=lambda token: token.toname)
     assert "guid is not" in refused(SEND, resume(forged), agreeing)
-    secret = FakeZfs(encrypted={SECRET})
+    secret = ProbeAnswers(encrypted={SECRET})
     assert "non-raw" in refused(SEND, resume(ResumeToken(7, f"{SECRET}@zmake-2", 0)), secret)
     raw = ResumeToken(7, f"{SECRET}@zmake-2", 0, raw=True)
     assert passes(SEND, [zfs_argv.resume_argv(encode(raw))], secret)
@@ -41,15 +41,15 @@ def test_a_token_naming_a_plain_snapshot_with_an_encrypted_ones_guid_is_refused(
 
 def test_a_token_for_a_dataset_or_snapshot_that_does_not_exist_is_refused() -> None:
     """ZFS accepts a token whose `toname` does not exist (it resolves the guid in the pool)."""
-    elsewhere = FakeZfs(missing={f"{SOURCE}/gone"}, resolve=lambda token: f"{SECRET}@zmake-2")
+    elsewhere = ProbeAnswers(missing={f"{SOURCE}/gone"}, resolve=lambda token: f"{SECRET}@zmake-2")
     gone = ResumeToken(7, f"{SOURCE}/gone@zmake-2", 0)
     assert "that sends" in refused(SEND, resume(gone), elsewhere)
-    honest_names = FakeZfs(missing={f"{SOURCE}/gone"}, resolve=lambda token: token.toname)
+    honest_names = ProbeAnswers(missing={f"{SOURCE}/gone"}, resolve=lambda token: token.toname)
     assert "does not list" in refused(SEND, resume(gone), honest_names)
-    nowhere = FakeZfs(resolve=lambda token: "")
+    nowhere = ProbeAnswers(resolve=lambda token: "")
     assert "did not say" in refused(SEND, resume(ResumeToken(7, f"{PLAIN}@nope", 0)), nowhere)
     assert "guid is not" in refused(SEND, resume(ResumeToken(7, f"{PLAIN}@nope", 0)),
-                                    FakeZfs(resolve=lambda token: token.toname))  # fmt: skip
+                                    ProbeAnswers(resolve=lambda token: token.toname))  # fmt: skip
 
 
 def test_a_token_from_a_guid_the_dataset_does_not_hold_or_with_other_flags_is_refused() -> None:
@@ -76,12 +76,12 @@ def test_every_probe_fails_closed() -> None:
     ]
     policy = Policy("send", SOURCE, allow_prune=True, target="nas")
     for stages in asks:
-        assert check(policy, parse(wire(stages)), Probe(FakeZfs()))  # the control: passes
-        for zfs in (FakeZfs(missing={PLAIN}), failing, lambda argv: "garbage\n"):
+        assert check(policy, parse(wire(stages)), Probe(ProbeAnswers()))  # the control: passes
+        for zfs in (ProbeAnswers(missing={PLAIN}), failing, lambda argv: "garbage\n"):
             with pytest.raises(Refusal):
                 check(policy, parse(wire(stages)), Probe(zfs))
     forced = [zfs_argv.receive_argv(f"{RECEIVE.root}/p", force=True)]
-    for zfs in (FakeZfs(missing={f"{RECEIVE.root}/p"}), failing):
+    for zfs in (ProbeAnswers(missing={f"{RECEIVE.root}/p"}), failing):
         with pytest.raises(Refusal):
             check(RECEIVE, parse(wire(forced)), Probe(zfs))
 
@@ -91,11 +91,11 @@ def test_force_needs_a_mark_set_on_the_dataset_itself() -> None:
     placeholder; nor is one with snapshots."""
     name = f"{RECEIVE.root}/p"
     forced = [zfs_argv.receive_argv(name, force=True)]
-    assert passes(RECEIVE, forced, FakeZfs(placeholders={name}))  # the control
+    assert passes(RECEIVE, forced, ProbeAnswers(placeholders={name}))  # the control
     for source in ("received", "inherited from backup/lap top:1"):
-        zfs = FakeZfs(placeholders={name}, mark_source=source)
+        zfs = ProbeAnswers(placeholders={name}, mark_source=source)
         assert "not a placeholder" in refused(RECEIVE, wire(forced), zfs)
-    assert "not a placeholder" in refused(RECEIVE, wire(forced), FakeZfs())
+    assert "not a placeholder" in refused(RECEIVE, wire(forced), ProbeAnswers())
 
 
 def test_every_receive_keeps_the_streams_own_mark_out() -> None:
