@@ -49,7 +49,7 @@ from zmake.core.model import (
     pool_of,
 )
 from zmake.core.parse import parse_source
-from zmake.core.plan import Node, Plan, build_plan, expected_bytes, select
+from zmake.core.plan import Node, Plan, Selection, build_plan, expected_bytes, select
 from zmake.core.render import (
     RenderSettings,
     make_value,
@@ -1420,3 +1420,12 @@ def test_makefile_header_and_defaults(tree: GenTree) -> None:
         makefile,
         re.MULTILINE,
     )
+
+
+def test_selection_is_roots_minus_exclusions() -> None:
+    selection = Selection(("tank/home", "tank/vm"), ("tank/home/tmp", "tank/vm/old*"))
+    assert "tank/home" in selection and "tank/home/alice" in selection
+    assert "tank/home/tmp" not in selection and "tank/home/tmp/x" in selection  # not children
+    assert "tank/vm/old" not in selection and "tank/vm/old/x" not in selection  # a glob does
+    assert "tank" not in selection and "tank/homes" not in selection
+    assert 42 not in selection
