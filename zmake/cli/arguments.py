@@ -98,6 +98,6 @@ def emit(text: str, output: str | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    from zmake.commands.generate import write_if_changed
+    from zmake.reports.send import write_if_changed
 
     write_if_changed(Path(output), text)

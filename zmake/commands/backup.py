@@ -21,6 +21,7 @@ from zmake.core.model import dest_name
 from zmake.core.plan import Plan, Selection, top_roots
 from zmake.core.render import stamp_name, umount_stamp_name
 from zmake.core.retention import Keeping
+from zmake.reports.metrics import RunFigures
 from zmake.reports.run import RunReport, print_table, summary_rows
 from zmake.reports.send import write_stamp
 from zmake.settings import Settings, ensure_run_dir
@@ -187,9 +188,13 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
 
     reporting = Reporting(args.quiet, args.metrics, args.summary_json)
     zmake_argv = shlex.join(["zmake", *sys.argv[1:]])
-    with (
-        backup_lock(run_dir),
-        reporting.run(runner, settings.route(roots), roots, settings) as report,
-    ):
+    route, selection = settings.route(roots), Selection(roots, settings.exclude)
+
+    def write_metrics(figures: RunFigures, path: Path) -> None:
+        from zmake.commands.check import run_metrics
+
+        run_metrics(runner, route, roots, selection, figures, path)
+
+    with backup_lock(run_dir), reporting.run(write_metrics) as report:
         backup(runner, settings, request, run_dir, zmake_argv, report)
     return 0

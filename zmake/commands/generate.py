@@ -23,6 +23,7 @@ from zmake.core.model import BackupDataset, dest_name, pool_of
 from zmake.core.parse import Capture, parse_source
 from zmake.core.plan import Plan, build_plan, select, top_roots
 from zmake.core.render import RenderSettings, render_makefile
+from zmake.reports.send import write_if_changed
 from zmake.settings import SETTING_VARIABLES, Settings, default_run_dir, resolve
 from zmake.sides.interpreter import module_argv
 from zmake.sides.runner import Runner
@@ -148,27 +149,6 @@ def makefile_text(
         ),
         __version__,
     )
-
-
-def write_if_changed(path: Path, text: str) -> bool:
-    """Atomically (temp file + rename), and only when the text differs: an unchanged
-    Makefile keeps its mtime, so make does not restart."""
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except OSError:
-        pass
-    import tempfile
-
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
-    return True
 
 
 def read_and_plan(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zmake.cli.arguments import keeping_of, retention_of, roots_of, settings_from
-from zmake.cli.confirm import confirm
+from zmake.confirm import confirm
 from zmake.core.errors import ParseError, UsageError
 from zmake.core.model import dest_name, source_name
 from zmake.core.plan import Selection

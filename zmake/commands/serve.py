@@ -14,11 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from zmake.core.errors import ParseError
+from zmake.core.model import Argv
 from zmake.guard.pipeline import CONTROL, REFUSED, Policy, Probe, Refusal, check, parse
 from zmake.guard.stream import Expected, check_head, expected
 from zmake.sides.runner import Runner
 from zmake.sides.stderr_errors import SERVE_REFUSAL
-from zmake.sides.zfs_argv import Argv
 
 
 def log_refusal(command: str, why: str) -> None:

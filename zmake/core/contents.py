@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zmake.core.errors import UsageError
-from zmake.sides.zfs_argv import Argv
+from zmake.core.model import Argv
 
 CHUNK = 16 * 1024 * 1024
 # bash: pipefail, so a failed find or read fails the hash listing, never shortens it.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+Argv = list[str]  # a command as an argv list (quoted once, at the ssh boundary)
+
 FILESYSTEM = "filesystem"
 VOLUME = "volume"
 # zmake's own bookmarks on the source: `DATASET#zmake-<target key>-<createtxg>`, one per target.

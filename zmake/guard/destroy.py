@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import re
 
-from zmake.core.model import BOOKMARK_PREFIX
+from zmake.core.model import BOOKMARK_PREFIX, Argv
 from zmake.core.prunable import OWNED_PREFIX
 from zmake.guard.probe import Facts, Point, Probe, require
 from zmake.sides import zfs_argv
-from zmake.sides.zfs_argv import Argv
 
 MARK = re.compile(
     rf"{BOOKMARK_PREFIX}(?:(?P<label>[A-Za-z0-9_-]+)\.)?(?P<key>[0-9a-f]+)-(?P<txg>\d+)"

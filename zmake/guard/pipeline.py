@@ -26,11 +26,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from zmake.core.errors import ParseError
-from zmake.core.model import is_within, parent_of
+from zmake.core.model import Argv, is_within, parent_of
 from zmake.guard.destroy import check_bookmark, check_destroy_bookmark, check_destroy_snapshots
 from zmake.guard.probe import REFUSED, Probe, Refusal, require
 from zmake.sides import zfs_argv
-from zmake.sides.zfs_argv import COMPRESSORS, ESTIMATE, Argv
+from zmake.sides.zfs_argv import COMPRESSORS, ESTIMATE
 
 __all__ = ["REFUSED", "Policy", "Probe", "Refusal", "check", "parse"]
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from zmake.core.errors import ParseError, ZmakeError
-from zmake.core.model import PLACEHOLDER_PROPERTY
+from zmake.core.model import PLACEHOLDER_PROPERTY, Argv
 from zmake.sides import zfs_argv
 from zmake.sides.stderr_errors import SERVE_REFUSED
-from zmake.sides.zfs_argv import Argv
 
 REFUSED = SERVE_REFUSED  # serve's exit status when it refuses
 PLAIN = "off"

@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from zmake.core.model import Argv
 from zmake.core.stream_header import COMPOUND, FLAG_CLONE, Begin
 from zmake.guard.probe import require
-from zmake.sides.zfs_argv import Argv
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,15 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
-from zmake.core.plan import Selection
+from zmake.reports.metrics import RunFigures
 from zmake.reports.run import RunReport
 from zmake.reports.send import write_atomically
-from zmake.settings import Settings
-from zmake.sides.runner import Runner
-from zmake.sides.side import Route
+
+MetricsWriter = Callable[[RunFigures, Path], None]
 
 
 class Reporting:
@@ -28,10 +27,9 @@ class Reporting:
         self.summary_json = Path(summary_json) if summary_json else None
 
     @contextmanager
-    def run(
-        self, runner: Runner, route: Route, roots: Sequence[str], settings: Settings
-    ) -> Iterator[RunReport]:
-        """The run's report, filled by the run, then rendered whatever its outcome."""
+    def run(self, write_metrics: MetricsWriter) -> Iterator[RunReport]:
+        """The run's report, filled by the run, then rendered whatever its outcome
+        (`write_metrics` adds the backups' ages, read afresh, to the run's figures)."""
         report = RunReport(started=time.time())
         with self.silenced() as log:
             try:
@@ -47,10 +45,7 @@ class Reporting:
         if self.summary_json is not None:
             write_atomically(self.summary_json, json.dumps(report.document(), indent=2) + "\n")
         if self.metrics is not None:
-            from zmake.commands.check import run_metrics
-
-            run_metrics(runner, route, roots, Selection(tuple(roots), settings.exclude),
-                        report.figures(), self.metrics)  # fmt: skip
+            write_metrics(report.figures(), self.metrics)
         if report.error is not None:
             raise report.error
 

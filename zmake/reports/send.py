@@ -84,6 +84,27 @@ def write_atomically(path: Path, text: str, *, mode: int | None = None) -> None:
     temp.replace(path)
 
 
+def write_if_changed(path: Path, text: str) -> bool:
+    """Atomically (temp file + rename), and only when the text differs: an unchanged
+    Makefile keeps its mtime, so make does not restart."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except OSError:
+        pass
+    import tempfile
+
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return True
+
+
 def write_stamp(path: Path, text: str) -> None:
     """Mark a make target done. Only an optimisation: a send that runs asks the backup."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

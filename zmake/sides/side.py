@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from zmake.core.errors import UsageError
 from zmake.core.hosts import ssh_destination
-from zmake.sides.zfs_argv import COMPRESSORS, Argv
+from zmake.core.model import Argv
+from zmake.sides.zfs_argv import COMPRESSORS
 
 # A slot's master stays up this long when idle, for the sends that take the slot next.
 MASTER_PERSIST_SECONDS = 120

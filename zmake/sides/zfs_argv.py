@@ -9,11 +9,9 @@ import shlex
 from collections.abc import Sequence
 
 from zmake.core.decide import Action, Step, snapshot_in_range
-from zmake.core.model import FILESYSTEM, PLACEHOLDER_PROPERTY, Dataset
+from zmake.core.model import FILESYSTEM, PLACEHOLDER_PROPERTY, Argv, Dataset
 from zmake.core.parse import BACKUP_LIST_PROPS, SOURCE_GET_PROPS, SOURCE_LIST_PROPS
 from zmake.core.prunable import PRUNE_LIST_PROPS, PRUNE_TYPES
-
-Argv = list[str]
 
 # compressor name → (compress argv, decompress argv)
 COMPRESSORS: dict[str, tuple[Argv, Argv]] = {

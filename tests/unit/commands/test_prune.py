@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zmake.cli.confirm import confirm
+from zmake.confirm import confirm
 from zmake.core.errors import Refused
 from zmake.core.prunable import (
     SnapshotInfo,

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 from zmake.core.chain import Chain, newest_restorable
 from zmake.core.errors import Refused, TransferFailed
-from zmake.core.model import dest_name, is_within, parent_of
+from zmake.core.model import Argv, dest_name, is_within, parent_of
 from zmake.sides import zfs_calls
 from zmake.sides.runner import Runner
 from zmake.sides.side import Side
-from zmake.sides.zfs_argv import COMPRESSORS, Argv, abort_resume_argv
+from zmake.sides.zfs_argv import COMPRESSORS, abort_resume_argv
 from zmake.targets.directory.send import chain_path, read_chains
 from zmake.targets.directory.verify import checksums
 

@@ -23,14 +23,14 @@ from zmake.core.chain import (
     plan_next,
 )
 from zmake.core.errors import TransferFailed
-from zmake.core.model import Dataset
+from zmake.core.model import Argv, Dataset
 from zmake.reports.send import SendReport, human
 from zmake.sides import stderr_errors, zfs_argv, zfs_calls
 from zmake.sides.locks import dataset_lock
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route, Side
 from zmake.sides.slots import route_slots
-from zmake.sides.zfs_argv import COMPRESSORS, Argv
+from zmake.sides.zfs_argv import COMPRESSORS
 
 MAX_FILES = 3  # a first full, its incremental, and one spare: more is a bug
 
@@ -156,7 +156,7 @@ def drop_chains(
 ) -> int:
     """`zmake prune --to-dir DIR --keep-chains K`: delete, per dataset, the whole chains older
     than its newest K whole ones (chain.chains_to_drop): never the only restorable chain."""
-    from zmake.cli.confirm import confirm
+    from zmake.confirm import confirm
     from zmake.core.chain import chains_to_drop
 
     doomed = chains_to_drop(read_chains(runner, side, directory, None), keep)

@@ -21,12 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from zmake.core.errors import Refused, TransferFailed
-from zmake.core.model import BackupDataset, Snapshot, dest_name, is_within, parent_of
+from zmake.core.model import Argv, BackupDataset, Snapshot, dest_name, is_within, parent_of
 from zmake.reports.send import human
 from zmake.sides import zfs_calls
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route, Side
-from zmake.sides.zfs_argv import Argv, restore_recv_argv, resume_argv, stream_argv
+from zmake.sides.zfs_argv import restore_recv_argv, resume_argv, stream_argv
 
 FULL, RESUME, ROLLBACK, SKIP = "full", "resume", "rollback", "skip"
 
