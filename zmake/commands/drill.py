@@ -28,7 +28,7 @@ def drill(
 ) -> int:
     """Exit 0 when restored and the same, 1 when anything failed or differed, 3 when the
     restore worked but the content could not be read here (a raw backup without its key)."""
-    side = route.source if on_source else route.target
+    side = route.restoring(dataset, on_backup=not on_source).target
     parent = scratch or pool_of(dataset if on_source else route.dest)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     place = f"{parent}/{SCRATCH_PREFIX}{stamp}-{os.getpid()}"

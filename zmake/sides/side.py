@@ -76,6 +76,12 @@ class Route:
     def remote_hosts(self) -> list[Side]:
         return [side for side in (self.source, self.target) if not side.is_local]
 
+    def restoring(self, into: str, *, on_backup: bool) -> Route:
+        """The way back, for restore and drill: the backup side sends, into `into` on the
+        source (default) or on the backup host itself."""
+        back_to = self.target if on_backup else self.source
+        return Route(self.target, back_to, into, compress=self.compress)
+
     def pipeline(self, send: Argv, recv: Argv, progress: Argv | None = None) -> list[Argv]:
         """`zfs send | [compress] | … | [decompress] | zfs recv`, each part on its side;
         a progress meter (pv) where the stream passes through this machine."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from zmake.core.errors import Refused, TransferFailed
 from zmake.core.model import Argv, BackupDataset, Snapshot, dest_name, is_within, parent_of
@@ -171,8 +171,9 @@ def restore_pool(
     """Plan and carry out; returns the plan (commands/drill.py verifies what it restored)."""
     name, _, wanted = spec.partition("@")
     root = dest_name(name.strip("/"), route.dest)
-    receiver = route.target if on_backup else route.source
-    tree = zfs_calls.read_backup_tree(runner, route.target, route.dest)
+    back = route.restoring(into, on_backup=on_backup)
+    receiver = back.target
+    tree = zfs_calls.read_backup_tree(runner, back.source, route.dest)
     existing = zfs_calls.read_backup_tree(runner, receiver, into)
     plan = plan_restore(tree, root, into, existing, dest=route.dest, wanted=wanted or None,
                         children=children, force=force)  # fmt: skip
@@ -185,7 +186,7 @@ def restore_pool(
         if dry_run:
             continue
         ensure_parent(runner, receiver, step.target, existing)
-        transfer(runner, route.target, receiver, step, route.compress)
+        transfer(runner, back, step)
         existing = {**existing, step.target: step.backup}
     return plan
 
@@ -201,7 +202,8 @@ def ensure_parent(
         zfs_calls.control(runner, side, ["zfs", "create", "-p", parent])
 
 
-def transfer(runner: Runner, sender: Side, receiver: Side, step: Restore, compress: str) -> None:
+def transfer(runner: Runner, back: Route, step: Restore) -> None:
+    sender, receiver = back.source, back.target
     send = zfs_calls.located(sender, step.send())
     recv = zfs_calls.located(receiver, step.recv())
     if sender == receiver:  # both ends on one host: one pipeline there, not out and back
@@ -209,7 +211,7 @@ def transfer(runner: Runner, sender: Side, receiver: Side, step: Restore, compre
         meter = None
     else:
         meter = progress_argv(step.target)
-        stages = Route(sender, receiver, step.target, compress=compress).pipeline(send, recv, meter)
+        stages = replace(back, dest=step.target).pipeline(send, recv, meter)
     result = runner.pipeline(stages, passthrough=stages.index(meter) if meter else None)
     if not result.ok:
         culprit = next((s for s in result.stages if s.returncode != 0), result.stages[-1])
