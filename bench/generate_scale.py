@@ -23,7 +23,18 @@ TARGET_RSS_MB = 200.0
 def one_run(capture: Path) -> tuple[float, float, int]:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "zmake", "generate", "--from-file", str(capture), "--remote", "nas"],
+        [
+            sys.executable,
+            "-m",
+            "zmake",
+            "generate",
+            "--from-file",
+            str(capture),
+            "--remote",
+            "nas",
+            "--dest",
+            "backup/large",
+        ],
         capture_output=True,
         text=True,
         check=True,
