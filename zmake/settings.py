@@ -14,7 +14,7 @@ from zmake.core.errors import UsageError
 from zmake.core.hosts import check_host
 from zmake.core.model import is_within
 from zmake.core.prunable import OWNED_PREFIX
-from zmake.sides.side import Route, Side
+from zmake.sides.side import Side
 from zmake.sides.zfs_argv import COMPRESS_CHOICES
 
 TYPE_CHECKING = False  # `typing` itself is not imported: every send would pay for it
@@ -84,24 +84,6 @@ class Settings:
     @property
     def target_side(self) -> Side:
         return Side(self.remote, self.ssh)
-
-    def route(self, roots: Sequence[str] = ()) -> Route:
-        """Where the backups of `roots` (source datasets) go; refuses a dangerous --dest."""
-        if self.to_dir:
-            if self.dest:
-                raise UsageError("give --dest (a pool target) or --to-dir (files), not both")
-            directory = self.to_dir.rstrip("/") or "/"
-            return Route(self.source_side, self.target_side, directory, to_dir=True)
-        if not self.dest:
-            raise UsageError(f"give --dest DATASET on the receiving side ({DEST_HINT})")
-        check_dest(self.dest, roots, same_machine=self.remote is None and self.source is None)
-        return Route(
-            source=self.source_side,
-            target=self.target_side,
-            dest=self.dest,
-            compress=self.compress,
-            readonly=self.readonly,
-        )
 
 
 def check_dest(dest: str, roots: Sequence[str], *, same_machine: bool) -> None:

@@ -9,6 +9,7 @@ from tests.unit.support.zfsgen import components
 from zmake.core.errors import UsageError
 from zmake.core.model import dest_name, source_name
 from zmake.settings import Settings, check_dest
+from zmake.targets import route_of
 
 
 @pytest.mark.parametrize(
@@ -36,8 +37,8 @@ def test_check_dest(dest: str, roots: list[str], same_machine: bool, refused: st
 
 def test_dest_is_required_and_has_no_default() -> None:
     with pytest.raises(UsageError, match="give --dest"):
-        Settings(remote="nas").route(["tank"])
-    assert Settings(remote="nas", dest="b/t").route(["tank"]).dest == "b/t"
+        route_of(Settings(remote="nas"), ["tank"])
+    assert route_of(Settings(remote="nas", dest="b/t"), ["tank"]).dest == "b/t"
 
 
 @given(components(), components())

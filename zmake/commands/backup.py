@@ -29,7 +29,7 @@ from zmake.sides import source_pools
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route
 from zmake.sides.slots import close_masters, ssh_slot
-from zmake.targets import target_at
+from zmake.targets import route_of, target_at
 from zmake.targets.base import Target
 
 
@@ -60,7 +60,7 @@ def backup(
     unmount, whose connection becomes the first slot's master, runs while the Makefile is
     rendered."""
     roots = request.roots
-    route = settings.route(roots)
+    route = route_of(settings, roots)
     try:
         plan, code, stamps, lines = run_backup(
             runner, settings, route, request, run_dir, zmake_argv
@@ -188,7 +188,7 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
 
     reporting = Reporting(args.quiet, args.metrics, args.summary_json)
     zmake_argv = shlex.join(["zmake", *sys.argv[1:]])
-    route, selection = settings.route(roots), Selection(roots, settings.exclude)
+    route, selection = route_of(settings, roots), Selection(roots, settings.exclude)
 
     def write_metrics(figures: RunFigures, path: Path) -> None:
         from zmake.commands.check import run_metrics

@@ -16,7 +16,7 @@ from zmake.core.plan import Selection
 from zmake.reports.metrics import RunFigures, render_metrics, write_metrics
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route
-from zmake.targets import target_at
+from zmake.targets import route_of, target_at
 
 
 def target_label(route: Route) -> str:
@@ -109,5 +109,5 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
         return 3
     now = args.at if args.at is not None else time.time()
     metrics = Path(args.metrics) if args.metrics else None
-    return check(runner, settings.route(roots), roots, Selection(roots, settings.exclude),
+    return check(runner, route_of(settings, roots), roots, Selection(roots, settings.exclude),
                  warn=warn, crit=crit, now=now, as_json=args.json, metrics=metrics)  # fmt: skip

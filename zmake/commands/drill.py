@@ -17,6 +17,7 @@ from zmake.core.model import pool_of
 from zmake.sides import zfs_argv, zfs_calls
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route, Side
+from zmake.targets import route_of
 from zmake.targets.pool.restore import restore_pool
 from zmake.targets.pool.verify import compare_snapshot, exit_code, read_places
 
@@ -71,5 +72,5 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
 
     settings = settings_from(args)
     every = every_from_sample(args.sample)
-    return drill(runner, settings.route([args.dataset]), args.dataset,
+    return drill(runner, route_of(settings, [args.dataset]), args.dataset,
                  scratch=args.scratch, on_source=args.on == "source", every=every)  # fmt: skip

@@ -27,7 +27,7 @@ from zmake.reports.send import write_if_changed
 from zmake.settings import SETTING_VARIABLES, Settings, default_run_dir, resolve
 from zmake.sides.interpreter import module_argv
 from zmake.sides.runner import Runner
-from zmake.targets import target_of
+from zmake.targets import route_of, target_of
 
 RECIPE_MARK = "# zmake-generate: "
 
@@ -110,7 +110,7 @@ def make_plan(
         raise UsageError(
             f"one source pool per Makefile (each needs its own --dest): {', '.join(pools)}"
         )
-    route = settings.route(roots)  # refuses a --dest that would overwrite something
+    route = route_of(settings, roots)  # refuses a --dest that would overwrite something
     remote = None
     if remote_state is not None:
         remote = {name: remote_state.get(dest_name(name, route.dest)) for name in chosen}

@@ -31,7 +31,7 @@ from zmake.sides import stderr_errors, zfs_argv, zfs_calls
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route, Side
 from zmake.sides.slots import ssh_slot
-from zmake.targets import target_at, target_of
+from zmake.targets import route_of, target_at, target_of
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
     roots = roots_of(args, settings, runner)
     _, problems = prune(
         runner,
-        settings.route(roots),
+        route_of(settings, roots),
         roots,
         Selection(roots, settings.exclude),
         keeping_of(args, settings, backup_too=args.remote_side),

@@ -13,7 +13,7 @@ from zmake.core.plan import Selection, expected_bytes, select, top_roots
 from zmake.sides import source_pools
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route
-from zmake.targets import target_at
+from zmake.targets import route_of, target_at
 from zmake.targets.base import Target
 
 STATE = {
@@ -82,6 +82,6 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
 
     settings = settings_from(args)
     roots = roots_of(args, settings, runner)
-    rows = status(runner, settings.route(roots), roots, Selection(roots, settings.exclude))
+    rows = status(runner, route_of(settings, roots), roots, Selection(roots, settings.exclude))
     print_status(rows, as_json=args.json)
     return 0

@@ -1,7 +1,7 @@
 """What receives the backups, behind one interface (targets/base.py `Target`): a pool
 (targets/pool) or a directory of stream files (targets/directory).
 
-`target_of` is the one place that looks at which kind a route names; the workflows only
+`route_of` and `target_at` are the only places that look at the kind; the workflows only
 call the target. A new kind is one new module with a class that implements `Target`, and
 one line here."""
 
@@ -10,16 +10,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from zmake.settings import Settings
+from zmake.core.errors import UsageError
+from zmake.settings import DEST_HINT, Settings, check_dest
 from zmake.sides.side import Route
 from zmake.targets.base import Target
 from zmake.targets.directory.target import DirectoryTarget
 from zmake.targets.pool.target import PoolTarget
 
 
+def route_of(settings: Settings, roots: Sequence[str] = ()) -> Route:
+    """Where the backups of `roots` (source datasets) go: a pool dataset (--dest, refused
+    when dangerous) or a directory of stream files (--to-dir)."""
+    if settings.to_dir:
+        if settings.dest:
+            raise UsageError("give --dest (a pool target) or --to-dir (files), not both")
+        directory = settings.to_dir.rstrip("/") or "/"
+        return Route(settings.source_side, settings.target_side, directory, to_dir=True)
+    if not settings.dest:
+        raise UsageError(f"give --dest DATASET on the receiving side ({DEST_HINT})")
+    same_machine = settings.remote is None and settings.source is None
+    check_dest(settings.dest, roots, same_machine=same_machine)
+    return Route(settings.source_side, settings.target_side, settings.dest,
+                 compress=settings.compress, readonly=settings.readonly)  # fmt: skip
+
+
 def target_of(settings: Settings, roots: Sequence[str] = ()) -> Target:
     """The backup side of `roots` (source datasets), as the settings say."""
-    return target_at(settings.route(roots), settings)
+    return target_at(route_of(settings, roots), settings)
 
 
 def target_at(route: Route, settings: Settings | None = None) -> Target:
