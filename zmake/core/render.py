@@ -11,11 +11,13 @@ import shlex
 from dataclasses import dataclass
 from importlib import resources
 
-import jinja2
-
 from zmake.core.errors import UsageError
 from zmake.core.names import encode, target_name
 from zmake.core.plan import Node, Plan
+
+TYPE_CHECKING = False  # `typing` is not imported: every `zmake send` imports this module
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATE = "Makefile.j2"
 
@@ -67,6 +69,8 @@ class RenderSettings:
 
 
 def environment() -> jinja2.Environment:
+    import jinja2  # only when a Makefile is rendered, not on every send's start
+
     folder = resources.files("zmake.templates")
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(lambda name: (folder / name).read_text(encoding="utf-8")),
