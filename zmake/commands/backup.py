@@ -47,6 +47,7 @@ class BackupRequest:
 def backup(
     runner: Runner,
     settings: Settings,
+    route: Route,
     request: BackupRequest,
     run_dir: Path,
     zmake_argv: str,
@@ -59,8 +60,6 @@ def backup(
     is written, so make skips it): one interpreter less before the first send, and the
     unmount, whose connection becomes the first slot's master, runs while the Makefile is
     rendered."""
-    roots = request.roots
-    route = route_of(settings, roots)
     try:
         plan, code, stamps, lines = run_backup(
             runner, settings, route, request, run_dir, zmake_argv
@@ -168,7 +167,6 @@ class Unmounting:
 
 
 def run(args: argparse.Namespace, runner: Runner) -> int:
-
     settings = settings_from(args)
     roots = roots_of(args, settings, runner)
     pruning = args.prune or settings.prune
@@ -196,5 +194,5 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
         run_metrics(runner, route, roots, selection, figures, path)
 
     with backup_lock(run_dir), reporting.run(write_metrics) as report:
-        backup(runner, settings, request, run_dir, zmake_argv, report)
+        backup(runner, settings, route, request, run_dir, zmake_argv, report)
     return 0

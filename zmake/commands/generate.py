@@ -215,7 +215,6 @@ def read_source(runner: Runner, settings: Settings, roots: Sequence[str]) -> Cap
 
 
 def run(args: argparse.Namespace, runner: Runner) -> int:
-
     if args.update:
         recipe = recipe_of(args.update)
         write_if_changed(Path(args.update), generate_text(runner, recipe))

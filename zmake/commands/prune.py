@@ -221,8 +221,8 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
         target_of(settings).drop_chains(runner, args.keep_chains, assume_yes=args.yes,
                                         dry_run=args.dry_run)  # fmt: skip
         return 0
-    target = target_of(settings) if settings.names_a_target else None
-    if (args.remote_side or args.backup_only) and target and not target.prunes_snapshots:
+    backup_side = args.remote_side or args.backup_only
+    if backup_side and settings.names_a_target and not target_of(settings).prunes_snapshots:
         raise UsageError("a --to-dir target is pruned by whole chains: --keep-chains K")
     if args.backup_only:
         retention = retention_of(args, settings, "backup")

@@ -79,7 +79,6 @@ def print_status(rows: list[dict[str, object]], *, as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace, runner: Runner) -> int:
-
     settings = settings_from(args)
     roots = roots_of(args, settings, runner)
     rows = status(runner, route_of(settings, roots), roots, Selection(roots, settings.exclude))
