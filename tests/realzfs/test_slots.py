@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.realzfs.support import fill, snapshot_guids, zfs
+from tests.realzfs.support import crawling_ssh, exists, fill, snapshot_guids, wait_for_bytes, zfs
 from zmake.sides.slots import socket_dir
 
 DATASETS = 16
@@ -98,21 +97,24 @@ def test_new_snapshot_is_never_mistaken_for_done(pools, flat16, zm, tmp_path) ->
 
 
 def test_backup_killed_then_rerun_converges_and_leaves_no_masters(
-    pools, flat16, zm, ssh_config
+    pools, flat16, zm, ssh_config, tmp_path
 ) -> None:
-    argv = ["python3", "-m", "zmake", "backup", pools.src, "--remote", zm.remote, "--ssh",
-            f"ssh -F {ssh_config}", "--dest", pools.backup, "-j", str(JOBS), "--yes"]  # fmt: skip
-    proc = subprocess.Popen(argv, env=zm.env(), start_new_session=True,
+    # One ssh command for all three runs: it names the slots, so the rerun closes the masters
+    # the killed run left behind.
+    slow = crawling_ssh(tmp_path / "slowssh", f"ssh -F {ssh_config}", "30k")
+    args = [pools.src, "--remote", zm.remote, "--ssh", slow, "--dest", pools.backup,
+            "-j", str(JOBS), "--yes"]  # fmt: skip
+    proc = subprocess.Popen(zm.argv("backup", *args), env=zm.env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    time.sleep(25)
-    assert proc.poll() is None, "the first backup finished before it could be killed"
+    wait_for_bytes(slow, 50_000, proc)  # a stream half through, whatever the host's load
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert snapshot_guids(pools.backup) != snapshot_guids(pools.src)
-    done = zm("backup", pools.src, *zm.target_args(), "-j", str(JOBS), "--yes", check=False)
+    received = snapshot_guids(pools.backup) if exists(pools.backup) else {}
+    assert received != snapshot_guids(pools.src)
+    done = zm("backup", *args, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert snapshot_guids(pools.backup) == snapshot_guids(pools.src)
     assert masters(zm.run_dir) == []
-    again = zm("backup", pools.src, *zm.target_args(), "-j", str(JOBS), "--yes")
+    again = zm("backup", *args)
     assert again.stdout.count("(stamp)") == DATASETS + 1
     assert masters(zm.run_dir) == []

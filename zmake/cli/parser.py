@@ -131,7 +131,12 @@ def build(helps: Mapping[str, str], version: str, snapshot_name: str) -> argpars
     gen.set_defaults(argv=None)
 
     send = command("send", "zmake send 'tank/my data' --remote nas --dest backup/laptop --progress")
-    send.add_argument("dataset", metavar="DATASET")
+    send.add_argument(
+        "datasets",
+        metavar="DATASET",
+        nargs="+",
+        help="one or more (a batch: one process, one read of each side for all of them)",
+    )
     send.add_argument(
         "--force",
         action="store_true",
@@ -144,7 +149,9 @@ def build(helps: Mapping[str, str], version: str, snapshot_name: str) -> argpars
         help="pv progress line (default: when stderr is a terminal)",
     )
     send.add_argument("-n", "--dry-run", action="store_true", help="print the pipeline only")
-    send.add_argument("--stamp", help="file to write when up to date (make's target)")
+    send.add_argument(
+        "--stamp", help="file to write when every DATASET is up to date (make's target)"
+    )
     send.add_argument(
         "--failures",
         metavar="DIR",

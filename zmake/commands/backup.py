@@ -16,10 +16,11 @@ from zmake.cli.arguments import keeping_of, roots_of, settings_from
 from zmake.commands.generate import makefile_text, read_and_plan
 from zmake.commands.prune import prune
 from zmake.commands.snapshot import snapshot
+from zmake.core.batch import stamps_of
 from zmake.core.errors import TransferFailed
 from zmake.core.model import dest_name
 from zmake.core.plan import Plan, Selection, top_roots
-from zmake.core.render import stamp_name, umount_stamp_name
+from zmake.core.render import umount_stamp_name
 from zmake.core.retention import Keeping
 from zmake.reports.metrics import RunFigures
 from zmake.reports.run import RunReport, print_table, summary_rows
@@ -67,7 +68,7 @@ def backup(
     finally:
         for side in route.remote_hosts:
             close_masters(runner, run_dir, side)
-    expected = {node.dataset.name: stamps / stamp_name(node) for node in plan.nodes}
+    expected = {name: stamps / stamp for name, stamp in stamps_of(plan).items()}
     report.rows = rows = summary_rows(expected, lines)
     print_table(rows, sys.stdout)
     unfinished = report.failed

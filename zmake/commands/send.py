@@ -1,4 +1,8 @@
-"""`zmake send DATASET`: bring one backup up to date, into a pool or a directory of files."""
+"""`zmake send DATASET…`: bring backups up to date, into a pool or a directory of files.
+
+Several datasets are a batch (the Makefile's recipe for small siblings, core/batch.py): sent
+one after the other by this one process, each recorded on its own; the stamp is written
+only when every one of them is up to date."""
 
 from __future__ import annotations
 
@@ -15,27 +19,34 @@ from zmake.targets.base import SendRequest
 
 
 def run(args: argparse.Namespace, runner: Runner) -> int:
-    from zmake.reports.send import send_recorded
+    from zmake.reports.send import send_recorded, write_stamp
 
     settings = settings_from(args)
     run_dir = ensure_run_dir(settings.run_dir)
+    names: list[str] = list(dict.fromkeys(args.datasets))
     request = SendRequest(
-        selection=selection_of([], settings, fallback=[args.dataset]),
+        selection=selection_of([], settings, fallback=names),
         force=args.force,
         progress=args.progress if args.progress is not None else sys.stderr.isatty(),
         dry_run=args.dry_run,
         wait_for_lock=not args.no_wait,
         slots=slot_count(args),
+        batch=tuple(names),
     )
-    sender = target_of(settings, [args.dataset]).sender(runner, request, run_dir)
+    sender = target_of(settings, names).sender(runner, request, run_dir)
     report_file = os.environ.get("ZMAKE_REPORT")
-    report = send_recorded(
-        sender,
-        args.dataset,
-        dry_run=args.dry_run,
-        stamp=Path(args.stamp) if args.stamp else None,
-        failures=Path(args.failures) if args.failures else None,
-        report_file=Path(report_file) if report_file else None,
-    )
-    print(report.line(), flush=True)
+    lines = []
+    for name in names:
+        report = send_recorded(
+            sender,
+            name,
+            dry_run=args.dry_run,
+            stamp=None,
+            failures=Path(args.failures) if args.failures else None,
+            report_file=Path(report_file) if report_file else None,
+        )
+        print(report.line(), flush=True)
+        lines.append(report)
+    if args.stamp and not args.dry_run and not any(report.error for report in lines):
+        write_stamp(Path(args.stamp), "".join(f"{r.dataset}\t{r.result}\n" for r in lines))
     return 0

@@ -11,9 +11,10 @@ import shlex
 from dataclasses import dataclass
 from importlib import resources
 
+from zmake.core.batch import batches, stamp_name
 from zmake.core.errors import UsageError
-from zmake.core.names import encode, target_name
-from zmake.core.plan import Node, Plan
+from zmake.core.names import target_name
+from zmake.core.plan import Plan
 
 TYPE_CHECKING = False  # `typing` is not imported: every `zmake send` imports this module
 if TYPE_CHECKING:
@@ -89,13 +90,6 @@ def environment() -> jinja2.Environment:
 UNSAFE_IN_TARGETS = re.compile(r"[\s:#%$'\"\\;=|&*?\[\]]")
 
 
-def stamp_name(node: Node) -> str:
-    """The stamp file for a node: its encoded name and the newest snapshot's guid, so a new
-    snapshot can never be mistaken for one already sent."""
-    newest = node.dataset.newest
-    return f"{encode(node.dataset.name)}@{newest.guid if newest else 'none'}"
-
-
 def generation(plan: Plan) -> str:
     """Changes when any dataset's newest snapshot does (names the umount stamp)."""
     digest = hashlib.sha256()
@@ -122,5 +116,5 @@ def render_makefile(plan: Plan, settings: RenderSettings, version: str) -> str:
         version=version,
         generation=generation(plan),
         umount_stamp=umount_stamp_name(plan),
-        stamp=stamp_name,
+        batches=batches(plan),
     )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from zmake.core.errors import ParseError
@@ -129,6 +129,10 @@ def check_receive(policy: Policy, stages: list[Argv], probe: Probe) -> list[Argv
         for name in names:  # the parent of the tree: only whether it exists
             require(within(policy, name) or name == parent_of(policy.root), f"{name} is outside")
         return [argv]
+    names = listed(argv, zfs_argv.backups_argv)  # a batch's backups
+    if names:
+        require(all(within(policy, name) for name in names), f"{names} outside {policy.root}")
+        return [argv]
     for build in (zfs_argv.unmount_argv, zfs_argv.create_placeholder_argv,
                   zfs_argv.unmark_placeholder_argv):  # fmt: skip
         if argv == build(last):
@@ -139,6 +143,13 @@ def check_receive(policy: Policy, stages: list[Argv], probe: Probe) -> list[Argv
         require(within(policy, last), f"{last} is outside")
         return [argv]
     return [check_destroy(policy, argv, probe)]
+
+
+def listed(argv: Argv, build: Callable[[Sequence[str]], Argv]) -> list[str]:
+    """The names of a listing exactly as `build` makes one (none: not such a listing)."""
+    prefix = build([])
+    names = argv[len(prefix) :]
+    return names if argv[: len(prefix)] == prefix and names and argv == build(names) else []
 
 
 def check_recv(policy: Policy, argv: Argv, probe: Probe) -> Argv:
@@ -204,11 +215,10 @@ def check_send(policy: Policy, stages: list[Argv], probe: Probe) -> list[Argv]:
     if argv[:2] == ["zfs", "send"]:
         return [check_stream(policy, argv, probe)]
     last = argv[-1] if argv else ""
-    for build in (zfs_argv.source_list_argv, zfs_argv.source_get_argv, zfs_argv.names_argv):
-        prefix = build([])
-        if argv[: len(prefix)] == prefix:
-            names = argv[len(prefix) :]
-            require(bool(names) and argv == build(names), "not zmake's listing")
+    for build in (zfs_argv.source_list_argv, zfs_argv.source_get_argv, zfs_argv.names_argv,
+                  zfs_argv.local_datasets_argv):  # fmt: skip
+        names = listed(argv, build)
+        if names:
             require(all(within(policy, n) for n in names), f"{names} outside {policy.root}")
             return [argv]
     if argv in (zfs_argv.local_dataset_argv(last), zfs_argv.prune_list_argv(last)):

