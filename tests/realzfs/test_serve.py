@@ -307,3 +307,30 @@ def test_push_passes_through_serve_full_incremental_killed_resumed(pools, tree, 
     assert pruned.returncode == 0, pruned.stdout + pruned.stderr
     assert not exists(f"{dest}/home@zmake-one")
     assert all(snapshot_guids(f"{dest}/{n[len(pools.src) + 1 :]}") for n in tree[1:])
+
+
+# Order: last; adds pools.src/many, backed up under both keys' own trees.
+def test_batches_of_small_datasets_pass_both_keys(pools, pushed, pulled) -> None:
+    """20 small siblings: ten `zmake send A B` batches (core/batch.py), each reading all its
+    sources in one `zfs get` and all its backups in one `zfs list`, through the push key and
+    the pull key, on the first night (full) and the next (incremental)."""
+    dest, zsrc, target = pushed
+    pull_dest, zrecv = pulled
+    source = ["--source", f"zsrc@{USERS_HOST}", "--ssh", zrecv.ssh, "--dest", pull_dest]
+    many = f"{pools.src}/many"
+    zfs("create", many)
+    names = [f"{many}/d{n:02d}{' x:y' if n % 7 == 0 else ''}" for n in range(20)]
+    for name in names:
+        zfs("create", name)
+    for night, sent in (("zmake-many-1", "full @"), ("zmake-many-2", "incremental")):
+        for name in names:
+            fill(name, 0.01)
+        zfs("snapshot", "-r", f"{many}@{night}")
+        pushed_now = zsrc("backup", many, *target, "-j", "4", "--yes", check=False)
+        pulled_now = zrecv("backup", many, *source, "-j", "4", "--yes", check=False)
+        for done, backup in ((pushed_now, f"{dest}/many"), (pulled_now, f"{pull_dest}/many")):
+            assert done.returncode == 0, done.stdout + done.stderr
+            recipes = [line for line in done.stdout.splitlines() if " send --stamp " in line]
+            assert len(recipes) == 10 + 1, recipes  # the batches, then their parent
+            assert sent in done.stdout
+            assert snapshot_guids(backup) == snapshot_guids(many)

@@ -99,6 +99,12 @@ def test_new_snapshot_is_never_mistaken_for_done(pools, flat16, zm, tmp_path) ->
 def test_backup_killed_then_rerun_converges_and_leaves_no_masters(
     pools, flat16, zm, ssh_config, tmp_path
 ) -> None:
+    # 24 siblings: a send per batch of two (core/batch.py), so the kill also lands mid-batch.
+    more = [f"{pools.src}/d{n:02d}" for n in range(DATASETS, 24)]
+    for name in more:
+        zfs("create", name)
+        fill(name, 0.1)
+        zfs("snapshot", f"{name}@flat")
     # One ssh command for all three runs: it names the slots, so the rerun closes the masters
     # the killed run left behind.
     slow = crawling_ssh(tmp_path / "slowssh", f"ssh -F {ssh_config}", "30k")
@@ -115,6 +121,8 @@ def test_backup_killed_then_rerun_converges_and_leaves_no_masters(
     assert done.returncode == 0, done.stdout + done.stderr
     assert snapshot_guids(pools.backup) == snapshot_guids(pools.src)
     assert masters(zm.run_dir) == []
+    (makefile,) = zm.run_dir.glob("backup-*/Makefile")
+    assert makefile.read_text().count("# A batch: 2 small datasets") == 12
     again = zm("backup", *args)
-    assert again.stdout.count("(stamp)") == DATASETS + 1
+    assert again.stdout.count("(stamp)") == len(flat16 + more) + 1
     assert masters(zm.run_dir) == []

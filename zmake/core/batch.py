@@ -67,7 +67,7 @@ def batches(plan: Plan) -> tuple[Batch, ...]:
                 cut[node.dataset.name] = chunk
     placed: set[str] = set()
     result = []
-    for node in plan.nodes:
+    for node in plan.nodes:  # a batch where its first member is in the plan's order
         chunk = cut.get(node.dataset.name, (node,))
         if chunk[0].dataset.name not in placed:
             placed.add(chunk[0].dataset.name)
@@ -76,8 +76,11 @@ def batches(plan: Plan) -> tuple[Batch, ...]:
 
 
 def chunks(members: Sequence[Node]) -> list[tuple[Node, ...]]:
+    """Cut by name, not size: a dataset that grows does not move the others to other batches
+    (whose stamps would change, and whose datasets would be asked again)."""
     size = min(MOST_PER_BATCH, -(-len(members) // LEAST_BATCHES))
-    return [tuple(members[i : i + size]) for i in range(0, len(members), size)]
+    ordered = sorted(members, key=lambda node: node.dataset.name)
+    return [tuple(ordered[i : i + size]) for i in range(0, len(ordered), size)]
 
 
 def stamps_of(plan: Plan) -> dict[str, str]:

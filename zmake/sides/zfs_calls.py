@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from zmake.core.errors import RemotePoolMissing, ZmakeError
+from zmake.core.errors import ParseError, RemotePoolMissing, ZmakeError
 from zmake.core.model import BackupDataset, Dataset, pool_of
 from zmake.core.parse import parse_backup, parse_local_dataset
 from zmake.core.prunable import SideView, parse_side
@@ -41,6 +41,11 @@ def run(runner: Runner, side: Side, argv: list[str]) -> Result:
             zfs_found[side.key] = candidate
             return retry
     return result
+
+
+def run_each(runner: Runner, side: Side, argvs: Sequence[list[str]]) -> list[Result]:
+    """Control commands on `side`, side by side; never raises for their exit status."""
+    return runner.run_all([side.control(located(side, argv)) for argv in argvs])
 
 
 def failure(side: Side, argv: list[str], result: Result) -> ZmakeError:
@@ -77,7 +82,13 @@ def read_sources(runner: Runner, side: Side, names: Sequence[str]) -> dict[str, 
     result = run(runner, side, zfs_argv.local_datasets_argv(names))
     if result.returncode != 0:
         return {}
-    return {name: parse_local_dataset(result.stdout, name) for name in names}
+    found = {}
+    for name in names:
+        try:
+            found[name] = parse_local_dataset(result.stdout, name)
+        except ParseError:
+            continue  # read alone, with the error that read gives
+    return found
 
 
 def read_backups(

@@ -727,6 +727,9 @@ class SlotWatchingRunner(Runner):
         ) if kind == "remote" else ""  # fmt: skip
         return Result(argv, 0, out, "")
 
+    def run_all(self, argvs: Sequence[list[str]]) -> list[Result]:
+        return [self.run(argv) for argv in argvs]
+
 
 def sender(runner: Runner, tmp_path: Path) -> Sender:
     options = SendOptions(Route(Side(), REMOTE, "backup"), Selection(("tank",)), slots=1)

@@ -17,6 +17,7 @@ from zmake.sides import zfs_calls
 from zmake.sides.locks import dataset_lock
 from zmake.sides.runner import Runner
 from zmake.sides.side import Side
+from zmake.targets.pool.bookmarks import keep_bookmarks
 
 
 class Batch:
@@ -28,6 +29,7 @@ class Batch:
         self.held: ExitStack | None = None
         self.sources: dict[str, Dataset] | None = None
         self.backups: dict[str, BackupDataset | None] | None = None
+        self.bookmarks_due: list[tuple[Dataset, BackupDataset]] = []
 
     @contextmanager
     def locked(self, name: str) -> Iterator[None]:
@@ -59,3 +61,15 @@ class Batch:
         if self.backups is not None and name in self.backups:
             return self.backups.pop(name)
         return zfs_calls.read_backup(self.runner, side, name)
+
+    def bookmark_later(self, local: Dataset, backup: BackupDataset) -> None:
+        self.bookmarks_due.append((local, backup))
+
+    def keep_bookmarks(self, side: Side, name: str) -> None:
+        """zmake's bookmarks of the sends so far, all at once, after the batch's last send
+        (or a send of its own): side by side, their pool syncs overlap."""
+        if self.names and name != self.names[-1]:
+            return
+        due, self.bookmarks_due = self.bookmarks_due, []
+        if due:
+            keep_bookmarks(self.runner, side, due)

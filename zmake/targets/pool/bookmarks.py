@@ -15,11 +15,15 @@ bookmarks are recognised with or without a label, and the newest is matched by g
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 from zmake.core.model import BOOKMARK_PREFIX, BackupDataset, Dataset, Snapshot
 from zmake.sides import stderr_errors, zfs_argv, zfs_calls
 from zmake.sides.runner import Runner
 from zmake.sides.side import Side
+
+# sessions through one ssh master at once: below sshd's default MaxSessions (10)
+SIDE_BY_SIDE = 8
 
 
 def target_key(backup: BackupDataset) -> str:
@@ -59,21 +63,40 @@ def plan_bookmarks(
     return create, [mark.name for mark in mine if mark.guid != newest.guid]
 
 
-def keep_bookmark(runner: Runner, side: Side, local: Dataset, backup: BackupDataset) -> None:
-    """Bookmark the newest snapshot for this target, then drop the target's older ones. A
-    failure (e.g. no `bookmark` permission) is reported and the send still counts as done."""
-    create, stale = plan_bookmarks(local, backup, labelled=not side.is_local)
-    assert local.newest is not None or create is None
-    argvs = []
-    if create is not None and local.newest is not None:
-        argvs.append(zfs_argv.bookmark_argv(local.newest.name, create))
-    argvs += [zfs_argv.destroy_bookmark_argv(name) for name in stale]
-    for argv in argvs:
-        result = zfs_calls.run(runner, side, argv)
-        if result.returncode != 0:
-            print(
-                f"zmake: {local.name}: {' '.join(argv[:2])} failed: "
-                f"{stderr_errors.first_line(result.stderr)} (the backup itself is up to date)",
-                file=sys.stderr,
-            )
-            return  # never drop the old bookmark without the new one
+def keep_bookmarks(
+    runner: Runner, side: Side, sent: Sequence[tuple[Dataset, BackupDataset]]
+) -> None:
+    """Bookmark each newest snapshot for its target, then drop the target's older ones, side
+    by side (at most SIDE_BY_SIDE at once). A failure (e.g. no `bookmark` permission) is
+    reported and the send still counts as done; an old bookmark is never dropped without the
+    new one."""
+    plans = [(local, *plan_bookmarks(local, backup, labelled=not side.is_local))
+             for local, backup in sent]  # fmt: skip
+    creates = []
+    for local, create, _ in plans:
+        if create is not None and local.newest is not None:
+            creates.append((local, zfs_argv.bookmark_argv(local.newest.name, create)))
+    refused = {local.name for local in run_reported(runner, side, creates)}
+    destroys = [(local, zfs_argv.destroy_bookmark_argv(name))
+                for local, _, stale in plans if local.name not in refused
+                for name in stale]  # fmt: skip
+    run_reported(runner, side, destroys)
+
+
+def run_reported(
+    runner: Runner, side: Side, commands: Sequence[tuple[Dataset, list[str]]]
+) -> list[Dataset]:
+    """Run each (dataset, argv); report and return the datasets whose command failed."""
+    failed = []
+    for start in range(0, len(commands), SIDE_BY_SIDE):
+        chunk = commands[start : start + SIDE_BY_SIDE]
+        results = zfs_calls.run_each(runner, side, [argv for _, argv in chunk])
+        for (local, argv), result in zip(chunk, results, strict=True):
+            if result.returncode != 0:
+                failed.append(local)
+                print(
+                    f"zmake: {local.name}: {' '.join(argv[:2])} failed: "
+                    f"{stderr_errors.first_line(result.stderr)} (the backup itself is up to date)",
+                    file=sys.stderr,
+                )
+    return failed

@@ -32,7 +32,6 @@ from zmake.sides.runner import Runner
 from zmake.sides.side import Route
 from zmake.sides.slots import route_slots
 from zmake.targets.pool.batch import Batch
-from zmake.targets.pool.bookmarks import keep_bookmark
 from zmake.targets.pool.parents import Parents
 
 # resume, full, bookmark -i, incremental, and one spare; the loop adds one per snapshot (a
@@ -87,28 +86,44 @@ class Sender:
         self.batch = Batch(runner, options.batch, run_dir, options.wait_for_lock)
 
     def send(self, name: str) -> SendReport:
-        slots = 0 if self.options.dry_run else self.options.slots
         with self.batch.locked(name):
-            # A local source is read before taking a slot: the slot is held only while
-            # another machine is involved (a dataset without snapshots needs none).
-            local = None
-            if self.route.source.is_local:
+            unslotted = self.route
+            try:
+                report, local, backup = self.send_locked(name)
+            finally:
+                self.route = unslotted  # the next send of a batch takes a slot of its own
+            if backup is not None and self.route.readonly and not backup.readonly:
+                why = writable_hint(zfs_calls.user_of(self.route.target), backup.name,
+                                    self.route.dest, received=bool(report.actions))  # fmt: skip
+                raise BackupWritable(f"{local.name}: {why}")  # no stamp: the next run asks again
+            return report
+
+    def send_locked(self, name: str) -> tuple[SendReport, Dataset, BackupDataset | None]:
+        slots = 0 if self.options.dry_run else self.options.slots
+        # A local source is read before taking a slot: the slot is held only while another
+        # machine is involved (a dataset without snapshots needs none); zmake's bookmarks
+        # of a local source are made after it.
+        source_is_local = self.route.source.is_local
+        local = None
+        try:
+            if source_is_local:
                 local = self.batch.source(self.route.source, name)
                 slots = slots if local.newest else 0
             with route_slots(self.runner, self.run_dir, self.route, slots) as route:
                 self.route = route
-                if local is None:
-                    local = self.batch.source(route.source, name)
-                report, backup = self.replicate(local)
-                if backup is not None and not route.source.is_local:
-                    keep_bookmark(self.runner, route.source, local, backup)
-            if backup is not None and route.source.is_local:
-                keep_bookmark(self.runner, route.source, local, backup)  # no slot needed
-            if backup is not None and self.route.readonly and not backup.readonly:
-                why = writable_hint(zfs_calls.user_of(route.target), backup.name, route.dest,
-                                    received=bool(report.actions))  # fmt: skip
-                raise BackupWritable(f"{local.name}: {why}")  # no stamp: the next run asks again
-            return report
+                try:
+                    if local is None:
+                        local = self.batch.source(route.source, name)
+                    report, backup = self.replicate(local)
+                    if backup is not None:
+                        self.batch.bookmark_later(local, backup)
+                finally:
+                    if not source_is_local:
+                        self.batch.keep_bookmarks(route.source, name)
+        finally:
+            if source_is_local:
+                self.batch.keep_bookmarks(self.route.source, name)
+        return report, local, backup
 
     def parents(self) -> Parents:
         return Parents(self.runner, self.route, self.options.selection, self.run_dir,
