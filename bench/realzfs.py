@@ -177,14 +177,22 @@ def ideal_shell(root: str, jobs: int) -> None:
         # Two children may both create the missing parent; the loser fails at once: again.
         return f"{{ {once} || {once}; }}"
 
+    per_slot = [[stream(name, socket) for name in children[slot::jobs]]
+                for slot, socket in enumerate(sockets)]  # fmt: skip
+    over_masters(sockets, per_slot, stream(root, sockets[0], "-F "))
+
+
+def over_masters(sockets: list[Path], per_slot: list[list[str]], last: str) -> None:
+    """A bash script: a master per socket, all opened at once, each then running its own
+    streams back to back; `last` (the parent) after all of them; the masters closed."""
+    ssh, remote = ssh_command(), remote_name()
     workers = []
-    for slot, socket in enumerate(sockets):
-        steps = [f"{ssh} -M -S {socket} -o ControlPersist=yes -fN {remote}"]
-        steps += [stream(name, socket) for name in children[slot::jobs]]
+    for socket, streams in zip(sockets, per_slot, strict=True):
+        steps = [f"{ssh} -M -S {socket} -o ControlPersist=yes -fN {remote}", *streams]
         workers.append("( " + " && ".join(steps) + " ) &")
     close = [f"{ssh} -S {socket} -O exit {remote} 2>/dev/null || true" for socket in sockets]
-    script = ["set -eo pipefail", *workers, "for job in $(jobs -p); do wait $job; done",
-              stream(root, sockets[0], "-F "), *close]  # fmt: skip
+    script = ["set -eo pipefail", *workers, "for job in $(jobs -p); do wait $job; done", last,
+              *close]  # fmt: skip
     with_output(["bash", "-c", "\n".join(script)])
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run bench/realzfs.py inside the real-OpenZFS guest, after installing what it compares against:
-# syncoid (Debian's sanoid package) and zfs-autobackup (PyPI, in its own venv). As root.
+# syncoid (Debian's sanoid package), zfs-autobackup and bzfs (PyPI, in a venv of their own). As
+# root.
 #
 #   bench/run-realzfs.sh [SECTION…] [--scale F] [--json FILE]
 set -euo pipefail
@@ -14,8 +15,14 @@ if [ ! -x "$venv/bin/zfs-autobackup" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q zfs-autobackup==3.3
 fi
+[ -x "$venv/bin/bzfs" ] || "$venv/bin/pip" install -q bzfs==1.25.0
 [ -x .venv/bin/zmake ] || { python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'; }
 args=""
 for arg in "$@"; do args+=" $(printf '%q' "$arg")"; done
-exec .venv/bin/python tests/realzfs/guest.py --timeout 5400 --memory 6G \
-    --exec "python bench/realzfs.py$args"
+script=bench/realzfs.py
+if [ "${1:-}" = night ]; then  # bench/night.py: the night over many datasets
+    script=bench/night.py
+    args=${args# night}
+fi
+exec .venv/bin/python tests/realzfs/guest.py --timeout 7200 --memory 6G \
+    --exec "python $script$args"
