@@ -39,9 +39,10 @@ class Batch:
                 yield
             return
         if self.held is None:
-            self.held = ExitStack()
-            for member in sorted(self.names):
-                self.held.enter_context(dataset_lock(self.run_dir, member, wait=self.wait))
+            with ExitStack() as taking:
+                for member in sorted(self.names):
+                    taking.enter_context(dataset_lock(self.run_dir, member, wait=self.wait))
+                self.held = taking.pop_all()  # all of them, or none (a busy one raised)
         try:
             yield
         finally:
