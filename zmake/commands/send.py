@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
     )
     sender = target_of(settings, names).sender(runner, request, run_dir)
     report_file = os.environ.get("ZMAKE_REPORT")
-    lines = []
+    reports = []
     for name in names:
         report = send_recorded(
             sender,
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
             report_file=Path(report_file) if report_file else None,
         )
         print(report.line(), flush=True)
-        lines.append(report)
-    if args.stamp and not args.dry_run and not any(report.error for report in lines):
-        write_stamp(Path(args.stamp), "".join(f"{r.dataset}\t{r.result}\n" for r in lines))
+        reports.append(report)
+    if args.stamp and not args.dry_run and not any(r.error for r in reports):
+        write_stamp(Path(args.stamp), "".join(f"{r.dataset}\t{r.result}\n" for r in reports))
     return 0
