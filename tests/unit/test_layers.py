@@ -99,3 +99,10 @@ def test_the_checks_catch_what_they_must() -> None:
     ]
     assert starts_processes("import subprocess\n") and starts_processes("from os import system")
     assert not starts_processes("import os\nfrom zmake.core import model\n")
+
+
+def test_unit_test_file_names_are_unique() -> None:
+    """pytest imports tests/unit's files by their base name (no __init__.py): two files with
+    one name fail collection on a clean checkout (a stale __pycache__ can hide it locally)."""
+    names = [path.name for path in Path(__file__).parent.rglob("test_*.py")]
+    assert sorted(name for name in set(names) if names.count(name) > 1) == []
