@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zmake.core.errors import UsageError
-from zmake.core.hosts import check_host
+from zmake.core.hosts import check_host, check_ssh
 from zmake.core.model import is_within
+from zmake.core.names import dataset_problem
 from zmake.core.prunable import OWNED_PREFIX
 from zmake.sides.side import Side
 from zmake.sides.zfs_argv import COMPRESS_CHOICES
@@ -23,26 +24,42 @@ if TYPE_CHECKING:
 
 DEFAULT_SNAPSHOT_NAME = OWNED_PREFIX + "%Y%m%d-%H%M%S"
 
-KNOWN_KEYS = {
-    "remote": str,
-    "source": str,
-    "ssh": str,
-    "dest": str,
-    "compress": str,
-    "readonly": bool,
-    "exclude": list,
-    "pools": list,
-    "jobs": int,
-    "keep": int,
-    "keep_source": str,  # a retention policy (core/retention.py); `keep-source` in the file
-    "keep_backup": str,
-    "run_dir": str,
-    "snapshot": bool,
-    "prune": bool,
-    "to_dir": str,
-    "full_every": int,
-    "recovery": int,
+DEFAULT_CONFIG = Path("/etc/zmake/zmake.toml")  # read when -c is not given and it exists
+TEXT, SWITCH, WHOLE, TEXTS, PERCENT = (
+    "text",
+    "true or false",
+    "whole number ≥ 1",
+    "list of text",
+    "whole number or N%",
+)
+KNOWN_KEYS = {  # the long option names (`keep-source` or `keep_source` in the file)
+    "remote": TEXT,
+    "source": TEXT,
+    "ssh": TEXT,
+    "dest": TEXT,
+    "compress": TEXT,
+    "readonly": SWITCH,
+    "exclude": TEXTS,
+    "pools": TEXTS,
+    "jobs": WHOLE,
+    "keep": WHOLE,
+    "keep_source": TEXT,  # a retention policy (core/retention.py)
+    "keep_backup": TEXT,
+    "run_dir": TEXT,
+    "snapshot": SWITCH,
+    "prune": SWITCH,
+    "to_dir": TEXT,
+    "full_every": WHOLE,
+    "recovery": PERCENT,
+    "name": TEXT,  # the snapshot name's format
+    "yes": SWITCH,
+    "quiet": SWITCH,
+    "metrics": TEXT,
+    "summary_json": TEXT,
+    "warn": TEXT,
+    "crit": TEXT,
 }
+COMMAND_KEYS = ("name", "yes", "quiet", "metrics", "summary_json", "warn", "crit")
 ENV_KEYS = ("remote", "source", "ssh", "dest", "compress", "readonly", "run_dir", "to_dir",
             "full_every", "recovery")  # fmt: skip
 SETTING_VARIABLES = tuple(f"ZMAKE_{key.upper()}" for key in ENV_KEYS)
@@ -71,6 +88,13 @@ class Settings:
     to_dir: str | None = None  # a directory target (stream files) instead of a pool
     full_every: int | None = None  # --to-dir: a new full stream after N incrementals
     recovery: int | None = None  # --to-dir: percent of par2 recovery data per file
+    name: str = DEFAULT_SNAPSHOT_NAME
+    yes: bool = False
+    quiet: bool = False
+    metrics: str | None = None
+    summary_json: str | None = None
+    warn: str = "26h"
+    crit: str = "50h"
 
     @property
     def names_a_target(self) -> bool:
@@ -106,8 +130,11 @@ def check_dest(dest: str, roots: Sequence[str], *, same_machine: bool) -> None:
 
 
 def load_config(path: str | None) -> dict[str, Any]:
+    """The config file's keys: `path`, else DEFAULT_CONFIG when it exists, else none."""
     if path is None:
-        return {}
+        if not DEFAULT_CONFIG.is_file():
+            return {}
+        path = str(DEFAULT_CONFIG)
     import tomllib  # here: every `zmake send` starts Python, few read a config file
 
     try:
@@ -115,15 +142,29 @@ def load_config(path: str | None) -> dict[str, Any]:
             data = tomllib.load(handle)
     except OSError as exc:
         raise UsageError(f"config {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"config {path}: {exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"config {path}: not TOML: {exc}") from None
     data = {key.replace("-", "_"): value for key, value in data.items()}
     for key, value in data.items():
         if key not in KNOWN_KEYS:
             raise UsageError(f"config {path}: unknown key {key!r} (known: {', '.join(KNOWN_KEYS)})")
-        if not isinstance(value, KNOWN_KEYS[key]):
-            raise UsageError(f"config {path}: {key} must be a {KNOWN_KEYS[key].__name__}")
+        if not has_kind(value, KNOWN_KEYS[key]):
+            raise UsageError(f"config {path}: {key} must be a {KNOWN_KEYS[key]}, not {value!r}")
     return data
+
+
+def has_kind(value: Any, kind: str) -> bool:
+    if kind == SWITCH:
+        return isinstance(value, bool)
+    if kind == TEXTS:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if isinstance(value, bool):  # TOML's true is no number
+        return False
+    if kind == WHOLE:
+        return isinstance(value, int) and value >= 1
+    if kind == PERCENT:
+        return isinstance(value, int) or (isinstance(value, str) and bool(value.strip()))
+    return isinstance(value, str)
 
 
 def from_environment(env: Mapping[str, str]) -> dict[str, Any]:
@@ -160,10 +201,20 @@ def resolve(
     merged: dict[str, Any] = {}
     for layer, _ in layers:
         merged.update(layer)
+
+    def named(key: str) -> str:
+        naming = next(name for layer, name in reversed(layers) if key in layer)
+        return str(naming(key))
+
     for key in ("remote", "source"):  # before any work: these reach ssh's command line
         if merged.get(key):
-            named = next(name for layer, name in reversed(layers) if key in layer)
             check_host(merged[key], named(key))
+    if "ssh" in merged:
+        check_ssh(merged["ssh"], named("ssh"))
+    dest = str(merged.get("dest") or "").strip("/") or None
+    if dest and dataset_problem(dest):
+        why = dataset_problem(dest)
+        raise UsageError(f"{named('dest')} {merged['dest']!r} is not a dataset name: {why}")
     compress = merged.get("compress") or "none"
     if compress not in COMPRESS_CHOICES:
         raise UsageError(
@@ -175,7 +226,7 @@ def resolve(
         remote=merged.get("remote") or None,
         source=merged.get("source") or None,
         ssh=merged.get("ssh") or "ssh",
-        dest=(merged.get("dest") or "").strip("/") or None,
+        dest=dest,
         compress=compress,
         readonly=True if readonly is None else bool(readonly),
         exclude=tuple(merged.get("exclude", ())),
@@ -190,6 +241,7 @@ def resolve(
         to_dir=merged.get("to_dir") or None,
         full_every=number_or_none(merged.get("full_every"), "full-every"),
         recovery=number_or_none(str(merged.get("recovery") or "").rstrip("%") or None, "recovery"),
+        **{key: merged[key] for key in COMMAND_KEYS if merged.get(key) is not None},
     )
 
 

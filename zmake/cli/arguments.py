@@ -50,6 +50,10 @@ def retention_of(args: argparse.Namespace, settings: Settings, side: str) -> Ret
 
 def keeping_of(args: argparse.Namespace, settings: Settings, *, backup_too: bool) -> Keeping:
     """Both sides' policies (the backup's only when it is pruned too), or a usage error."""
+    if getattr(args, "keep", None) is not None:
+        given = [f"--keep-{side}" for side in ("source", "backup") if getattr(args, f"keep_{side}")]
+        if given:
+            raise UsageError(f"--keep N is both sides' policy: give {given[0]} or --keep, not both")
     source = retention_of(args, settings, "source")
     backup = retention_of(args, settings, "backup") if backup_too else source
     if source is None or backup is None:
@@ -77,10 +81,19 @@ def selection_of(
     return Selection(tuple(settings.pools or fallback), settings.exclude)
 
 
-def roots_of(args: argparse.Namespace, settings: Settings, runner: Runner) -> tuple[str, ...]:
+def roots_of(
+    args: argparse.Namespace, settings: Settings, runner: Runner, *, changes: bool = False
+) -> tuple[str, ...]:
+    """The pools or datasets given, else the config's pools, else (for a command that only
+    reads) every imported pool: one that takes or destroys snapshots must be told where."""
     roots = list(getattr(args, "pools", None) or settings.pools)
     if roots:
         return tuple(roots)
+    if changes:
+        raise UsageError(
+            f'say which pools: zmake {args.command} POOL… (or pools = ["tank"] in the config); '
+            "it does not take or destroy snapshots on every imported pool"
+        )
     from zmake.sides import source_pools
 
     return source_pools.imported_pools(runner, settings.source_side)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from zmake import __version__
-from zmake.core.errors import ZmakeError
+from zmake.core.errors import UsageError, ZmakeError
 from zmake.settings import DEFAULT_SNAPSHOT_NAME
 from zmake.sides.runner import Runner
 
@@ -87,16 +87,30 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# a usage error's exit code when not 2: check's caller is a monitoring system, for which 2
+# is CRITICAL, and a check that could not run is UNKNOWN
+USAGE_EXITS = {"check": 3}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from zmake.cli.parser import build
 
     helps = {name: inspect.cleandoc(text) for name, text in COMMANDS.items()}
-    return build(helps, __version__, DEFAULT_SNAPSHOT_NAME)
+    return build(helps, __version__, DEFAULT_SNAPSHOT_NAME, USAGE_EXITS)
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments, or exit with one line: an unknown argument is the command's error."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(argv)
     runner = Runner(verbose=args.verbose)
     try:
         command = import_module(f"zmake.commands.{args.command}")
@@ -108,7 +122,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             traceback.print_exc()
         print(f"zmake: {exc}", file=sys.stderr)
+        if isinstance(exc, UsageError):
+            return USAGE_EXITS.get(args.command, exc.exit_code)
         return exc.exit_code
+    except OSError as exc:  # a file zmake was told to read or write: one line, not a trace
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"zmake: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("zmake: interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,8 @@ import argparse
 import re
 from collections.abc import Mapping
 
+from zmake.cli.edge import Parser, count, output_file, positive_int
+from zmake.settings import DEFAULT_CONFIG
 from zmake.sides.zfs_argv import COMPRESS_CHOICES
 
 EXAMPLES = """\
@@ -24,13 +26,44 @@ exit codes: 0 ok, 1 unexpected error, 2 usage, 3 unreadable zfs output, 4 ZFS un
 """
 
 
-def add_target_options(parser: argparse.ArgumentParser) -> None:
+WHERE = "where"  # the sides and the backup: every command that reaches the backup
+ALL = "all"  # and how the stream travels: generate, send, backup
+SOURCE = "source"  # the source side only: capture, snapshot
+NONE = "none"
+
+
+def add_target_options(parser: argparse.ArgumentParser, which: str = ALL) -> None:
+    if which == NONE:
+        return
     group = parser.add_argument_group("where (also ZMAKE_* variables and the config file)")
-    group.add_argument("-c", "--config", help="TOML config file; the command line wins")
-    group.add_argument("--remote", help="[USER@]HOST that receives (push; absent: this machine)")
+    group.add_argument("-c", "--config",
+                       help=f"TOML config file (default {DEFAULT_CONFIG} if it exists); the "
+                       "command line wins")  # fmt: skip
+    if which != SOURCE:
+        group.add_argument(
+            "--remote", help="[USER@]HOST that receives (push; absent: this machine)"
+        )
     group.add_argument("--source", help="[USER@]HOST that is backed up (pull; absent: this one)")
     group.add_argument("--ssh", help="ssh command prefix, e.g. 'ssh -p 2222 -F cfg' (default: ssh)")
+    if which == SOURCE:
+        return
     group.add_argument("--dest", help="receiving dataset, e.g. backup/laptop (zmake creates it)")
+    group.add_argument("--run-dir", help="private directory for locks, stamps and reports")
+    group.add_argument("--to-dir", metavar="DIR",
+                       help="write stream files into DIR (any filesystem; on --remote over ssh) "
+                       "instead of receiving into a pool")  # fmt: skip
+    group.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip datasets whose full name matches (repeatable; not their children)",
+    )
+    if which == ALL:
+        add_transfer_options(group)
+
+
+def add_transfer_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--compress", choices=COMPRESS_CHOICES, help="compress the stream in transit"
     )
@@ -40,25 +73,14 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="receive backups with readonly=on (default: on)",
     )
-    group.add_argument("--run-dir", help="private directory for locks, stamps and reports")
-    group.add_argument("--to-dir", metavar="DIR",
-                       help="write stream files into DIR (any filesystem; on --remote over ssh) "
-                       "instead of receiving into a pool")  # fmt: skip
     group.add_argument(
         "--full-every",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="--to-dir: start a new chain (a full stream) after N incrementals",
     )
     group.add_argument(
         "--recovery", metavar="PCT", help="--to-dir: par2 recovery data per file, e.g. 5%%"
-    )
-    group.add_argument(
-        "--exclude",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="skip datasets whose full name matches (repeatable; not their children)",
     )
 
 
@@ -67,13 +89,15 @@ def keep_options(parser: argparse.ArgumentParser) -> None:
         "retention (POLICY: 7 | last=7,within=30d,hourly=24,daily=14,weekly=8,monthly=12,"
         "yearly=3; ages from creation, UTC)"
     )
-    group.add_argument("--keep", type=int, metavar="N", help="the newest N, on both sides")
+    group.add_argument("--keep", type=positive_int, metavar="N", help="the newest N, on both sides")
     group.add_argument("--keep-source", metavar="POLICY", help="what the source keeps")
     group.add_argument("--keep-backup", metavar="POLICY", help="what the backup keeps")
 
 
-def build(helps: Mapping[str, str], version: str, snapshot_name: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build(
+    helps: Mapping[str, str], version: str, snapshot_name: str, usage_exits: Mapping[str, int]
+) -> argparse.ArgumentParser:
+    parser = Parser(
         prog="zmake",
         description="Parallel, restartable ZFS replication: generate a Makefile, run make -jN.",
         epilog=EXAMPLES,
@@ -84,7 +108,7 @@ def build(helps: Mapping[str, str], version: str, snapshot_name: str) -> argpars
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, example: str, targets: bool = True) -> argparse.ArgumentParser:
+    def command(name: str, example: str, targets: str = ALL) -> argparse.ArgumentParser:
         doc = helps[name]
         sub = commands.add_parser(
             name,
@@ -92,9 +116,14 @@ def build(helps: Mapping[str, str], version: str, snapshot_name: str) -> argpars
             description=doc,
             epilog=f"example:\n  {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            usage_exit=usage_exits.get(name, 2),
         )
-        if targets:
-            add_target_options(sub)
+        # also after the command (`zmake generate -v`); not given here: the one before it
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="print every command run")  # fmt: skip
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks")  # fmt: skip
+        add_target_options(sub, targets)
         return sub
 
     def pools(sub: argparse.ArgumentParser, required: bool = False) -> None:
@@ -105,9 +134,11 @@ def build(helps: Mapping[str, str], version: str, snapshot_name: str) -> argpars
             help="source pool(s) or datasets (default: config pools, or every imported pool)",
         )
 
-    capture = command("capture", "zmake capture tank > tank.zcap")
+    capture = command("capture", "zmake capture tank > tank.zcap", SOURCE)
     pools(capture)
-    capture.add_argument("-o", "--output", help="write to FILE atomically instead of stdout")
+    capture.add_argument(
+        "-o", "--output", type=output_file, help="write to FILE atomically instead of stdout"
+    )
 
     gen = command(
         "generate", "zmake generate tank --remote nas --dest backup/laptop -o Makefile && make -j8"
@@ -119,7 +150,9 @@ def build(helps: Mapping[str, str], version: str, snapshot_name: str) -> argpars
         action="store_true",
         help="ask the backup (one connection) what it has, for size estimates",
     )
-    gen.add_argument("-o", "--output", help="write to FILE atomically instead of stdout")
+    gen.add_argument(
+        "-o", "--output", type=output_file, help="write to FILE atomically instead of stdout"
+    )
     gen.add_argument(
         "--update",
         metavar="MAKEFILE",
@@ -158,20 +191,22 @@ def build(helps: Mapping[str, str], version: str, snapshot_name: str) -> argpars
         help="on failure, write why into DIR and exit 0, so make goes on to the parents "
         "(the Makefile's `all` reports it)",
     )
-    send.add_argument("--slots", type=int, help="ssh masters to share (default: make's -jN)")
+    send.add_argument("--slots", type=count, help="ssh masters to share (default: make's -jN)")
     send.add_argument(
         "--no-wait",
         action="store_true",
         help="fail instead of waiting when another send holds the lock",
     )
 
-    snap = command("snapshot", "zmake snapshot tank --name 'zmake-%Y%m%d'")
+    snap = command("snapshot", "zmake snapshot tank --name 'zmake-%Y%m%d'", SOURCE)
     pools(snap)
     snap.add_argument(
-        "--name", default=snapshot_name, help="strftime format, UTC (default %(default)s)"
+        "--name", help="strftime format, UTC (default " + snapshot_name.replace("%", "%%") + ")"
     )
 
-    prn = command("prune", "zmake prune tank --keep 7 --remote-side --dest backup/laptop --yes")
+    prn = command(
+        "prune", "zmake prune tank --keep 7 --remote-side --dest backup/laptop --yes", WHERE
+    )
     pools(prn)
     keep_options(prn)
     prn.add_argument(
@@ -181,7 +216,7 @@ def build(helps: Mapping[str, str], version: str, snapshot_name: str) -> argpars
     prn.add_argument("--dry-run", action="store_true", help="list only")
     prn.add_argument(
         "--keep-chains",
-        type=int,
+        type=positive_int,
         metavar="K",
         help="--to-dir: delete whole chains older than the newest K per dataset",
     )
@@ -192,7 +227,7 @@ def build(helps: Mapping[str, str], version: str, snapshot_name: str) -> argpars
         "the source's key only appends): never a backup's newest snapshot",
     )
 
-    stat = command("status", "zmake status tank --remote nas --dest backup/laptop --json")
+    stat = command("status", "zmake status tank --remote nas --dest backup/laptop --json", WHERE)
     pools(stat)
     stat.add_argument(
         "--json", action="store_true", help="machine-readable (docs/status.schema.json)"
@@ -204,11 +239,19 @@ def build(helps: Mapping[str, str], version: str, snapshot_name: str) -> argpars
     )
     pools(bak)
     bak.add_argument("--snapshot", action="store_true", help="take a snapshot first")
-    bak.add_argument("--name", default=snapshot_name, help="snapshot name format")
+    bak.add_argument(
+        "--name", help="snapshot name format (default " + snapshot_name.replace("%", "%%") + ")"
+    )
     bak.add_argument("--prune", action="store_true", help="prune both sides before sending")
     keep_options(bak)
-    bak.add_argument("-j", "--jobs", type=int, help="parallel transfers (default 4)")
+    bak.add_argument("-j", "--jobs", type=positive_int, help="parallel transfers (default 4)")
     bak.add_argument("--yes", action="store_true", help="do not ask before destroying")
+    bak.add_argument(
+        "-n",
+        "--dry-run",
+        action="store_true",
+        help="print the plan (snapshot, prune with reasons, sends with sizes); change nothing",
+    )
     bak.add_argument("--check-remote", action="store_true", help="estimate from the backup's state")
     bak.add_argument(
         "--quiet",
@@ -218,11 +261,13 @@ def build(helps: Mapping[str, str], version: str, snapshot_name: str) -> argpars
     bak.add_argument(
         "--metrics",
         metavar="FILE",
+        type=output_file,
         help="write Prometheus metrics of the run (node_exporter textfile)",
     )
     bak.add_argument(
         "--summary-json",
         metavar="FILE",
+        type=output_file,
         help="write the run's summary as JSON (docs/backup-summary.schema.json)",
     )
 

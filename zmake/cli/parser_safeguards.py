@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from zmake.cli.edge import count, dataset_name, output_file, user_name
+
 Command = Callable[..., argparse.ArgumentParser]
 Pools = Callable[..., None]
 
@@ -13,16 +15,21 @@ Pools = Callable[..., None]
 def add_safeguard_commands(command: Command, pools: Pools) -> None:
     add_proof_commands(command)
     chk = command(
-        "check", "zmake check tank --remote nas --dest backup/laptop --warn 26h --crit 50h"
+        "check",
+        "zmake check tank --remote nas --dest backup/laptop --warn 26h --crit 50h",
+        "where",
     )
     pools(chk)
-    chk.add_argument("--warn", default="26h", help="WARNING when a backup is older (default 26h)")
-    chk.add_argument("--crit", default="50h", help="CRITICAL when older (default 50h)")
+    chk.add_argument("--warn", help="WARNING when a backup is older (default 26h)")
+    chk.add_argument("--crit", help="CRITICAL when older (default 50h)")
     chk.add_argument(
         "--json", action="store_true", help="machine-readable (docs/check.schema.json)"
     )
     chk.add_argument(
-        "--metrics", metavar="FILE", help="also write Prometheus metrics (node_exporter textfile)"
+        "--metrics",
+        metavar="FILE",
+        type=output_file,
+        help="also write Prometheus metrics (node_exporter textfile)",
     )
     chk.add_argument(
         "--at",
@@ -31,21 +38,23 @@ def add_safeguard_commands(command: Command, pools: Pools) -> None:
         help="judge ages as at this time (seconds since 1970; default now)",
     )
 
-    unmount = command("umount", "zmake umount tank --remote nas --dest backup/laptop")
+    unmount = command("umount", "zmake umount tank --remote nas --dest backup/laptop", "where")
     pools(unmount)
     unmount.add_argument("--stamp", help="file to write when done (make's target)")
-    unmount.add_argument("--slots", type=int, help="ssh masters to share (default: make's -jN)")
+    unmount.add_argument("--slots", type=count, help="ssh masters to share (default: make's -jN)")
 
     allow = command(
-        "allow", "zmake allow --role receive --user zrecv backup/laptop --prune", targets=False
+        "allow", "zmake allow --role receive --user zrecv backup/laptop --prune", targets="none"
     )
-    allow.add_argument("dataset", metavar="DATASET", help="the source dataset, or the --dest")
+    allow.add_argument(
+        "dataset", metavar="DATASET", type=dataset_name, help="the source dataset, or the --dest"
+    )
     allow.add_argument(
         "--role", required=True, choices=("push-source", "pull-source", "receive"),
         help="push-source: runs zmake and sends; pull-source: sends to a backup host that "
         "pulls; receive: the backup side",
     )  # fmt: skip
-    allow.add_argument("--user", required=True, help="the unprivileged user")
+    allow.add_argument("--user", required=True, type=user_name, help="the unprivileged user")
     allow.add_argument("--prune", action="store_true", help="this user prunes too")
     allow.add_argument(
         "--rollback", action="store_true", help="receive: --force may roll a backup back"
@@ -58,11 +67,15 @@ def add_safeguard_commands(command: Command, pools: Pools) -> None:
     serve = command(
         "serve",
         'command="zmake serve --receive-into backup/laptop",restrict ssh-ed25519 AAAA…',
-        targets=False,
+        targets="none",
     )
     role = serve.add_mutually_exclusive_group(required=True)
-    role.add_argument("--receive-into", metavar="DATASET", help="a push's backup side")
-    role.add_argument("--send-from", metavar="DATASET", help="a pull's source side")
+    role.add_argument(
+        "--receive-into", metavar="DATASET", type=dataset_name, help="a push's backup side"
+    )
+    role.add_argument(
+        "--send-from", metavar="DATASET", type=dataset_name, help="a pull's source side"
+    )
     serve.add_argument("--allow-prune", action="store_true", help="allow destroying snapshots")
     serve.add_argument(
         "--allow-rollback", action="store_true", help="allow rollback and recv -A (--force)"
@@ -91,6 +104,7 @@ def add_proof_commands(command: Command) -> None:
         "verify",
         "zmake verify tank/home --remote nas --dest backup/laptop --sample 10%\n"
         "  zmake verify /mnt/usb/zmake --deep            # a --to-dir target",
+        "where",
     )
     ver.add_argument("names", nargs="*", metavar="DATASET|DIR",
                      help="source datasets (with their children), or a --to-dir DIR")  # fmt: skip
@@ -104,6 +118,7 @@ def add_proof_commands(command: Command) -> None:
         "zmake restore tank/home@zmake-20261129-020000 --into tank/home-restored "
         "--remote nas --dest backup/laptop -n\n"
         "  zmake restore /mnt/usb/zmake tank --into rescue/tank   # from a --to-dir target",
+        "where",
     )
     res.add_argument("names", nargs="+", metavar="DATASET[@SNAP]|DIR",
                      help="pool: one source dataset (newest snapshot unless @SNAP); files: DIR "
@@ -120,6 +135,7 @@ def add_proof_commands(command: Command) -> None:
     dri = command(
         "drill",
         "zmake drill tank/home --remote nas --dest backup/laptop   # monthly, from a timer",
+        "where",
     )
     dri.add_argument("dataset", metavar="DATASET", help="a source dataset")
     dri.add_argument("--scratch", metavar="DATASET",

@@ -8,7 +8,7 @@ import os
 import shlex
 from typing import NamedTuple
 
-from zmake.core.errors import PermissionDenied, ZmakeError
+from zmake.core.errors import PermissionDenied, UsageError, ZmakeError
 from zmake.sides import permissions
 from zmake.sides.runner import Runner
 from zmake.sides.side import Side
@@ -29,6 +29,11 @@ def show(runner: Runner, request: Request, *, apply: bool) -> int:
 
     role, user, dataset = request.role, request.user, request.dataset
     exists = False
+    if role == "receive" and "/" not in dataset:
+        raise UsageError(
+            f"--role receive {dataset}: that is a pool; give the --dest below it that the "
+            f"backups go into, e.g. {dataset}/laptop (zmake allow creates it)"
+        )
     if role == "receive":
         try:
             exists = bool(read_datasets(runner, Side(), [dataset]))
@@ -60,7 +65,10 @@ def check(runner: Runner, request: Request) -> int:
     import pwd
 
     role, user, dataset = request.role, request.user, request.dataset
-    account = pwd.getpwnam(user)
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        raise UsageError(f"--user {user}: no such user on this machine") from None
     groups = [grp.getgrgid(g).gr_name for g in os.getgrouplist(user, account.pw_gid)]
     granted = control(runner, Side(), ["zfs", "allow", dataset])
     have = permissions.effective(granted, dataset, user, groups)

@@ -169,7 +169,7 @@ class Unmounting:
 
 def run(args: argparse.Namespace, runner: Runner) -> int:
     settings = settings_from(args)
-    roots = roots_of(args, settings, runner)
+    roots = roots_of(args, settings, runner, changes=True)
     pruning = args.prune or settings.prune
     keeping = keeping_of(args, settings, backup_too=True) if pruning else None
     run_dir = ensure_run_dir(settings.run_dir)
@@ -177,15 +177,23 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
         roots=roots,
         jobs=args.jobs or settings.jobs,
         take_snapshot=args.snapshot or settings.snapshot,
-        snapshot_format=args.name,
+        snapshot_format=args.name or settings.name,
         keeping=keeping,
-        assume_yes=args.yes,
+        assume_yes=args.yes or settings.yes,
         check_remote=args.check_remote,
     )
     from zmake.reports.backup import Reporting
     from zmake.sides.locks import backup_lock
 
-    reporting = Reporting(args.quiet, args.metrics, args.summary_json)
+    if args.dry_run:
+        from zmake.commands.backup_dry_run import dry_run
+
+        return dry_run(runner, settings, route_of(settings, roots), request, run_dir)
+    reporting = Reporting(
+        args.quiet or settings.quiet,
+        args.metrics or settings.metrics,
+        args.summary_json or settings.summary_json,
+    )
     zmake_argv = shlex.join(["zmake", *sys.argv[1:]])
     route, selection = route_of(settings, roots), Selection(roots, settings.exclude)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from zmake.cli.arguments import roots_of, settings_from
 from zmake.commands.status import read_both
-from zmake.core.errors import ZmakeError
+from zmake.core.errors import UsageError, ZmakeError
 from zmake.core.health import UNKNOWN, CheckVerdict, Health, health_of, verdict
 from zmake.core.plan import Selection
 from zmake.reports.metrics import RunFigures, render_metrics, write_metrics
@@ -95,19 +95,30 @@ def run_metrics(
     write_metrics(path, render_metrics(healths, target_label(route), run))
 
 
+def age_option(text: str, option: str) -> int:
+    from zmake.core.health import parse_age
+
+    try:
+        return parse_age(text)
+    except UsageError as exc:
+        raise UsageError(f"--{option}: {exc}") from None
+
+
 def run(args: argparse.Namespace, runner: Runner) -> int:
     import time
 
-    from zmake.core.health import parse_age
-
     settings = settings_from(args)
-    warn, crit = parse_age(args.warn), parse_age(args.crit)
+    warn_text, crit_text = args.warn or settings.warn, args.crit or settings.crit
+    warn, crit = age_option(warn_text, "warn"), age_option(crit_text, "crit")
+    if crit <= warn:
+        raise UsageError(f"--crit {crit_text} must be longer than --warn {warn_text}")
     try:
         roots = roots_of(args, settings, runner)
     except ZmakeError as exc:
         print(f"ZMAKE UNKNOWN - {exc}")
         return 3
     now = args.at if args.at is not None else time.time()
-    metrics = Path(args.metrics) if args.metrics else None
+    metrics_file = args.metrics or settings.metrics
+    metrics = Path(metrics_file) if metrics_file else None
     return check(runner, route_of(settings, roots), roots, Selection(roots, settings.exclude),
                  warn=warn, crit=crit, now=now, as_json=args.json, metrics=metrics)  # fmt: skip

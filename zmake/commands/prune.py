@@ -217,8 +217,9 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
     from zmake.core.errors import CommandFailed
 
     settings = settings_from(args)
+    assume_yes = args.yes or settings.yes
     if args.keep_chains is not None:
-        target_of(settings).drop_chains(runner, args.keep_chains, assume_yes=args.yes,
+        target_of(settings).drop_chains(runner, args.keep_chains, assume_yes=assume_yes,
                                         dry_run=args.dry_run)  # fmt: skip
         return 0
     backup_side = args.remote_side or args.backup_only
@@ -232,11 +233,11 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
             raise UsageError("prune --backup-only needs --dest DATASET: the backups to prune")
         _, problems = prune_backups(runner, settings.target_side, settings.dest, retention,
                                     run_dir=ensure_run_dir(settings.run_dir),
-                                    assume_yes=args.yes, dry_run=args.dry_run)  # fmt: skip
+                                    assume_yes=assume_yes, dry_run=args.dry_run)  # fmt: skip
         if problems:
             raise CommandFailed(f"{len(problems)} snapshots could not be destroyed (above)")
         return 0
-    roots = roots_of(args, settings, runner)
+    roots = roots_of(args, settings, runner, changes=True)
     _, problems = prune(
         runner,
         route_of(settings, roots),
@@ -245,7 +246,7 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
         keeping_of(args, settings, backup_too=args.remote_side),
         run_dir=ensure_run_dir(settings.run_dir),
         backup_too=args.remote_side,
-        assume_yes=args.yes,
+        assume_yes=assume_yes,
         dry_run=args.dry_run,
     )
     if problems:

@@ -33,7 +33,9 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
     from datetime import UTC, datetime
 
     settings = settings_from(args)
-    pools = roots_of(args, settings, runner)
-    name = snapshot(runner, settings.source_side, pools, args.name, datetime.now(UTC))
+    pools = roots_of(args, settings, runner, changes=True)
+    name = snapshot(
+        runner, settings.source_side, pools, args.name or settings.name, datetime.now(UTC)
+    )
     print(f"snapshot @{name} of {' '.join(pools)}")
     return 0

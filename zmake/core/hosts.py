@@ -50,3 +50,18 @@ def ssh_destination(host: str) -> str:
     if BRACKETED.fullmatch(name):
         return f"{user}{at}{name[1:-1]}"
     return host
+
+
+def check_ssh(command: str, what: str) -> str:
+    """The ssh prefix (--ssh) splits as the shell would, and names a program first."""
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise UsageError(f"{what} {command!r} does not split as a command: {exc}") from None
+    if not words:
+        raise UsageError(f"{what} is empty: give a command, e.g. 'ssh -p 2222' (default ssh)")
+    if words[0].startswith("-"):
+        raise UsageError(f"{what} {command!r} starts with an option: name the program first")
+    return command

@@ -22,3 +22,30 @@ def encode(dataset: str) -> str:
 def target_name(dataset: str) -> str:
     """`send/<encoded name>`: the phony make target of a dataset."""
     return f"send/{encode(dataset)}"
+
+
+NAME_CHARACTER = re.compile(r"[A-Za-z0-9_.: -]")
+RESERVED_PREFIXES = ("mirror", "raidz", "draid", "spare")  # zpool's words, and "log"
+MAX_NAME = 255
+
+
+def dataset_problem(name: str) -> str | None:
+    """What makes `name` not a ZFS dataset name (OpenZFS zfs_namecheck), or None."""
+    if not name:
+        return "it is empty"
+    if len(name) > MAX_NAME:
+        return f"longer than {MAX_NAME} characters"
+    if "@" in name or "#" in name:
+        return "a dataset, not a snapshot (@) or bookmark (#)"
+    components = name.split("/")
+    if any(c == "" for c in components):
+        return "an empty component (a leading, trailing or double /)"
+    if any(c in (".", "..") for c in components):
+        return ". and .. are not components"
+    bad = sorted({char for char in name if char != "/" and not NAME_CHARACTER.fullmatch(char)})
+    if bad:
+        return f"{''.join(bad)!r} not allowed (letters, digits, _ - . : and space)"
+    pool = components[0]
+    if not pool[0].isalpha() or pool.startswith(RESERVED_PREFIXES) or pool == "log":
+        return f"the pool name {pool!r} must start with a letter and not a zpool word"
+    return None

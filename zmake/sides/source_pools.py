@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from zmake.core.errors import UsageError
+from zmake.core.errors import ParseError, UsageError
 from zmake.core.parse import Capture, parse_capture
 from zmake.sides import zfs_argv
 from zmake.sides.runner import Runner
@@ -41,4 +41,6 @@ def read_capture(path: str) -> Capture:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ParseError(f"{path}: not a zmake capture (not UTF-8 text)") from None
     return parse_capture(text, origin=path)

@@ -154,9 +154,12 @@ def test_each_side_from_the_command_line_over_the_config_file(tmp_path) -> None:
     keeping = keeping_of(given, settings, backup_too=True)
     assert keeping.source.within == 3 * DAY
     assert keeping.backup.calendar == (("daily", 30), ("monthly", 12))
-    overridden = keeping_of(argparse.Namespace(keep=5, keep_source=None, keep_backup="weekly=2"),
+    overridden = keeping_of(argparse.Namespace(keep=None, keep_source="5", keep_backup="weekly=2"),
                             settings, backup_too=True)  # fmt: skip
     assert overridden.source.last == 5 and overridden.backup.calendar == (("weekly", 2),)
+    both = argparse.Namespace(keep=5, keep_source=None, keep_backup="weekly=2")
+    with pytest.raises(UsageError, match="--keep N is both sides' policy: give --keep-backup"):
+        keeping_of(both, settings, backup_too=True)  # two answers for the backup: refused
     bare = resolve({}, None, env={})
     with pytest.raises(UsageError, match="--keep-backup POLICY"):
         keeping_of(argparse.Namespace(keep=None, keep_source="7", keep_backup=None), bare,

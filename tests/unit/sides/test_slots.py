@@ -158,7 +158,6 @@ def test_variables_on_make_s_command_line_are_not_job_flags(
         (None, "k -j4 --jobserver-auth=3,4", 4),
         ("2", "k -j4 --jobserver-auth=3,4", 2),  # --slots wins
         ("0", " -j8 --jobserver-auth=3,4", 0),
-        ("-3", None, 0),
     ],
 )
 def test_slot_count_from_the_option_or_make(
@@ -751,3 +750,12 @@ def test_a_dataset_without_snapshots_takes_no_slot(tmp_path: Path) -> None:
     report = sender(runner, tmp_path).send("tank/d")
     assert report.result == "no snapshot to send"
     assert runner.calls == [("local get", False)] and not lock.exists()
+
+
+def test_a_negative_slot_count_is_refused_at_the_edge(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["send", "tank", "--slots=-3"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "zmake send: argument --slots: '-3': at least 0 (see zmake send --help)\n"
+    )
