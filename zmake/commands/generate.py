@@ -165,7 +165,21 @@ def read_and_plan(
     target = target_of(settings, roots) if check_remote else None
     if target is not None and target.plans_from_backups:
         remote_state = target.read_backups(runner, {})
-    return make_plan(capture, roots, settings, remote_state)
+    plan = make_plan(capture, roots, settings, remote_state)
+    note_unsnapshotted(plan)
+    return plan
+
+
+def note_unsnapshotted(plan: Plan) -> None:
+    """A dataset without a snapshot has nothing to send: say so (a first run on a fresh pool
+    would otherwise plan "~0 bytes" and say nothing)."""
+    bare = [node.dataset.name for node in plan.nodes if not node.dataset.snapshots]
+    if bare:
+        pools = " ".join(sorted({name.split("/")[0] for name in bare}))
+        print(f"zmake: note: {len(bare)} of {len(plan.nodes)} datasets have no snapshot yet, "
+              f"so nothing to send for them ({bare[0]}{', …' if len(bare) > 1 else ''}): "
+              f"take one first, zmake snapshot {pools} (or zmake backup --snapshot)",
+              file=sys.stderr)  # fmt: skip
 
 
 def generate_text(runner: Runner, recipe: Recipe, *, static: bool = False) -> str:
