@@ -18,6 +18,7 @@ class Parser(argparse.ArgumentParser):
     monitoring system)."""
 
     def __init__(self, *args: object, usage_exit: int = 2, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `--dry` would break when a --dryer came
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.usage_exit = usage_exit
 

@@ -126,12 +126,13 @@ def build(
         add_target_options(sub, targets)
         return sub
 
-    def pools(sub: argparse.ArgumentParser, required: bool = False) -> None:
+    def pools(sub: argparse.ArgumentParser, changes: bool = False) -> None:
+        fallback = "" if changes else ", or every imported pool"
         sub.add_argument(
             "pools",
-            nargs="+" if required else "*",
+            nargs="*",
             metavar="POOL",
-            help="source pool(s) or datasets (default: config pools, or every imported pool)",
+            help=f"source pool(s) or datasets (default: the config's pools{fallback})",
         )
 
     capture = command("capture", "zmake capture tank > tank.zcap", SOURCE)
@@ -199,7 +200,7 @@ def build(
     )
 
     snap = command("snapshot", "zmake snapshot tank --name 'zmake-%Y%m%d'", SOURCE)
-    pools(snap)
+    pools(snap, changes=True)
     snap.add_argument(
         "--name", help="strftime format, UTC (default " + snapshot_name.replace("%", "%%") + ")"
     )
@@ -207,7 +208,7 @@ def build(
     prn = command(
         "prune", "zmake prune tank --keep 7 --remote-side --dest backup/laptop --yes", WHERE
     )
-    pools(prn)
+    pools(prn, changes=True)
     keep_options(prn)
     prn.add_argument(
         "--remote-side", action="store_true", help="prune the backup too, with the same rules"
@@ -237,7 +238,7 @@ def build(
         "backup",
         "zmake backup tank --remote nas --dest backup/laptop --snapshot --prune --keep 7 --yes",
     )
-    pools(bak)
+    pools(bak, changes=True)
     bak.add_argument("--snapshot", action="store_true", help="take a snapshot first")
     bak.add_argument(
         "--name", help="snapshot name format (default " + snapshot_name.replace("%", "%%") + ")"

@@ -128,11 +128,19 @@ def run_backup(
         write_stamp(umount_stamp, "unmounted\n")
         report.write_text("")
         env = {**os.environ, "ZMAKE_REPORT": str(report), "ZMAKE_RUN_DIR": str(run_dir)}
-        make = ["make", "-k", f"-j{request.jobs}", "-f", str(makefile), f"STAMPS={stamps}"]
+        make = [gnu_make(), "-k", f"-j{request.jobs}", "-f", str(makefile), f"STAMPS={stamps}"]
         return plan, runner.interactive(make, env), stamps, report
     finally:
         if unmounting is not None:
             unmounting.wait()  # its master too must be closed
+
+
+def gnu_make() -> str:
+    """GNU make: `gmake` where it has that name (the BSDs; their `make` cannot run the
+    Makefile), else `make`."""
+    import shutil
+
+    return "gmake" if shutil.which("gmake") else "make"
 
 
 class Unmounting:

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
         print(f"ZMAKE UNKNOWN - {exc}")
         return 3
     now = args.at if args.at is not None else time.time()
-    metrics_file = args.metrics or settings.metrics
-    metrics = Path(metrics_file) if metrics_file else None
+    # not the config's `metrics`: that file is the nightly backup's, which check would overwrite
+    metrics = Path(args.metrics) if args.metrics else None
     return check(runner, route_of(settings, roots), roots, Selection(roots, settings.exclude),
                  warn=warn, crit=crit, now=now, as_json=args.json, metrics=metrics)  # fmt: skip

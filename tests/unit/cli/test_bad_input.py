@@ -67,6 +67,7 @@ CASES = [  # (argv, config text, exit code, what stderr says)
     (["allow", "--role", "receive", "--user", "zb", "b/x", "--target", "a b"], None, 2, "1-32"),
     (["serve", "--receive-into", "b@x"], None, 2, "not a dataset name"),
     (["send", "tank/x", "--dest", "b/x", "--slots", "-3"], None, 2, "'-3': at least 0"),
+    (["backup", "tank", "--dest", "b/x", "--dry"], None, 2, "unrecognized arguments: --dry"),
     (["frobnicate"], None, 2, "invalid choice: 'frobnicate'"),
     ([], None, 2, "the following arguments are required: COMMAND"),
 ]
