@@ -7,7 +7,9 @@
 `encode` (core/names.py) escapes `@`, so a chain's folder can never be a child dataset's. A file is
 written as NAME.part and renamed when its pipeline succeeded; a name is never reused, so an
 rsync/rclone of DIR ships each file once. The manifest says, per file, the snapshots it
-carries (name, guid, createtxg), its size and the SHA-256 of the stored bytes."""
+carries (name, guid, createtxg), its size, the SHA-256 of the stored bytes, and the compressor
+it was written with (`--compress` may change between runs; a manifest without it per file, as
+zmake wrote them before, means the chain's)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class StreamFile:
     snapshots: tuple[tuple[str, int, int], ...]  # (short name, guid, createtxg), oldest first
     size: int
     sha256: str
+    compressor: str | None = None  # None: the chain's
 
     @property
     def to_guid(self) -> int:
@@ -56,6 +59,9 @@ class Chain:
 
     def with_file(self, new: StreamFile) -> Chain:
         return Chain(self.dataset, self.folder, self.raw, self.compressor, (*self.files, new))
+
+    def compressor_of(self, stream: StreamFile) -> str:
+        return stream.compressor or self.compressor
 
 
 def dataset_folder(dataset: str) -> str:
@@ -85,6 +91,7 @@ def manifest_text(chain: Chain) -> str:
                 "snapshots": [{"name": n, "guid": g, "createtxg": t} for n, g, t in f.snapshots],
                 "size": f.size,
                 "sha256": f.sha256,
+                **({"compressor": f.compressor} if f.compressor is not None else {}),
             }
             for f in chain.files
         ],
@@ -121,6 +128,7 @@ def chain_of(document: dict[str, object]) -> Chain:
             ),
             size=int(f["size"]),
             sha256=str(f["sha256"]),
+            compressor=str(f["compressor"]) if f.get("compressor") is not None else None,
         )
         for f in document["files"]  # type: ignore[attr-defined]
     )
@@ -184,6 +192,25 @@ def continuity(chain: Chain) -> list[str]:
             problems.append(f"{after.name}: starts at guid {after.from_guid}, but "
                             f"{before.name} ends at {before.to_guid}")  # fmt: skip
     return problems
+
+
+def compressor_problems(chain: Chain) -> list[str]:
+    return [p for p in (compressor_problem(chain, f) for f in chain.files) if p is not None]
+
+
+def compressor_problem(chain: Chain, stream: StreamFile) -> str | None:
+    """A file must be named as its compressor names files: a `.zfs.bz2` under a manifest that
+    says zstd (a chain continued after --compress changed, before compressors were recorded
+    per file) is not decompressed by what the manifest says."""
+    compressor = chain.compressor_of(stream)
+    named = next((c for c, suffix in SUFFIX.items() if stream.name.endswith(suffix)), None)
+    if compressor not in SUFFIX:
+        return f"{stream.name}: the manifest names no known compressor ({compressor})"
+    if named is None:
+        return f"{stream.name}: not named as a {compressor} stream file ({SUFFIX[compressor]})"
+    if named != compressor:
+        return f"{stream.name}: a {named} file by its name, but the manifest says {compressor}"
+    return None
 
 
 def newest_restorable(chains: Sequence[Chain], dataset: str) -> Chain | None:

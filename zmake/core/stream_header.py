@@ -44,11 +44,7 @@ class Begin:
 def parse_begin(record: bytes) -> Begin:
     if len(record) != RECORD_SIZE:
         raise ParseError("stream: shorter than one record")
-    order = None
-    for candidate in ("<", ">"):
-        (magic,) = struct.unpack_from(candidate + "Q", record, 8)
-        if magic == BACKUP_MAGIC:
-            order = candidate
+    order = byte_order(record)
     if order is None:
         raise ParseError("stream: not a zfs send stream (no BEGIN magic)")
     drr_type, payloadlen = struct.unpack_from(order + "II", record, 0)
@@ -59,6 +55,15 @@ def parse_begin(record: bytes) -> Begin:
     toname = record[56:].split(b"\0", 1)[0].decode("utf-8", "replace")
     return Begin(versioninfo & 3, versioninfo >> 2, objset, flags, toguid, fromguid, toname,
                  payloadlen)  # fmt: skip
+
+
+def byte_order(record: bytes) -> str | None:
+    """The byte order ("<" or ">") a BEGIN record's magic is written in: the order of the host
+    that wrote the stream, for every number in it. None: no magic (not a BEGIN record)."""
+    for order in ("<", ">"):
+        if len(record) >= 16 and struct.unpack_from(order + "Q", record, 8)[0] == BACKUP_MAGIC:
+            return order
+    return None
 
 
 def read_head(read: Callable[[int], bytes]) -> tuple[Begin, bytes]:

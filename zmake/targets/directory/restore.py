@@ -1,18 +1,18 @@
 """`zmake restore DIR [DATASET…] --into POOL[/PATH]`: replay stream-file chains into a pool.
 
 Per dataset, parents before children, the newest whole chain (the rules of
-targets/directory/verify.py), file by file: each file's SHA-256 is checked where it lies *before* a
-byte reaches `zfs recv`, so a
-damaged file is refused instead of failing a receive halfway. A file whose snapshot the
-target already holds is skipped, and a partial receive is aborted and its file replayed:
-run it again after an interruption and it carries on. Names map as zmake names backups:
-the source's pool is replaced by --into (`tank/home` → `POOL/PATH/home`)."""
+targets/directory/verify.py), file by file, each through its own decompressor (the manifest
+says which, per file): each file's SHA-256 and name are checked where it lies *before* a byte
+reaches `zfs recv`, so a damaged file is refused instead of failing a receive halfway. A file
+whose snapshot the target already holds is skipped, and a partial receive is aborted and its
+file replayed: run it again after an interruption and it carries on. Names map as zmake
+names backups: the source's pool is replaced by --into (`tank/home` → `POOL/PATH/home`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from zmake.core.chain import Chain, newest_restorable
+from zmake.core.chain import Chain, compressor_problems, newest_restorable
 from zmake.core.errors import Refused, TransferFailed
 from zmake.core.model import Argv, dest_name, is_within, parent_of
 from zmake.sides import zfs_calls
@@ -58,6 +58,10 @@ def restore(
 
 def check_files(runner: Runner, side: Side, directory: str, chain: Chain) -> None:
     folder = chain_path(directory, chain)
+    misnamed = compressor_problems(chain)
+    if misnamed:
+        raise Refused(f"{folder}{side.where()}: {misnamed[0]}: nothing was received "
+                      "(see zmake verify)")  # fmt: skip
     paths = {f"{folder}/{f.name}": f.sha256 for f in chain.files}
     found = checksums(runner, side, list(paths))
     for path, expected in paths.items():
@@ -93,7 +97,7 @@ def restore_chain(
             parent = parent_of(target)
             if parent is not None and not zfs_calls.read_datasets(runner, local, [parent]):
                 zfs_calls.control(runner, local, ["zfs", "create", "-p", parent])
-        receive(runner, side, path, chain.compressor, target)
+        receive(runner, side, path, chain.compressor_of(stream), target)
         print(f"restore: {chain.dataset}: {stream.name} → {target}@{stream.snapshots[-1][0]}")
         existing = zfs_calls.read_backup(runner, local, target)
 

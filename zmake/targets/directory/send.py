@@ -1,10 +1,13 @@
 """`zmake send DATASET --to-dir DIR`: the next stream files of one dataset's chain, in a
 directory of any filesystem, on this machine or over ssh (core/chain.py says what and where).
 
-Each file is one pipeline — `zfs send | zstd | dd of=NAME.part` (dd on the directory's side)
-— then `sha256sum` of what was stored, a rename into place, optional `par2` recovery data,
-and the chain's manifest, written as a .part too and renamed. Nothing but these argv
-commands runs on the directory's side: no zfs, no zmake, no shell needed there."""
+Each file is one pipeline — `zfs send | zstd | dd of=NAME.part conv=fsync` (dd on the
+directory's side, which fsyncs the file before it exits) — then `sha256sum` of what was
+stored, a rename into place, optional `par2` recovery data, `sync DIR` (an fsync of the
+directory: the rename is on disk), and the chain's manifest, written the same way: a .part
+fsynced, renamed, its directory fsynced. A manifest never names a file a crash can take back.
+Nothing but these argv commands runs on the directory's side: no zfs, no zmake, no shell
+needed there."""
 
 from __future__ import annotations
 
@@ -64,13 +67,26 @@ def chain_path(directory: str, chain: Chain) -> str:
 
 
 def write_text(runner: Runner, side: Side, path: str, text: str) -> None:
-    """A small file (a manifest) written whole: NAME.part, then renamed."""
+    """A small file (a manifest) written whole: NAME.part fsynced, renamed, its directory
+    fsynced."""
     part = f"{path}.part"
-    stages = [["printf", "%s", text], *side.stream([["dd", f"of={part}", "status=none"]])]
-    result = runner.pipeline(stages)
+    writing = [["dd", f"of={part}", "status=none", "conv=fsync"]]
+    result = runner.pipeline([["printf", "%s", text], *side.stream(writing)])
     if not result.ok:
         raise TransferFailed(f"writing {part}{side.where()}: {result.stages[-1].stderr.strip()}")
     zfs_calls.control(runner, side, ["mv", "-f", part, path])
+    sync(runner, side, [path.rsplit("/", 1)[0] or "/"])
+
+
+def sync(runner: Runner, side: Side, paths: list[str]) -> None:
+    """fsync of each path (GNU `sync FILE…`): of a directory, its entries (a rename) on disk."""
+    zfs_calls.control(runner, side, ["sync", "--", *paths])
+
+
+def folders(directory: str, chain: Chain) -> list[str]:
+    """A chain's folder, each folder above it and DIR: the ones `mkdir -p` may have added to."""
+    parts = chain_path("", chain).strip("/").split("/")
+    return [f"{directory}/{'/'.join(parts[:n])}" for n in range(len(parts), 0, -1)] + [directory]
 
 
 class FileSender:
@@ -125,8 +141,10 @@ class FileSender:
         zfs_calls.control(self.runner, side, ["mv", "-f", part, final])
         if self.options.recovery:
             zfs_calls.control(self.runner, side, par2_create(final, self.options.recovery))
+        sync(self.runner, side, folders(self.directory, step.chain) if step.new_chain else [folder])
         carried = tuple((s.short, s.guid, s.createtxg) for s in step.carried)
-        new = StreamFile(step.file, step.base.guid if step.base else None, carried, size, digest)
+        new = StreamFile(step.file, step.base.guid if step.base else None, carried, size, digest,
+                         self.options.compressor)  # fmt: skip
         chain = step.chain.with_file(new)
         write_text(self.runner, side, f"{folder}/{MANIFEST}", manifest_text(chain))
         what = "full" if step.base is None else f"incremental {step.base.label}.."
@@ -137,7 +155,7 @@ class FileSender:
     def stream(self, send: Argv, part: str, name: str) -> None:
         compressor = self.options.compressor
         sending = [send, *([COMPRESSORS[compressor][0]] if compressor != "none" else [])]
-        writing = [["dd", f"of={part}", "bs=1M", "status=none"]]
+        writing = [["dd", f"of={part}", "bs=1M", "status=none", "conv=fsync"]]
         stages = [*self.route.source.stream(sending), *self.route.target.stream(writing)]
         result = self.runner.pipeline(stages)
         if not result.ok:
