@@ -6,7 +6,7 @@ READONLY to `zmake send`, so `make REMOTE=other` overrides reach every recipe.""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,10 +58,12 @@ KNOWN_KEYS = {  # the long option names (`keep-source` or `keep_source` in the f
     "summary_json": TEXT,
     "warn": TEXT,
     "crit": TEXT,
+    "stall_timeout": TEXT,  # an age, e.g. 10m; 0: never stop a stream
 }
 COMMAND_KEYS = ("name", "yes", "quiet", "metrics", "summary_json", "warn", "crit")
 ENV_KEYS = ("remote", "source", "ssh", "dest", "compress", "readonly", "run_dir", "to_dir",
-            "full_every", "recovery")  # fmt: skip
+            "full_every", "recovery", "stall_timeout")  # fmt: skip
+DEFAULT_STALL = "10m"
 SETTING_VARIABLES = tuple(f"ZMAKE_{key.upper()}" for key in ENV_KEYS)
 TRUE_WORDS = ("1", "on", "yes", "true")
 FALSE_WORDS = ("0", "off", "no", "false")
@@ -95,6 +97,15 @@ class Settings:
     summary_json: str | None = None
     warn: str = "26h"
     crit: str = "50h"
+    stall_timeout: str = DEFAULT_STALL  # as given, for the Makefile to pass on
+
+    @property
+    def stall_after(self) -> float | None:
+        """Seconds a stream may move no data before it is stopped; None: never."""
+        from zmake.core.health import parse_age
+
+        seconds = parse_age(self.stall_timeout)
+        return float(seconds) if seconds > 0 else None
 
     @property
     def names_a_target(self) -> bool:
@@ -241,8 +252,21 @@ def resolve(
         to_dir=merged.get("to_dir") or None,
         full_every=number_or_none(merged.get("full_every"), "full-every"),
         recovery=number_or_none(str(merged.get("recovery") or "").rstrip("%") or None, "recovery"),
+        stall_timeout=stall_timeout(merged.get("stall_timeout"), named),
         **{key: merged[key] for key in COMMAND_KEYS if merged.get(key) is not None},
     )
+
+
+def stall_timeout(value: Any, named: Callable[[str], str]) -> str:
+    """The --stall-timeout age as given (checked here, before any work)."""
+    from zmake.core.health import parse_age
+
+    text = str(value).strip() if value not in (None, "") else DEFAULT_STALL
+    try:
+        parse_age(text)
+    except UsageError as exc:
+        raise UsageError(f"{named('stall_timeout')}: {exc}") from None
+    return text
 
 
 def number_or_none(value: Any, what: str) -> int | None:

@@ -18,7 +18,7 @@ from zmake.sides.runner import Runner
 from zmake.sides.slots import jobs_from_makeflags
 
 SETTING_KEYS = ("remote", "source", "ssh", "dest", "compress", "readonly", "run_dir", "exclude",
-                "to_dir", "full_every", "recovery")  # fmt: skip
+                "to_dir", "full_every", "recovery", "stall_timeout")  # fmt: skip
 
 
 def setting_layer(args: argparse.Namespace) -> dict[str, Any]:

@@ -82,6 +82,12 @@ def add_transfer_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--recovery", metavar="PCT", help="--to-dir: par2 recovery data per file, e.g. 5%%"
     )
+    group.add_argument(
+        "--stall-timeout",
+        metavar="AGE",
+        help="stop a stream that moved no data for AGE (e.g. 10m, the default; 0: never); "
+        "what arrived is kept, the next run resumes it",
+    )
 
 
 def keep_options(parser: argparse.ArgumentParser) -> None:

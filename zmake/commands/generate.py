@@ -140,6 +140,7 @@ def makefile_text(
             dest=settings.dest or "",
             compress=settings.compress,
             readonly=settings.readonly,
+            stall_timeout=settings.stall_timeout,
             command=command,
             origin=origin,
             selection=selection_json(roots, settings),

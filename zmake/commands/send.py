@@ -32,6 +32,7 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
         wait_for_lock=not args.no_wait,
         slots=slot_count(args),
         batch=tuple(names),
+        stall_after=settings.stall_after,
     )
     sender = target_of(settings, names).sender(runner, request, run_dir)
     report_file = os.environ.get("ZMAKE_REPORT")

@@ -66,6 +66,18 @@ class TransferFailed(ZmakeError):
     exit_code = 8
 
 
+class Stalled(TransferFailed):
+    """The watchdog stopped a stream that moved no data for too long (sides/watchdog.py)."""
+
+    def __init__(self, dataset: str, seconds: float) -> None:
+        from zmake.core.health import short_age
+
+        super().__init__(
+            f"{dataset}: stalled, no data moved for {short_age(seconds)}: stopped, what "
+            "arrived is kept (resumable); run again (--stall-timeout sets the limit)"
+        )
+
+
 class PackageRefused(TransferFailed):
     """A restricted key's `zmake serve` takes one snapshot per stream, never a package
     (`send -I` of several): the range is then sent one `-i` stream at a time."""

@@ -60,6 +60,7 @@ class RenderSettings:
     origin: str  # where the inventory came from, for the header
     source_host: str = ""  # pull mode: the source's [USER@]HOST
     readonly: bool = True
+    stall_timeout: str = "10m"
     selection: str = '{"roots": [], "exclude": []}'  # JSON, exported as ZMAKE_SELECTION
     # JSON that `zmake generate --update` regenerates from; empty: no self-update rule
     # (`zmake backup` writes its Makefile afresh each run).

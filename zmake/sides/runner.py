@@ -45,10 +45,11 @@ class Result:
 @dataclass(frozen=True)
 class PipelineResult:
     stages: list[Result]
+    stalled: bool = False  # stopped by the watchdog: no data moved for too long
 
     @property
     def ok(self) -> bool:
-        return all(stage.returncode == 0 for stage in self.stages)
+        return not self.stalled and all(stage.returncode == 0 for stage in self.stages)
 
 
 class Runner:
@@ -93,14 +94,25 @@ class Runner:
         except FileNotFoundError:
             raise ZfsUnavailable(f"{argv[0]}: command not found") from None
 
-    def pipeline(self, stages: Sequence[Argv], *, passthrough: int | None = None) -> PipelineResult:
-        """Run stages connected by pipes; stage `passthrough` (pv) keeps the terminal."""
+    def pipeline(
+        self,
+        stages: Sequence[Argv],
+        *,
+        passthrough: int | None = None,
+        stall_after: float | None = None,
+    ) -> PipelineResult:
+        """Run stages connected by pipes; stage `passthrough` (pv) keeps the terminal. With
+        `stall_after`, stopped when no data moved for that long (sides/watchdog.py)."""
         with ExitStack() as stack:
             logs = [stack.enter_context(scratch_file()) for _ in stages]
-            return self.run_stages(stages, logs, passthrough)
+            return self.run_stages(stages, logs, passthrough, stall_after)
 
     def run_stages(
-        self, stages: Sequence[Argv], logs: Sequence[IO[bytes]], passthrough: int | None
+        self,
+        stages: Sequence[Argv],
+        logs: Sequence[IO[bytes]],
+        passthrough: int | None,
+        stall_after: float | None = None,
     ) -> PipelineResult:
         self.trace(" | ".join(" ".join(stage) for stage in stages))
         procs: list[subprocess.Popen[bytes]] = []
@@ -124,11 +136,17 @@ class Runner:
                 proc.kill()
                 proc.wait()
             raise ZfsUnavailable(f"{exc.filename}: command not found") from None
+        stalled = False
+        if stall_after is not None:
+            from zmake.sides import watchdog
+
+            watched = [procs[i] for i in watchdog.relays(stages)]
+            stalled = watchdog.wait_watching(procs, watched, stall_after)
         results = []
         for argv, proc, log in zip(stages, procs, logs, strict=True):
             code = proc.wait()
             results.append(Result(argv, code, "", read_back(log)))
-        return PipelineResult(results)
+        return PipelineResult(results, stalled)
 
 
 def start_control(argv: Argv, out: IO[bytes], err: IO[bytes]) -> subprocess.Popen[bytes]:

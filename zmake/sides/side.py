@@ -23,6 +23,9 @@ from zmake.sides.zfs_argv import COMPRESSORS
 
 # A slot's master stays up this long when idle, for the sends that take the slot next.
 MASTER_PERSIST_SECONDS = 120
+# A peer that died (or a link that dropped) is noticed in 3 minutes, not at TCP's hours: the
+# stream's ssh exits 255, the run goes on, the next one resumes. --ssh's own -o wins.
+KEEPALIVE = ["-o", "ServerAliveInterval=30", "-o", "ServerAliveCountMax=6"]
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ def ssh_argv(
     ends ssh's options: the host is never read as one, nor is anything after it."""
     text = " | ".join(shlex.join(stage) for stage in remote_pipeline)
     options = socket_options(socket, own_connection=own_connection)
-    return [*ssh_prefix(ssh), *options, "--", ssh_destination(remote), text]
+    return [*ssh_prefix(ssh), *options, *KEEPALIVE, "--", ssh_destination(remote), text]
 
 
 def master_control_argv(ssh: str, remote: str, socket: str, command: str) -> Argv:

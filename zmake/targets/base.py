@@ -31,6 +31,7 @@ class SendRequest:
     wait_for_lock: bool = True
     slots: int = 0
     batch: tuple[str, ...] = ()  # every dataset this process sends, in order
+    stall_after: float | None = None  # stop a stream that moved no data for this long
 
 
 @dataclass(frozen=True)

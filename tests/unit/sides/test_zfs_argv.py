@@ -25,7 +25,7 @@ from zmake.core.decide import Action, Step
 from zmake.core.errors import UsageError, ZfsUnavailable
 from zmake.core.model import FILESYSTEM, VOLUME, Dataset, Snapshot
 from zmake.sides.runner import Runner
-from zmake.sides.side import Route, Side, ssh_argv, ssh_prefix
+from zmake.sides.side import KEEPALIVE, Route, Side, ssh_argv, ssh_prefix
 from zmake.sides.zfs_argv import (
     COMPRESSORS,
     abort_resume_argv,
@@ -136,7 +136,7 @@ def test_remote_shell_receives_each_argument_intact(
     fakes: Fakes, tmp_path: Path, name: str
 ) -> None:
     argv = ssh_argv("ssh", "backup", [remote_dataset_argv(name)])
-    assert argv[:3] == ["ssh", "--", "backup"] and len(argv) == 4  # one word after the host
+    assert argv[:-1] == ["ssh", *KEEPALIVE, "--", "backup"]  # one word after the host
     done = run(["sh", "-c", argv[-1]], fakes.env(tmp_path / "log"))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == remote_dataset_argv(name)[1:]
@@ -168,7 +168,7 @@ def test_ssh_prefix_is_split_like_a_shell() -> None:
     side = Side("me@host", ssh="ssh -F 'my cfg' -p 2222 -o X=y")
     argv = side.control(["zfs", "list", "b/my data"])
     assert argv[:7] == ["ssh", "-F", "my cfg", "-p", "2222", "-o", "X=y"]
-    assert argv[7:] == ["--", "me@host", "zfs list 'b/my data'"]
+    assert argv[7:] == [*KEEPALIVE, "--", "me@host", "zfs list 'b/my data'"]
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "ssh -F 'unclosed"])
@@ -373,7 +373,9 @@ def test_push_compresses_here_and_decompresses_on_the_backup(compress: str) -> N
     compressor, decompressor = COMPRESSORS[compress]
     assert stages[:3] == [send, ["pv", "-f"], compressor]
     remote_text = f"{shlex.join(decompressor)} | {shlex.join(recv)}"
-    assert stages[3:] == [["ssh", "-p", "22", *OWN_CONNECTION, "--", "me@host", remote_text]]
+    assert stages[3:] == [
+        ["ssh", "-p", "22", *OWN_CONNECTION, *KEEPALIVE, "--", "me@host", remote_text]
+    ]
 
 
 @pytest.mark.parametrize("compress", sorted(COMPRESSORS))
@@ -384,7 +386,7 @@ def test_pull_compresses_on_the_source_and_meters_after_decompressing(compress: 
     compressor, decompressor = COMPRESSORS[compress]
     remote_text = f"{shlex.join(send)} | {shlex.join(compressor)}"
     assert stages == [
-        ["ssh", *OWN_CONNECTION, "--", "me@laptop", remote_text],
+        ["ssh", *OWN_CONNECTION, *KEEPALIVE, "--", "me@laptop", remote_text],
         decompressor,
         ["pv", "-f"],
         recv,
@@ -398,9 +400,9 @@ def test_relay_passes_the_compressed_stream_through_this_machine() -> None:
     sending = f"{shlex.join(send)} | {shlex.join(compressor)}"
     receiving = f"{shlex.join(decompressor)} | {shlex.join(recv)}"
     assert relay("zstd").pipeline(send, recv, ["pv"]) == [
-        ["ssh", *OWN_CONNECTION, "--", "me@laptop", sending],
+        ["ssh", *OWN_CONNECTION, *KEEPALIVE, "--", "me@laptop", sending],
         ["pv"],
-        ["ssh", *OWN_CONNECTION, "--", "me@host", receiving],
+        ["ssh", *OWN_CONNECTION, *KEEPALIVE, "--", "me@host", receiving],
     ]
 
 
@@ -408,16 +410,18 @@ def test_uncompressed_remote_pipeline() -> None:
     ds = filesystem()
     send, recv = send_argv(full(ds), ds), recv_argv(full(ds), ds, "backup")
     stages = Route(Side(), Side("host"), "backup").pipeline(send, recv)
-    assert stages == [send, ["ssh", *OWN_CONNECTION, "--", "host", shlex.join(recv)]]
+    assert stages == [send, ["ssh", *OWN_CONNECTION, *KEEPALIVE, "--", "host", shlex.join(recv)]]
 
 
 def test_only_data_streams_opt_out_of_connection_sharing() -> None:
     """Control commands may share a multiplexed connection; data streams get their own."""
     side = Side("me@host", ssh="ssh -p 22")
-    assert side.control(["zfs", "list"]) == ["ssh", "-p", "22", "--", "me@host", "zfs list"]
+    assert side.control(["zfs", "list"]) == [
+        "ssh", "-p", "22", *KEEPALIVE, "--", "me@host", "zfs list"
+    ]  # fmt: skip
     assert ssh_argv("ssh -p 22", "me@host", [["zfs", "list"]]) == side.control(["zfs", "list"])
     stream = ssh_argv("ssh -p 22", "me@host", [["a"], ["b"]], own_connection=True)
-    assert stream == ["ssh", "-p", "22", *OWN_CONNECTION, "--", "me@host", "a | b"]
+    assert stream == ["ssh", "-p", "22", *OWN_CONNECTION, *KEEPALIVE, "--", "me@host", "a | b"]
     assert side.stream([["a"], ["b"]]) == [stream]
 
 
@@ -453,7 +457,7 @@ def test_pipeline_runs_end_to_end(
         assert received[0]["stdin"] == f"[{program}: {source_host} -> {target_host}]{stream}"
     ssh_calls = [r for r in records if r["prog"] == "ssh"]
     assert len(ssh_calls) == len(the_route.remote_hosts)
-    assert all(call["options"] == OWN_CONNECTION for call in ssh_calls)
+    assert all(call["options"] == [*OWN_CONNECTION, *KEEPALIVE] for call in ssh_calls)
     assert all(len(call["words"]) == 1 for call in ssh_calls)
 
 
@@ -501,7 +505,7 @@ needs_ssh = pytest.mark.skipif(shutil.which("ssh") is None, reason="needs OpenSS
 
 def test_data_stream_ssh_opts_out_of_connection_sharing() -> None:
     ssh = data_stream_ssh("ssh")
-    assert ssh[: ssh.index("me@host")] == ["ssh", *OWN_CONNECTION, "--"]
+    assert ssh[: ssh.index("me@host")] == ["ssh", *OWN_CONNECTION, *KEEPALIVE, "--"]
 
 
 @needs_ssh

@@ -353,7 +353,8 @@ def through_make(value: str, env: dict[str, str] | None = None) -> str:
 # The Makefile's settings. It assigns them with a plain `=`, so an environment value must not
 # matter; they are kept out of make's environment all the same, and only the precedence tests
 # (test_the_environment_never_changes_a_setting) put them back on purpose.
-MAKEFILE_VARIABLES = ("ZMAKE", "REMOTE", "SOURCE", "SSH", "DEST", "COMPRESS", "READONLY", "STAMPS")
+MAKEFILE_VARIABLES = ("ZMAKE", "REMOTE", "SOURCE", "SSH", "DEST", "COMPRESS", "READONLY", "STAMPS",
+                      "STALL_TIMEOUT")  # fmt: skip
 
 
 def run_make(
@@ -565,6 +566,7 @@ DEFAULT_ENV = {
     "ZMAKE_DEST": "",
     "ZMAKE_COMPRESS": "none",
     "ZMAKE_READONLY": "on",
+    "ZMAKE_STALL_TIMEOUT": "10m",
 }
 
 

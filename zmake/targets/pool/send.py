@@ -20,6 +20,7 @@ from zmake.core.errors import (
     RawMismatch,
     ResumeNeedsForce,
     StaleResumeToken,
+    Stalled,
     TransferFailed,
 )
 from zmake.core.model import BackupDataset, Dataset, dest_name
@@ -49,6 +50,7 @@ class SendOptions:
     wait_for_lock: bool = True
     slots: int = 0  # ssh masters shared by this run's jobs (zmake/sides/slots.py); 0: none
     batch: tuple[str, ...] = ()  # every dataset this process sends (batch.py), in order
+    stall_after: float | None = None  # seconds without data before a stream is stopped
 
 
 @dataclass(frozen=True)
@@ -272,7 +274,11 @@ class Sender:
             print(zfs_argv.pipeline_text(stages))
         else:
             meter = stages.index(progress) if progress else None
-            result = self.runner.pipeline(stages, passthrough=meter)
+            result = self.runner.pipeline(
+                stages, passthrough=meter, stall_after=self.options.stall_after
+            )
+            if result.stalled:
+                raise Stalled(local.name, self.options.stall_after or 0)
             if not result.ok:
                 raise stderr_errors.transfer_error(
                     local.name,

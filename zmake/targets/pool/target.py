@@ -40,7 +40,8 @@ class PoolTarget:
         options = SendOptions(route=self.route, selection=request.selection,
                               force=request.force, progress=request.progress,
                               dry_run=request.dry_run, wait_for_lock=request.wait_for_lock,
-                              slots=request.slots, batch=request.batch)  # fmt: skip
+                              slots=request.slots, batch=request.batch,
+                              stall_after=request.stall_after)  # fmt: skip
         return Sender(runner, options, run_dir).send
 
     def unmount(
