@@ -3,6 +3,7 @@ loopback "backup" host over ssh — verify it, damage it, repair it, restore it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -180,3 +181,56 @@ def test_an_interrupted_restore_carries_on(pools, zm, tmp_path):
     done = zm("restore", str(directory), "--into", f"{pools.dst}/r", check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert snapshot_guids(f"{pools.dst}/r") == snapshot_guids(pools.src)
+
+
+def rewrite_stream(path: Path, change: Callable[[bytearray], bytes]) -> None:
+    """Change the stream inside `path` (decompressed, changed, recompressed by its own tool)
+    and make its manifest agree, as a stream damaged before it was hashed would look."""
+    tools = {".zst": ["zstd", "-q"], ".bz2": ["bzip2"], ".gz": ["gzip"], ".lz4": ["lz4", "-q"]}
+    tool = tools[path.suffix]
+    plain = subprocess.run([*tool, "-d", "-c", str(path)], capture_output=True, check=True).stdout
+    packed = subprocess.run([*tool, "-c"], input=change(bytearray(plain)), capture_output=True,
+                            check=True).stdout  # fmt: skip
+    path.write_bytes(packed)
+    manifest = path.parent / "manifest.json"
+    document = json.loads(manifest.read_text())
+    entry = next(f for f in document["files"] if f["name"] == path.name)
+    entry["sha256"], entry["size"] = hashlib.sha256(packed).hexdigest(), len(packed)
+    manifest.write_text(json.dumps(document))
+
+
+def flip_middle(data: bytearray) -> bytes:
+    data[len(data) // 2] ^= 0x01
+    return bytes(data)
+
+
+def test_a_chain_changing_compressor_restores_and_deep_verify_reads_real_streams(
+    pools, tree, zm, tmp_path
+):
+    directory = tmp_path / "files"
+    target = [pools.src, "--to-dir", str(directory), "-j", "2", "--yes"]
+    zm("backup", *target, "--compress", "zstd")
+    more_snapshots(tree, "zmake-b")
+    zm("backup", *target, "--compress", "bzip2")  # the same chains, another compressor
+    streams = [p for p in files_in(directory) if ".zfs" in p.name]
+    assert {p.suffix for p in streams} == {".zst", ".bz2"}, streams
+    deep = zm("verify", str(directory), "--deep", check=False)  # full, -I, raw, zvol streams
+    assert deep.returncode == 0, deep.stdout + deep.stderr
+    restored = f"{pools.dst}/mixed"
+    done = zm("restore", str(directory), "--into", restored, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert snapshot_guids(restored) == snapshot_guids(pools.src)
+
+    # What only --deep sees: a stream changed (or cut) before it was hashed.
+    home = [p for p in streams if p.suffix == ".bz2" and "home" in str(p.parent)
+            and "my" not in str(p.parent)]  # fmt: skip
+    (victim,) = home
+    rewrite_stream(victim, flip_middle)
+    plain = zm("verify", str(directory), check=False)
+    assert plain.returncode == 0, plain.stdout  # the control: every SHA-256 agrees
+    caught = zm("verify", str(directory), "--deep", check=False)
+    assert caught.returncode == 1 and victim.name in caught.stdout, caught.stdout
+    rewrite_stream(victim, lambda data: bytes(data[: len(data) * 3 // 4]))
+    assert zm("verify", str(directory), check=False).returncode == 0
+    cut = zm("verify", str(directory), "--deep", check=False)
+    assert cut.returncode == 1 and victim.name in cut.stdout, cut.stdout
