@@ -31,26 +31,24 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(status)
 
 
-def positive_int(text: str) -> int:
-    """A whole number ≥ 1 (jobs, counts)."""
+def whole_number(text: str, minimum: int) -> int:
     try:
         number = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: at least 1")
+    if number < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least {minimum}")
     return number
+
+
+def positive_int(text: str) -> int:
+    """A whole number ≥ 1 (jobs, counts)."""
+    return whole_number(text, 1)
 
 
 def count(text: str) -> int:
     """A whole number ≥ 0 (slots: 0 means none)."""
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: at least 0")
-    return number
+    return whole_number(text, 0)
 
 
 def dataset_name(text: str) -> str:
