@@ -140,10 +140,11 @@ def check_dest(dest: str, roots: Sequence[str], *, same_machine: bool) -> None:
             )
 
 
-def load_config(path: str | None) -> dict[str, Any]:
-    """The config file's keys: `path`, else DEFAULT_CONFIG when it exists, else none."""
+def load_config(path: str | None, *, default: bool = True) -> dict[str, Any]:
+    """The config file's keys: `path`, else DEFAULT_CONFIG when it exists (and `default`),
+    else none."""
     if path is None:
-        if not DEFAULT_CONFIG.is_file():
+        if not default or not DEFAULT_CONFIG.is_file():
             return {}
         path = str(DEFAULT_CONFIG)
     import tomllib  # here: every `zmake send` starts Python, few read a config file
@@ -201,11 +202,19 @@ def parse_switch(text: str, what: str) -> bool | None:
 
 
 def resolve(
-    cli: Mapping[str, Any], config_path: str | None, env: Mapping[str, str] | None = None
+    cli: Mapping[str, Any],
+    config_path: str | None,
+    env: Mapping[str, str] | None = None,
+    *,
+    default_config: bool = True,
 ) -> Settings:
-    """Merge the layers; `None` on the command line means "not given"."""
+    """Merge the layers; `None` on the command line means "not given". Without `-c`, the
+    DEFAULT_CONFIG unless `default_config` is off."""
     layers = (  # each with how a message names a key it sets
-        (load_config(config_path), lambda key: f"config {config_path}: {key}"),
+        (
+            load_config(config_path, default=default_config),
+            lambda key: f"config {config_path or DEFAULT_CONFIG}: {key}",
+        ),
         (from_environment(os.environ if env is None else env), lambda key: f"ZMAKE_{key.upper()}"),
         ({k: v for k, v in cli.items() if v is not None and v != [] and v != ()}, "--{}".format),
     )

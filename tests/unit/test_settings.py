@@ -48,3 +48,29 @@ def test_source_name_inverts_dest_name(a: str, b: str) -> None:
             assert source_name(dest_name(name, dest), dest, "tank") == name
     assert source_name(f"elsewhere/{a}", "backup", "tank") is None
     assert source_name(f"backup2/{a}", "backup", "tank") is None
+
+
+def test_the_default_config_is_read_unless_a_makefile_runs_the_command(
+    tmp_path, monkeypatch
+) -> None:
+    """/etc/zmake/zmake.toml when -c is not given; but a generated Makefile's recipe (it
+    exports ZMAKE_SELECTION) takes its settings from the Makefile alone."""
+    import argparse
+
+    from zmake import settings
+    from zmake.cli.arguments import settings_from
+
+    default = tmp_path / "zmake.toml"
+    default.write_text('to-dir = "/srv/streams"\nname = "nightly-%Y%m%d"\n')
+    monkeypatch.setattr(settings, "DEFAULT_CONFIG", default)
+    monkeypatch.delenv("ZMAKE_SELECTION", raising=False)
+    for key in settings.SETTING_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
+    args = argparse.Namespace(config=None)
+    read = settings_from(args)
+    assert (read.to_dir, read.name) == ("/srv/streams", "nightly-%Y%m%d")
+    monkeypatch.setenv("ZMAKE_SELECTION", '{"roots": ["tank"], "exclude": []}')
+    under_make = settings_from(args)
+    assert (under_make.to_dir, under_make.name) == (None, settings.DEFAULT_SNAPSHOT_NAME)
+    explicit = settings_from(argparse.Namespace(config=str(default)))
+    assert explicit.to_dir == "/srv/streams"  # -c is always read

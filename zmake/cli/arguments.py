@@ -30,7 +30,12 @@ def setting_layer(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    return resolve(setting_layer(args), getattr(args, "config", None))
+    """The settings. A generated Makefile's recipe (it exports ZMAKE_SELECTION) takes them from
+    the Makefile's exports alone, not from /etc/zmake/zmake.toml: the Makefile may have been
+    generated with another -c, and its plan must not change under it."""
+    from_makefile = "ZMAKE_SELECTION" in os.environ
+    config = getattr(args, "config", None)
+    return resolve(setting_layer(args), config, default_config=not from_makefile)
 
 
 def retention_of(args: argparse.Namespace, settings: Settings, side: str) -> Retention | None:
