@@ -116,25 +116,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = import_module(f"zmake.commands.{args.command}")
         code: int = command.run(args, runner)
         return code
-    except ZmakeError as exc:
-        if args.debug:
-            import traceback
-
-            traceback.print_exc()
-        print(f"zmake: {exc}", file=sys.stderr)
-        if isinstance(exc, UsageError):
-            return USAGE_EXITS.get(args.command, exc.exit_code)
-        return exc.exit_code
-    except OSError as exc:  # a file zmake was told to read or write: one line, not a trace
-        if args.debug:
-            import traceback
-
-            traceback.print_exc()
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"zmake: {where}{exc.strerror or exc}", file=sys.stderr)
+    except BrokenPipeError:  # before OSError, its base: a closed reader is not an error to show
         return 1
+    except (ZmakeError, OSError) as exc:  # OSError: a file zmake was told to read or write
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"zmake: {one_line(exc)}", file=sys.stderr)
+        return exit_code(exc, args.command)
     except KeyboardInterrupt:
         print("zmake: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 1
+
+
+def one_line(exc: ZmakeError | OSError) -> str:
+    if isinstance(exc, ZmakeError):
+        return str(exc)
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
+def exit_code(exc: ZmakeError | OSError, command: str) -> int:
+    if isinstance(exc, UsageError):
+        return USAGE_EXITS.get(command, exc.exit_code)
+    return exc.exit_code if isinstance(exc, ZmakeError) else 1

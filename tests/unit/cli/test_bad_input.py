@@ -160,3 +160,27 @@ def test_every_option_of_every_command_refuses_a_wrong_type_in_one_line(
     err = capsys.readouterr().err
     assert exited.value.code == USAGE_EXITS.get(command, 2)
     assert err.count("\n") == 1 and option in err and "Traceback" not in err, err
+
+
+def test_a_closed_reader_is_quiet_and_a_file_error_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`zmake … | head`: BrokenPipeError is an OSError, and stays silent (exit 1); any other
+    OSError is one line naming the file."""
+    import types
+
+    from zmake.cli import main as cli
+
+    def failing(error: BaseException) -> types.SimpleNamespace:
+        def run(args: object, runner: object) -> int:
+            raise error
+
+        return types.SimpleNamespace(run=run)
+
+    monkeypatch.setattr(cli, "import_module", lambda name: failing(BrokenPipeError(32, "pipe")))
+    assert cli.main(["status", "tank"]) == 1
+    assert capsys.readouterr().err == ""
+    denied = PermissionError(13, "Permission denied", "/srv/out.mk")
+    monkeypatch.setattr(cli, "import_module", lambda name: failing(denied))
+    assert cli.main(["status", "tank"]) == 1
+    assert capsys.readouterr().err == "zmake: /srv/out.mk: Permission denied\n"
