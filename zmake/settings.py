@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zmake.core.errors import UsageError
-from zmake.core.hosts import check_host, check_ssh
+from zmake.core.hosts import check_host, ssh_words
 from zmake.core.model import is_within
 from zmake.core.names import dataset_problem
 from zmake.core.prunable import OWNED_PREFIX
@@ -230,10 +230,10 @@ def resolve(
         if merged.get(key):
             check_host(merged[key], named(key))
     if "ssh" in merged:
-        check_ssh(merged["ssh"], named("ssh"))
+        ssh_words(merged["ssh"], named("ssh"))
     dest = str(merged.get("dest") or "").strip("/") or None
-    if dest and dataset_problem(dest):
-        why = dataset_problem(dest)
+    why = dataset_problem(dest) if dest else None
+    if why is not None:
         raise UsageError(f"{named('dest')} {merged['dest']!r} is not a dataset name: {why}")
     compress = merged.get("compress") or "none"
     if compress not in COMPRESS_CHOICES:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from typing import NoReturn
 
 from zmake.core.names import dataset_problem
@@ -24,11 +23,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(self.usage_exit, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        if message:
-            sys.stderr.write(message)
-        raise SystemExit(status)
 
 
 def whole_number(text: str, minimum: int) -> int:

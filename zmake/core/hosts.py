@@ -52,8 +52,9 @@ def ssh_destination(host: str) -> str:
     return host
 
 
-def check_ssh(command: str, what: str) -> str:
-    """The ssh prefix (--ssh) splits as the shell would, and names a program first."""
+def ssh_words(command: str, what: str = "--ssh") -> list[str]:
+    """The ssh prefix (--ssh) split as the shell would; a UsageError naming `what` unless it
+    names a program first."""
     import shlex
 
     try:
@@ -64,4 +65,4 @@ def check_ssh(command: str, what: str) -> str:
         raise UsageError(f"{what} is empty: give a command, e.g. 'ssh -p 2222' (default ssh)")
     if words[0].startswith("-"):
         raise UsageError(f"{what} {command!r} starts with an option: name the program first")
-    return command
+    return words

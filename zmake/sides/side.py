@@ -16,8 +16,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from zmake.core.errors import UsageError
-from zmake.core.hosts import ssh_destination
+from zmake.core.hosts import ssh_destination, ssh_words
 from zmake.core.model import Argv
 from zmake.sides.zfs_argv import COMPRESSORS
 
@@ -101,13 +100,7 @@ class Route:
 
 
 def ssh_prefix(ssh: str) -> Argv:
-    try:
-        prefix = shlex.split(ssh)
-    except ValueError as exc:
-        raise UsageError(f"--ssh {ssh!r}: {exc}") from None
-    if not prefix:
-        raise UsageError("--ssh must not be empty")
-    return prefix
+    return ssh_words(ssh)
 
 
 def socket_options(socket: str | None, *, own_connection: bool = False) -> Argv:
