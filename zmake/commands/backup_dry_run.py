@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from zmake.commands.generate import read_and_plan
+from zmake.commands.generate import note_unsnapshotted, read_and_plan
 from zmake.commands.prune import prune
 from zmake.commands.snapshot import snapshot_name
 from zmake.core.model import dest_name
@@ -36,6 +36,7 @@ def dry_run(
               run_dir=run_dir, backup_too=True, assume_yes=True, dry_run=True)  # fmt: skip
     capture = source_pools.read_live(runner, route.source, top_roots(roots))
     plan = read_and_plan(runner, settings, capture, roots, check_remote=True)
+    note_unsnapshotted(plan)
     for line in send_lines(plan, route):
         print(line)
     print(f"dry run: nothing was changed; zmake backup without --dry-run would send ~"

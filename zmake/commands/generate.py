@@ -166,9 +166,7 @@ def read_and_plan(
     target = target_of(settings, roots) if check_remote else None
     if target is not None and target.plans_from_backups:
         remote_state = target.read_backups(runner, {})
-    plan = make_plan(capture, roots, settings, remote_state)
-    note_unsnapshotted(plan)
-    return plan
+    return make_plan(capture, roots, settings, remote_state)
 
 
 def note_unsnapshotted(plan: Plan) -> None:
@@ -183,7 +181,9 @@ def note_unsnapshotted(plan: Plan) -> None:
               file=sys.stderr)  # fmt: skip
 
 
-def generate_text(runner: Runner, recipe: Recipe, *, static: bool = False) -> str:
+def generate_text(
+    runner: Runner, recipe: Recipe, *, static: bool = False, hint: bool = False
+) -> str:
     """Read the source (live, one `zfs list` and one `zfs get`, or a capture) and render."""
     from zmake.sides import source_pools
 
@@ -197,6 +197,8 @@ def generate_text(runner: Runner, recipe: Recipe, *, static: bool = False) -> st
         origin = f"zfs on {settings.source or 'this machine'}, pools {' '.join(capture.pools)}"
     roots = roots or list(capture.pools)
     plan = read_and_plan(runner, settings, capture, roots, check_remote=recipe.check_remote)
+    if hint:  # a user at a terminal, not make's self-update on every run
+        note_unsnapshotted(plan)
     return makefile_text(
         plan,
         settings,
@@ -243,5 +245,5 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
         check_remote=args.check_remote,
         command=shlex.join(["zmake", *sys.argv[1:]]) if args.argv is None else args.argv,
     )
-    emit(generate_text(runner, recipe, static=args.static), args.output)
+    emit(generate_text(runner, recipe, static=args.static, hint=True), args.output)
     return 0
