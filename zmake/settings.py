@@ -25,12 +25,13 @@ if TYPE_CHECKING:
 DEFAULT_SNAPSHOT_NAME = OWNED_PREFIX + "%Y%m%d-%H%M%S"
 
 DEFAULT_CONFIG = Path("/etc/zmake/zmake.toml")  # read when -c is not given and it exists
-TEXT, SWITCH, WHOLE, TEXTS, PERCENT = (
+TEXT, SWITCH, WHOLE, TEXTS, PERCENT, TABLES = (
     "text",
     "true or false",
     "whole number ≥ 1",
     "list of text",
     "whole number or N%",
+    "table of tables ([sources.NAME])",
 )
 KNOWN_KEYS = {  # the long option names (`keep-source` or `keep_source` in the file)
     "remote": TEXT,
@@ -59,10 +60,12 @@ KNOWN_KEYS = {  # the long option names (`keep-source` or `keep_source` in the f
     "warn": TEXT,
     "crit": TEXT,
     "stall_timeout": TEXT,  # an age, e.g. 10m; 0: never stop a stream
+    "host_streams": WHOLE,  # at most this many streams per ssh host at once
+    "sources": TABLES,  # the backup host's fleet (zmake/fleet.py), one table per source
 }
 COMMAND_KEYS = ("name", "yes", "quiet", "metrics", "summary_json", "warn", "crit")
 ENV_KEYS = ("remote", "source", "ssh", "dest", "compress", "readonly", "run_dir", "to_dir",
-            "full_every", "recovery", "stall_timeout")  # fmt: skip
+            "full_every", "recovery", "stall_timeout", "host_streams")  # fmt: skip
 DEFAULT_STALL = "10m"
 SETTING_VARIABLES = tuple(f"ZMAKE_{key.upper()}" for key in ENV_KEYS)
 TRUE_WORDS = ("1", "on", "yes", "true")
@@ -98,6 +101,7 @@ class Settings:
     warn: str = "26h"
     crit: str = "50h"
     stall_timeout: str = DEFAULT_STALL  # as given, for the Makefile to pass on
+    host_streams: int | None = None  # None: as many as make's jobs
 
     @property
     def stall_after(self) -> float | None:
@@ -170,6 +174,8 @@ def has_kind(value: Any, kind: str) -> bool:
         return isinstance(value, bool)
     if kind == TEXTS:
         return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if kind == TABLES:
+        return isinstance(value, dict) and all(isinstance(item, dict) for item in value.values())
     if isinstance(value, bool):  # TOML's true is no number
         return False
     if kind == WHOLE:
@@ -207,14 +213,14 @@ def resolve(
     env: Mapping[str, str] | None = None,
     *,
     default_config: bool = True,
+    config: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Merge the layers; `None` on the command line means "not given". Without `-c`, the
-    DEFAULT_CONFIG unless `default_config` is off."""
+    DEFAULT_CONFIG unless `default_config` is off; `config`: the file's keys, already read
+    (a fleet source's, zmake/fleet.py)."""
+    file_keys = load_config(config_path, default=default_config) if config is None else config
     layers = (  # each with how a message names a key it sets
-        (
-            load_config(config_path, default=default_config),
-            lambda key: f"config {config_path or DEFAULT_CONFIG}: {key}",
-        ),
+        (file_keys, lambda key: f"config {config_path or DEFAULT_CONFIG}: {key}"),
         (from_environment(os.environ if env is None else env), lambda key: f"ZMAKE_{key.upper()}"),
         ({k: v for k, v in cli.items() if v is not None and v != [] and v != ()}, "--{}".format),
     )
@@ -262,6 +268,7 @@ def resolve(
         full_every=number_or_none(merged.get("full_every"), "full-every"),
         recovery=number_or_none(str(merged.get("recovery") or "").rstrip("%") or None, "recovery"),
         stall_timeout=stall_timeout(merged.get("stall_timeout"), named),
+        host_streams=number_or_none(merged.get("host_streams"), "host-streams"),
         **{key: merged[key] for key in COMMAND_KEYS if merged.get(key) is not None},
     )
 

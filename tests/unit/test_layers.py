@@ -15,6 +15,7 @@ ALLOWED = {
     "guard": {"core", "sides", "guard"},
     "reports": {"core", "reports"},
     "settings": {"core", "sides"},
+    "fleet": {"core", "settings"},
     "confirm": {"core"},
     "targets": {"core", "sides", "reports", "settings", "confirm", "targets"},
     "commands": {
@@ -23,6 +24,7 @@ ALLOWED = {
         "guard",
         "reports",
         "settings",
+        "fleet",
         "confirm",
         "targets",
         "commands",

@@ -18,7 +18,7 @@ from zmake.sides.runner import Runner
 from zmake.sides.slots import jobs_from_makeflags
 
 SETTING_KEYS = ("remote", "source", "ssh", "dest", "compress", "readonly", "run_dir", "exclude",
-                "to_dir", "full_every", "recovery", "stall_timeout")  # fmt: skip
+                "to_dir", "full_every", "recovery", "stall_timeout", "host_streams")  # fmt: skip
 
 
 def setting_layer(args: argparse.Namespace) -> dict[str, Any]:
@@ -104,10 +104,14 @@ def roots_of(
     return source_pools.imported_pools(runner, settings.source_side)
 
 
-def slot_count(args: argparse.Namespace) -> int:
+def slot_count(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """The ssh slots (so the streams) per host: --slots, else make's -jN, at most the
+    settings' host_streams (a fleet's limit per source host)."""
     if args.slots is not None:
         return max(0, int(args.slots))
-    return jobs_from_makeflags(os.environ.get("MAKEFLAGS")) or 0
+    jobs = jobs_from_makeflags(os.environ.get("MAKEFLAGS")) or 0
+    limit = settings.host_streams if settings is not None else None
+    return min(jobs, limit) if limit else jobs
 
 
 def emit(text: str, output: str | None) -> None:

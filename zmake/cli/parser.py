@@ -261,6 +261,18 @@ def build(
     )
     bak.add_argument("--check-remote", action="store_true", help="estimate from the backup's state")
     bak.add_argument(
+        "--all",
+        action="store_true",
+        help="every source of the config's [sources.NAME] tables, in one Makefile (the "
+        "default when the config has them and no pool is given; or name sources)",
+    )
+    bak.add_argument(
+        "--host-streams",
+        type=positive_int,
+        metavar="K",
+        help="at most K streams per ssh host at once (default: -j; a fleet's default 2)",
+    )
+    bak.add_argument(
         "--quiet",
         action="store_true",
         help="print nothing when every dataset is up to date, only problems else",

@@ -93,6 +93,63 @@ def run_backup(
     zmake_argv: str,
 ) -> tuple[Plan, int, Path, Path]:
     """Everything up to make's exit status; the caller closes the ssh masters."""
+    prepared = prepare(runner, settings, route, request, run_dir)
+    try:
+        text = makefile_text(prepared.plan, settings, roots=request.roots, command=zmake_argv,
+                             origin=f"zmake backup of {' '.join(request.roots)}")  # fmt: skip
+        prepared.makefile.write_text(text)
+    finally:
+        prepared.settle()
+    prepared.report.write_text("")
+    env = {**os.environ, "ZMAKE_REPORT": str(prepared.report), "ZMAKE_RUN_DIR": str(run_dir)}
+    make = [gnu_make(), "-k", f"-j{request.jobs}", "-f", str(prepared.makefile),
+            f"STAMPS={prepared.stamps}"]  # fmt: skip
+    return prepared.plan, runner.interactive(make, env), prepared.stamps, prepared.report
+
+
+@dataclass
+class Prepared:
+    """One source made ready for make: snapshot taken, pruned, read and planned, its
+    backups' unmount under way (`settle` waits for it)."""
+
+    plan: Plan
+    work: Path  # the folder of this source and target in the run directory
+    unmounting: Unmounting | None
+    umount_stamp: Path
+
+    @property
+    def makefile(self) -> Path:
+        return self.work / "Makefile"
+
+    @property
+    def report(self) -> Path:
+        return self.work / "report.jsonl"
+
+    @property
+    def stamps(self) -> Path:
+        return self.work / "stamps"
+
+    def settle(self) -> None:
+        """Wait for the unmount (raising its error); then make skips its target."""
+        if self.unmounting is None:
+            return
+        unmounting, self.unmounting = self.unmounting, None
+        try:
+            for line in unmounting.finish():
+                print(f"backup: {line}")
+        finally:
+            unmounting.wait()  # its master too must be closed
+        write_stamp(self.umount_stamp, "unmounted\n")
+
+    def expected(self) -> dict[str, Path]:
+        """Each dataset's stamp file: the summary's rows."""
+        return {name: self.stamps / stamp for name, stamp in stamps_of(self.plan).items()}
+
+
+def prepare(
+    runner: Runner, settings: Settings, route: Route, request: BackupRequest, run_dir: Path
+) -> Prepared:
+    """snapshot → prune → read the source → plan, and the backups' unmount started."""
     roots = request.roots
     selection = Selection(roots, settings.exclude)
     # A source on another machine is read through slot 0's master, which the first send
@@ -106,33 +163,22 @@ def run_backup(
             prune(runner, reads, roots, selection, request.keeping, run_dir=run_dir,
                   backup_too=True, assume_yes=request.assume_yes, dry_run=False)  # fmt: skip
         capture = source_pools.read_live(runner, reads.source, top_roots(roots))
-    key = hashlib.sha256(f"{route.source}\0{route.target}\0{route.dest}".encode()).hexdigest()
-    work = run_dir / f"backup-{key[:12]}"
+    work = work_of(run_dir, route)
     work.mkdir(mode=0o700, exist_ok=True)
-    makefile, report = work / "Makefile", work / "report.jsonl"
-    stamps = work / "stamps"
     plan = read_and_plan(runner, settings, capture, roots, check_remote=request.check_remote)
-    target = target_at(route, settings)
-    umount_stamp = stamps / umount_stamp_name(plan)
+    umount_stamp = work / "stamps" / umount_stamp_name(plan)
     unmounting = None
     if not umount_stamp.exists():
         ours = {dest_name(node.dataset.name, route.dest) for node in plan.nodes}
+        target = target_at(route, settings)
         unmounting = Unmounting(runner, run_dir, target, ours, request.jobs)
-    try:
-        text = makefile_text(plan, settings, roots=roots, command=zmake_argv,
-                             origin=f"zmake backup of {' '.join(roots)}")  # fmt: skip
-        makefile.write_text(text)
-        if unmounting is not None:
-            for line in unmounting.finish():
-                print(f"backup: {line}")
-        write_stamp(umount_stamp, "unmounted\n")
-        report.write_text("")
-        env = {**os.environ, "ZMAKE_REPORT": str(report), "ZMAKE_RUN_DIR": str(run_dir)}
-        make = [gnu_make(), "-k", f"-j{request.jobs}", "-f", str(makefile), f"STAMPS={stamps}"]
-        return plan, runner.interactive(make, env), stamps, report
-    finally:
-        if unmounting is not None:
-            unmounting.wait()  # its master too must be closed
+    return Prepared(plan, work, unmounting, umount_stamp)
+
+
+def work_of(run_dir: Path, route: Route) -> Path:
+    """The run directory's folder of one source and target: Makefile, report, stamps."""
+    key = hashlib.sha256(f"{route.source}\0{route.target}\0{route.dest}".encode()).hexdigest()
+    return run_dir / f"backup-{key[:12]}"
 
 
 def gnu_make() -> str:
@@ -175,7 +221,22 @@ class Unmounting:
         return self.lines
 
 
+def wants_fleet(args: argparse.Namespace) -> bool:
+    """--all, or a config with [sources.NAME] tables and either no pools given or only its
+    sources' names."""
+    if args.all:
+        return True
+    from zmake.fleet import fleet_names
+
+    names = fleet_names(args.config)
+    return bool(names) and all(given in names for given in args.pools or ())
+
+
 def run(args: argparse.Namespace, runner: Runner) -> int:
+    if wants_fleet(args):
+        from zmake.commands.backup_fleet import run as run_fleet
+
+        return run_fleet(args, runner)
     settings = settings_from(args)
     roots = roots_of(args, settings, runner, changes=True)
     pruning = args.prune or settings.prune

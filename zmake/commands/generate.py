@@ -130,25 +130,36 @@ def makefile_text(
     origin: str,
     recipe: Recipe | None = None,
 ) -> str:
-    return render_makefile(
-        plan,
-        RenderSettings(
-            zmake=zmake_command(),
-            remote=settings.remote or "",
-            source_host=settings.source or "",
-            ssh=settings.ssh,
-            dest=settings.dest or "",
-            compress=settings.compress,
-            readonly=settings.readonly,
-            stall_timeout=settings.stall_timeout,
-            command=command,
-            origin=origin,
-            selection=selection_json(roots, settings),
-            recipe=recipe.to_json() if recipe else "",
-            stamps=str((settings.run_dir or default_run_dir()) / "stamps"),
-            target_variables=tuple(target_of(settings, roots).make_variables()),
-        ),
-        __version__,
+    rendering = render_settings(settings, roots=roots, command=command, origin=origin,
+                                recipe=recipe)  # fmt: skip
+    return render_makefile(plan, rendering, __version__)
+
+
+def render_settings(
+    settings: Settings,
+    *,
+    roots: Sequence[str],
+    command: str,
+    origin: str,
+    recipe: Recipe | None = None,
+    stamps: str | None = None,
+) -> RenderSettings:
+    """What a Makefile records and exports of `settings`."""
+    return RenderSettings(
+        zmake=zmake_command(),
+        remote=settings.remote or "",
+        source_host=settings.source or "",
+        ssh=settings.ssh,
+        dest=settings.dest or "",
+        compress=settings.compress,
+        readonly=settings.readonly,
+        stall_timeout=settings.stall_timeout,
+        command=command,
+        origin=origin,
+        selection=selection_json(roots, settings),
+        recipe=recipe.to_json() if recipe else "",
+        stamps=stamps or str((settings.run_dir or default_run_dir()) / "stamps"),
+        target_variables=tuple(target_of(settings, roots).make_variables()),
     )
 
 

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
         progress=args.progress if args.progress is not None else sys.stderr.isatty(),
         dry_run=args.dry_run,
         wait_for_lock=not args.no_wait,
-        slots=slot_count(args),
+        slots=slot_count(args, settings),
         batch=tuple(names),
         stall_after=settings.stall_after,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     import jinja2
 
 TEMPLATE = "Makefile.j2"
+FLEET_TEMPLATE = "Fleet.j2"
 
 
 def recipe_word(value: str) -> str:
@@ -85,6 +87,7 @@ def environment() -> jinja2.Environment:
     env.filters["make_value"] = make_value
     env.filters["recipe_word"] = recipe_word
     env.filters["target"] = target_name
+    env.filters["fleet_target"] = lambda name, index: f"s{index}/{target_name(name)}"
     return env
 
 
@@ -104,12 +107,16 @@ def umount_stamp_name(plan: Plan) -> str:
     return f"umount@{generation(plan)}"
 
 
-def render_makefile(plan: Plan, settings: RenderSettings, version: str) -> str:
-    if UNSAFE_IN_TARGETS.search(settings.stamps):
+def check_stamps(stamps: str) -> None:
+    if UNSAFE_IN_TARGETS.search(stamps):
         raise UsageError(
-            f"run directory {settings.stamps!r}: make targets live there, so it must not "
+            f"run directory {stamps!r}: make targets live there, so it must not "
             "contain spaces or any of : # % $ ' \" \\ ; = | & * ? [ ]"
         )
+
+
+def render_makefile(plan: Plan, settings: RenderSettings, version: str) -> str:
+    check_stamps(settings.stamps)
     template = environment().get_template(TEMPLATE)
     return template.render(
         plan=plan,
@@ -118,4 +125,44 @@ def render_makefile(plan: Plan, settings: RenderSettings, version: str) -> str:
         generation=generation(plan),
         umount_stamp=umount_stamp_name(plan),
         batches=batches(plan),
+    )
+
+
+@dataclass(frozen=True)
+class FleetPart:
+    """One source of a fleet's Makefile (`settings.stamps`: its own stamps folder)."""
+
+    index: int
+    name: str
+    plan: Plan
+    settings: RenderSettings
+    report: str  # where its sends append their JSON lines
+    host_streams: int
+
+    @property
+    def dataset_count(self) -> int:
+        return len(self.plan.nodes)
+
+
+def in_turn(parts: Sequence[FleetPart]) -> list[tuple[int, str]]:
+    """Every dataset as (part index, name): each part's in plan order, the parts in turn."""
+    queues = [[(part.index, node.dataset.name) for node in part.plan.nodes] for part in parts]
+    longest = max((len(queue) for queue in queues), default=0)
+    return [queue[at] for at in range(longest) for queue in queues if at < len(queue)]
+
+
+def render_fleet(parts: Sequence[FleetPart], zmake: str, command: str, version: str) -> str:
+    """One Makefile, one DAG for every source; each source's recipes get its settings."""
+    for part in parts:
+        check_stamps(part.settings.stamps)
+    template = environment().get_template(FLEET_TEMPLATE)
+    views = [
+        {"index": p.index, "name": p.name, "plan": p.plan, "settings": p.settings,
+         "report": p.report, "host_streams": p.host_streams, "dataset_count": p.dataset_count,
+         "generation": generation(p.plan), "umount_stamp": umount_stamp_name(p.plan),
+         "batches": batches(p.plan)}
+        for p in parts
+    ]  # fmt: skip
+    return template.render(
+        parts=views, order=in_turn(parts), zmake=zmake, command=command, version=version
     )

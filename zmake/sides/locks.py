@@ -15,11 +15,16 @@ from zmake.core.errors import LockBusy
 
 
 @contextmanager
-def dataset_lock(run_dir: Path, dataset: str, *, wait: bool) -> Iterator[None]:
-    """Two makes must never send one dataset at once: an flock per dataset."""
+def dataset_lock(
+    run_dir: Path, dataset: str, *, wait: bool, host: str | None = None
+) -> Iterator[None]:
+    """Two makes must never send one dataset at once: an flock per dataset of a source host
+    (`host`; None: this machine), so a fleet's laptops that all have rpool/home never wait
+    for each other."""
     locks = run_dir / "locks"
     locks.mkdir(mode=0o700, exist_ok=True)
-    path = locks / (hashlib.sha256(dataset.encode()).hexdigest()[:32] + ".lock")
+    key = dataset if host is None else f"{host}\0{dataset}"
+    path = locks / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")
     with open(path, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

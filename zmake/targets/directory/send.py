@@ -99,7 +99,8 @@ class FileSender:
         return self.route.dest
 
     def send(self, name: str) -> SendReport:
-        with dataset_lock(self.run_dir, name, wait=self.options.wait_for_lock):
+        host = self.route.source.host
+        with dataset_lock(self.run_dir, name, wait=self.options.wait_for_lock, host=host):
             local = zfs_calls.read_source(self.runner, self.route.source, name)
             slots = self.options.slots if local.newest else 0
             with route_slots(self.runner, self.run_dir, self.route, slots) as route:

@@ -21,8 +21,11 @@ from zmake.targets.pool.bookmarks import keep_bookmarks
 
 
 class Batch:
-    def __init__(self, runner: Runner, names: Sequence[str], run_dir: Path, wait: bool) -> None:
+    def __init__(
+        self, runner: Runner, names: Sequence[str], run_dir: Path, wait: bool, host: str | None
+    ) -> None:
         self.runner = runner
+        self.host = host  # the source's: the dataset locks are per source host
         self.names = tuple(names) if len(names) > 1 else ()
         self.run_dir = run_dir
         self.wait = wait
@@ -35,13 +38,14 @@ class Batch:
     def locked(self, name: str) -> Iterator[None]:
         """This dataset's lock; in a batch, every member's from the first send to the last."""
         if name not in self.names:
-            with dataset_lock(self.run_dir, name, wait=self.wait):
+            with dataset_lock(self.run_dir, name, wait=self.wait, host=self.host):
                 yield
             return
         if self.held is None:
             with ExitStack() as taking:
                 for member in sorted(self.names):
-                    taking.enter_context(dataset_lock(self.run_dir, member, wait=self.wait))
+                    lock = dataset_lock(self.run_dir, member, wait=self.wait, host=self.host)
+                    taking.enter_context(lock)
                 self.held = taking.pop_all()  # all of them, or none (a busy one raised)
         try:
             yield

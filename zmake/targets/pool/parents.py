@@ -94,7 +94,7 @@ class Parents:
         """The parent's oldest snapshot in full, unless another send did it meanwhile."""
         from zmake.sides.locks import dataset_lock
 
-        with dataset_lock(self.run_dir, parent.name, wait=True):
+        with dataset_lock(self.run_dir, parent.name, wait=True, host=self.route.source.host):
             backup = dest_name(parent.name, self.route.dest)
             if zfs_calls.read_backup(self.runner, self.route.target, backup) is not None:
                 return

@@ -85,7 +85,8 @@ class Sender:
         self.options = options
         self.route = options.route
         self.run_dir = run_dir
-        self.batch = Batch(runner, options.batch, run_dir, options.wait_for_lock)
+        self.batch = Batch(runner, options.batch, run_dir, options.wait_for_lock,
+                           options.route.source.host)  # fmt: skip
 
     def send(self, name: str) -> SendReport:
         with self.batch.locked(name):

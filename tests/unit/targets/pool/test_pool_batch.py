@@ -15,7 +15,7 @@ NAMES = ("tank/a", "tank/b x:y", "tank/c")
 
 
 def test_a_busy_member_leaves_the_batch_holding_no_lock(tmp_path: Path) -> None:
-    batch = Batch(Runner(), NAMES, tmp_path, wait=False)
+    batch = Batch(Runner(), NAMES, tmp_path, wait=False, host=None)
     with dataset_lock(tmp_path, "tank/c", wait=False):  # another zmake sends it
         for name in NAMES:  # each send of the batch is refused; none goes on without it
             with pytest.raises(LockBusy), batch.locked(name):
