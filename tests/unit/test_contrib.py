@@ -130,3 +130,18 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+def test_the_fleet_example_loads_as_a_fleet() -> None:
+    from zmake.fleet import fleet_of
+
+    fleet = fleet_of(str(CONTRIB / "fleet.toml.example"), {}, env={})
+    assert [(s.name, s.push) for s in fleet] == [
+        ("laptop", False), ("nas1", False), ("phone-box", True)
+    ]  # fmt: skip
+    laptop, nas1, _ = fleet
+    assert laptop.settings.host_streams == 2 and nas1.settings.host_streams == 4
+    assert nas1.roots == ("tank", "fast/vm") and laptop.roots == ("rpool",)
+    for source in fleet:  # every policy parses
+        parse_retention(source.settings.keep_source or "")
+        parse_retention(source.settings.keep_backup or "")

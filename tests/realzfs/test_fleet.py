@@ -1,0 +1,163 @@
+"""Many machines, one backup host (issue 26) on real OpenZFS: a fleet config pulled by
+`zmake backup` through distinct sshd addresses in one Makefile, each source host held to its
+streams, an unreachable host failing once and alone, a frozen stream stopped and left
+resumable, and the next run finishing with every GUID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.realzfs.hosts import NOTHING_LISTENS, logins, ssh_config, sshds
+from tests.realzfs.support import crawling_ssh, fill, snapshot_guids, wait_for_bytes, zfs
+
+# source → (its sshd address, its datasets below <src pool>/<source>)
+SOURCES = {
+    "a": ("127.0.0.1", ["d1", "d2", "d3", "d4"]),
+    "b": ("127.0.0.3", ["d1", "d2", "d3", "d4"]),
+    "c": ("127.0.0.4", ["d1", "d2"]),
+}
+MEGABYTES = 1.5  # per dataset and snapshot: more than a batch's small send (1 MiB)
+
+
+class StreamCounter:
+    """The most `zfs send` streams of each source running at once (polled in `ps`)."""
+
+    def __init__(self, src: str) -> None:
+        self.src = src
+        self.most: Counter[str] = Counter()
+        self.running = True
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+        self.thread.start()
+
+    def poll(self) -> None:
+        while self.running:
+            listing = subprocess.run(["ps", "-eo", "comm=,args="], capture_output=True,
+                                     text=True, check=False).stdout  # fmt: skip
+            now: Counter[str] = Counter()
+            for line in listing.splitlines():
+                comm, _, args = line.strip().partition(" ")
+                words = args.split()
+                if comm != "zfs" or words[1:2] != ["send"] or "-n" in words:
+                    continue
+                for source in SOURCES:
+                    if any(word.startswith(f"{self.src}/{source}/") for word in words):
+                        now[source] += 1
+            self.most |= now
+            time.sleep(0.1)
+
+    def stop(self) -> Counter[str]:
+        self.running = False
+        self.thread.join()
+        return self.most
+
+
+def freeze(wrapper: str) -> list[int]:
+    """SIGSTOP every pv of the ssh wrapper `wrapper`: its streams move no byte on."""
+    frozen = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            comm = Path(stat.parent, "comm").read_text().strip()
+            parent = Path(f"/proc/{fields[1]}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if comm == "pv" and wrapper.encode() in parent:
+            os.kill(int(stat.parent.name), signal.SIGSTOP)
+            frozen.append(int(stat.parent.name))
+    assert frozen, f"no pv of {wrapper}"
+    return frozen
+
+
+def config_text(pools, wrappers: dict[str, str], plain_ssh: str) -> str:
+    lines = ['stall-timeout = "10s"', "host-streams = 2", 'compress = "none"']
+    for source in SOURCES:
+        lines += [f"[sources.{source}]", f'source = "root@fleet-{source}"',
+                  f'ssh = "{wrappers[source]}"', f'dest = "{pools.backup}/{source}"',
+                  f'pools = ["{pools.src}/{source}"]']  # fmt: skip
+    lines += ["[sources.dead]", 'source = "root@fleet-dead"', f'ssh = "{plain_ssh}"',
+              f'dest = "{pools.backup}/dead"', f'pools = ["{pools.src}/a"]']  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def new_data(pools, snapshot: str) -> None:
+    for source, (_, children) in SOURCES.items():
+        for child in children:
+            fill(f"{pools.src}/{source}/{child}", MEGABYTES, label=snapshot)
+    zfs("snapshot", "-r", f"{pools.src}@{snapshot}")
+
+
+def backed_up(pools, source: str) -> bool:
+    return snapshot_guids(f"{pools.backup}/{source}/{source}") == snapshot_guids(
+        f"{pools.src}/{source}"
+    )
+
+
+def test_a_fleet_in_one_makefile(pools, zm, tmp_path) -> None:
+    zfs("set", f"mountpoint=/tmp/{pools.src}", pools.src)
+    for source, (_, children) in SOURCES.items():
+        zfs("create", f"{pools.src}/{source}")
+        for child in children:
+            zfs("create", f"{pools.src}/{source}/{child}")
+    new_data(pools, "one")
+    names = {f"fleet-{s}": address for s, (address, _) in SOURCES.items()}
+    client = ssh_config({**names, "fleet-dead": NOTHING_LISTENS}, tmp_path / "ssh_config")
+    plain = f"ssh -F {client}"
+    wrappers = {s: crawling_ssh(tmp_path / f"ssh-{s}", plain, "300k", pull=True) for s in SOURCES}
+    config = tmp_path / "zmake.toml"
+    config.write_text(config_text(pools, wrappers, plain))
+    fleet = [*zm.argv("backup", "-c", str(config), "-j8"), "--yes"]
+
+    with sshds(["127.0.0.3", "127.0.0.4"], tmp_path) as logs:
+        # The control: without the per-host limit a source runs more than 2 streams at once,
+        # and the counter sees it.
+        counter = StreamCounter(pools.src)
+        first = subprocess.run([*fleet, "--host-streams", "8"], env=zm.env(), capture_output=True,
+                               text=True, timeout=900)  # fmt: skip
+        unlimited = counter.stop()
+        said = first.stdout + first.stderr
+        assert first.returncode != 0, said  # the dead host
+        assert unlimited["a"] > 2 or unlimited["b"] > 2, (unlimited, said)
+        for source in SOURCES:
+            assert backed_up(pools, source), (source, said)
+        assert "backup: dead: cannot reach root@fleet-dead" in said, said  # once, at its read
+        dead_rows = [line for line in said.splitlines() if line.startswith("dead:")]
+        assert len(dead_rows) == 1 and "cannot reach" in dead_rows[0], said  # no send tried
+        assert "dead (root@fleet-dead): failed before any send" in said, said
+        assert "a (root@fleet-a): 5 datasets up to date" in said, said
+        assert logins(logs["127.0.0.3"]) > 0 and logins(logs["127.0.0.4"]) > 0
+
+        # The night: at most 2 streams per host; c frozen mid-stream and stopped after 10 s.
+        new_data(pools, "two")
+        counter = StreamCounter(pools.src)
+        log = tmp_path / "night.log"
+        with open(log, "w") as output:
+            night = subprocess.Popen(fleet, env=zm.env(), stdout=output, stderr=output,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        wait_for_bytes(wrappers["c"], 200_000, night)
+        freeze(wrappers["c"])
+        code = night.wait(timeout=900)
+        limited = counter.stop()
+        said = log.read_text()
+        assert code != 0, said
+        assert max(limited.values()) == 2 and all(n <= 2 for n in limited.values()), limited
+        assert "stalled, no data moved for 10s" in said, said
+        assert backed_up(pools, "a") and backed_up(pools, "b"), said
+        assert not backed_up(pools, "c"), said
+        assert "c (root@fleet-c): " in said and "of 3 datasets not up to date" in said, said
+        assert "b (root@fleet-b): 5 datasets up to date" in said, said
+
+        # The next night, the link healthy: c resumes and every reachable source is whole.
+        last = subprocess.run(fleet, env=zm.env(), capture_output=True, text=True, timeout=900)
+        said = last.stdout + last.stderr
+        for source in SOURCES:
+            assert backed_up(pools, source), (source, said)
+        tokens = zfs("get", "-H", "-r", "-o", "value", "receive_resume_token", pools.backup)
+        assert set(tokens.split()) <= {"-"}, tokens
+        assert "c (root@fleet-c): 3 datasets up to date" in said, said
+        assert last.returncode != 0 and "1 of 4 sources are not up to date (dead)" in said, said
