@@ -100,6 +100,7 @@ def backed_up(pools, source: str) -> bool:
 
 def test_a_fleet_in_one_makefile(pools, zm, tmp_path) -> None:
     zfs("set", f"mountpoint=/tmp/{pools.src}", pools.src)
+    zfs("create", pools.backup)  # the sources' dests go below it
     for source, (_, children) in SOURCES.items():
         zfs("create", f"{pools.src}/{source}")
         for child in children:
