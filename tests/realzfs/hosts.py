@@ -33,8 +33,8 @@ def sshds(addresses: list[str], folder: Path) -> Iterator[dict[str, Path]]:
                                          *kept]) + "\n")  # fmt: skip
             subprocess.run(["/usr/sbin/sshd", "-f", str(config), "-E", str(log)], check=True)
             deadline = time.monotonic() + 30
-            while not pid_file.exists():
-                assert time.monotonic() < deadline, log.read_text()
+            while not (pid_file.exists() and pid_file.read_text().strip().isdigit()):
+                assert time.monotonic() < deadline, log.read_text()  # written, not yet full
                 time.sleep(0.2)
             pids.append(int(pid_file.read_text()))
             logs[address] = log
