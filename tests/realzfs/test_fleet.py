@@ -27,10 +27,11 @@ MEGABYTES = 1.5  # per dataset and snapshot: more than a batch's small send (1 M
 
 
 class StreamCounter:
-    """The most `zfs send` streams of each source running at once (polled in `ps`)."""
+    """The most streams of each source running at once: the throttling pv of its ssh wrapper
+    behind a remote `zfs send` (the send itself may end early, its data in socket buffers)."""
 
-    def __init__(self, src: str) -> None:
-        self.src = src
+    def __init__(self, wrappers: dict[str, str]) -> None:
+        self.wrappers = wrappers
         self.most: Counter[str] = Counter()
         self.running = True
         self.thread = threading.Thread(target=self.poll, daemon=True)
@@ -39,17 +40,12 @@ class StreamCounter:
     def poll(self) -> None:
         while self.running:  # /proc read here: a `ps` per poll would starve the guest's CPU
             now: Counter[str] = Counter()
-            for comm in Path("/proc").glob("[0-9]*/comm"):
-                try:
-                    if comm.read_text().strip() != "zfs":
-                        continue
-                    words = (comm.parent / "cmdline").read_bytes().decode().split("\0")
-                except OSError:
+            for _pid, parent in relays("pv"):
+                remote = parent[-1] if parent else ""
+                if not remote.startswith("zfs send ") or " -n " in remote:
                     continue
-                if words[1:2] != ["send"] or "-n" in words:
-                    continue
-                for source in SOURCES:
-                    if any(word.startswith(f"{self.src}/{source}/") for word in words):
+                for source, wrapper in self.wrappers.items():
+                    if wrapper in parent:
                         now[source] += 1
             self.most |= now
             time.sleep(0.3)
@@ -60,19 +56,26 @@ class StreamCounter:
         return self.most
 
 
-def freeze(wrapper: str) -> list[int]:
-    """SIGSTOP every pv of the ssh wrapper `wrapper`: its streams move no byte on."""
-    frozen = []
+def relays(name: str) -> list[tuple[int, list[str]]]:
+    """Every process called `name`, with its parent's argv."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rpartition(")")[2].split()
-            comm = Path(stat.parent, "comm").read_text().strip()
-            parent = Path(f"/proc/{fields[1]}/cmdline").read_bytes()
+            if (stat.parent / "comm").read_text().strip() != name:
+                continue
+            ppid = stat.read_text().rpartition(")")[2].split()[1]
+            parent = Path(f"/proc/{ppid}/cmdline").read_bytes().decode().split("\0")
         except OSError:
             continue
-        if comm == "pv" and wrapper.encode() in parent:
-            os.kill(int(stat.parent.name), signal.SIGSTOP)
-            frozen.append(int(stat.parent.name))
+        found.append((int(stat.parent.name), parent[:-1] if parent[-1:] == [""] else parent))
+    return found
+
+
+def freeze(wrapper: str) -> list[int]:
+    """SIGSTOP every pv of the ssh wrapper `wrapper`: its streams move no byte on."""
+    frozen = [pid for pid, parent in relays("pv") if wrapper in parent]
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
     assert frozen, f"no pv of {wrapper}"
     return frozen
 
@@ -120,7 +123,7 @@ def test_a_fleet_in_one_makefile(pools, zm, tmp_path) -> None:
     with sshds(["127.0.0.3", "127.0.0.4"], tmp_path) as logs:
         # The control: without the per-host limit a source runs more than 2 streams at once,
         # and the counter sees it.
-        counter = StreamCounter(pools.src)
+        counter = StreamCounter(wrappers)
         first = subprocess.run([*fleet, "--host-streams", "8"], env=zm.env(), capture_output=True,
                                text=True, timeout=900)  # fmt: skip
         unlimited = counter.stop()
@@ -139,7 +142,7 @@ def test_a_fleet_in_one_makefile(pools, zm, tmp_path) -> None:
 
         # The night: at most 2 streams per host; c frozen mid-stream and stopped after 30 s.
         new_data(pools, "two")
-        counter = StreamCounter(pools.src)
+        counter = StreamCounter(wrappers)
         log = tmp_path / "night.log"
         with open(log, "w") as output:
             night = subprocess.Popen(fleet, env=zm.env(), stdout=output, stderr=output,
