@@ -115,7 +115,7 @@ def test_a_fleet_in_one_makefile(pools, zm, tmp_path) -> None:
     names = {f"fleet-{s}": address for s, (address, _) in SOURCES.items()}
     client = ssh_config({**names, "fleet-dead": NOTHING_LISTENS}, tmp_path / "ssh_config")
     plain = f"ssh -F {client}"
-    wrappers = {s: crawling_ssh(tmp_path / f"ssh-{s}", plain, "100k", pull=True) for s in SOURCES}
+    wrappers = {s: crawling_ssh(tmp_path / f"ssh-{s}", plain, "50k", pull=True) for s in SOURCES}
     config = tmp_path / "zmake.toml"
     config.write_text(config_text(pools, wrappers, plain))
     fleet = [*zm.argv("backup", "-c", str(config), "-j8"), "--yes"]
