@@ -14,7 +14,14 @@ from collections import Counter
 from pathlib import Path
 
 from tests.realzfs.hosts import NOTHING_LISTENS, logins, ssh_config, sshds
-from tests.realzfs.support import crawling_ssh, fill, snapshot_guids, wait_for_bytes, zfs
+from tests.realzfs.support import (
+    bytes_counter,
+    crawling_ssh,
+    fill,
+    snapshot_guids,
+    wait_for_bytes,
+    zfs,
+)
 
 # source → (its sshd address, its datasets below <src pool>/<source>)
 SOURCES = {
@@ -143,6 +150,7 @@ def test_a_fleet_in_one_makefile(pools, zm, tmp_path) -> None:
 
         # The night: at most 2 streams per host; c frozen mid-stream and stopped after 30 s.
         new_data(pools, "two")
+        bytes_counter(wrappers["c"]).unlink()  # the first run's counts
         counter = StreamCounter(wrappers)
         log = tmp_path / "night.log"
         with open(log, "w") as output:
