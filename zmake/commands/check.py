@@ -41,6 +41,7 @@ def check(
     now: float,
     as_json: bool = False,
     metrics: Path | None = None,
+    notes: Sequence[str] = (),
 ) -> int:
     """Print the verdict (or its JSON) and return its level as the exit status."""
     try:
@@ -48,7 +49,7 @@ def check(
     except ZmakeError as exc:  # a side unreachable, a pool missing: nothing can be judged
         print(f"ZMAKE UNKNOWN - {exc}")
         return UNKNOWN
-    judged = verdict(healths, now, warn, crit)
+    judged = verdict(healths, now, warn, crit, notes)
     if metrics is not None:
         write_metrics(metrics, render_metrics(healths, target_label(route)))
     if as_json:
@@ -120,5 +121,10 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
     now = args.at if args.at is not None else time.time()
     # not the config's `metrics`: that file is the nightly backup's, which check would overwrite
     metrics = Path(args.metrics) if args.metrics else None
+    from zmake.settings import default_run_dir
+    from zmake.sides.locks import run_notes
+
+    notes = run_notes(settings.run_dir or default_run_dir(), now, warn, crit)
     return check(runner, route_of(settings, roots), roots, Selection(roots, settings.exclude),
-                 warn=warn, crit=crit, now=now, as_json=args.json, metrics=metrics)  # fmt: skip
+                 warn=warn, crit=crit, now=now, as_json=args.json, metrics=metrics,
+                 notes=notes)  # fmt: skip

@@ -135,17 +135,20 @@ class CheckVerdict:
     lines: tuple[str, ...]
 
 
-def verdict(healths: Sequence[Health], now: float, warn: int, crit: int) -> CheckVerdict:
+def verdict(
+    healths: Sequence[Health], now: float, warn: int, crit: int, notes: Sequence[str] = ()
+) -> CheckVerdict:
     """One summary line first (`ZMAKE OK - 42 datasets, oldest backup 3h ago`), then one line
-    per problem, worst first."""
+    per problem, worst first. `notes`: warnings about the runs themselves (an overlap)."""
     if warn > crit:
         raise UsageError("--warn must not be longer than --crit")
-    graded = [(level_of(h, now, warn, crit), h) for h in healths]
-    level = max((lvl for (lvl, _), _ in graded), default=OK)
+    graded = [level_of(h, now, warn, crit) for h in healths]
+    graded += [(WARNING, note) for note in notes]
+    level = max((lvl for lvl, _ in graded), default=OK)
     ages = [now - h.backed_up_at for h in healths if h.backed_up_at is not None]
     oldest = f", oldest backup {short_age(max(ages))} ago" if ages else ""
     name = LEVEL_NAMES[level]
-    problems = sorted((lvl, line) for (lvl, line), _ in graded if lvl != OK)
+    problems = sorted((lvl, line) for lvl, line in graded if lvl != OK)
     summary = f"ZMAKE {name} - {len(healths)} datasets{oldest}"
     if problems:
         summary += f", {len(problems)} with problems"
