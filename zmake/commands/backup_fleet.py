@@ -20,9 +20,10 @@ from zmake import __version__
 from zmake.cli.arguments import keeping_of, setting_layer
 from zmake.commands.backup import BackupRequest, Prepared, Unfinished, gnu_make, prepare, work_of
 from zmake.commands.generate import render_settings, zmake_command
-from zmake.core.errors import UsageError, ZmakeError
+from zmake.core.errors import ZmakeError
 from zmake.core.render import FleetPart, render_fleet
 from zmake.fleet import FleetSource, chosen, fleet_of
+from zmake.reports.metrics import RunFigures
 from zmake.reports.run import Row, RunReport, print_table, summary_rows
 from zmake.settings import ensure_run_dir
 from zmake.sides.runner import Runner
@@ -147,6 +148,26 @@ def run_make(runner: Runner, ready: list[Outcome], run_dir: Path, jobs: int) -> 
     return runner.interactive([gnu_make(), "-k", f"-j{jobs}", "-f", str(makefile)], env)
 
 
+def fleet_metrics(runner: Runner, sources: list[FleetSource], run: RunFigures, path: Path) -> None:
+    """--metrics: every source's backups as they now are, labelled by source and host, and
+    the run's figures (target="fleet")."""
+    from zmake.commands.check import read_health, target_label
+    from zmake.core.plan import Selection
+    from zmake.reports.metrics import Group, render_groups, write_metrics
+
+    groups = []
+    for source in sources:
+        route = route_of(source.settings, source.roots)
+        try:
+            healths = read_health(runner, route, source.roots,
+                                  Selection(source.roots, source.settings.exclude))  # fmt: skip
+        except ZmakeError:
+            healths = []  # unreachable: its run figures and up_to_date absence tell
+        labels = {"source": source.name, "host": source.host, "target": target_label(route)}
+        groups.append(Group(healths, labels))
+    write_metrics(path, render_groups(groups, run, {"target": "fleet"}))
+
+
 def dry_runs(runner: Runner, args: argparse.Namespace, sources: list[FleetSource],
              run_dir: Path, jobs: int) -> int:  # fmt: skip
     """--dry-run: each source's plan in turn, the worst exit status."""
@@ -171,14 +192,17 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
     first = fleet[0].settings
     run_dir = ensure_run_dir(first.run_dir)
     jobs = args.jobs or first.jobs
-    if args.metrics or first.metrics:
-        raise UsageError("--metrics of a fleet is not there yet: give it per source")
     if args.dry_run:
         return dry_runs(runner, args, pulled, run_dir, jobs)
     if not pulled:
         print("backup: every source listed pushes by itself: nothing to pull")
         return 0
-    reporting = Reporting(args.quiet or first.quiet, None, args.summary_json or first.summary_json)
-    with backup_lock(run_dir), reporting.run(lambda figures, path: None) as report:
+    reporting = Reporting(args.quiet or first.quiet, args.metrics or first.metrics,
+                          args.summary_json or first.summary_json)  # fmt: skip
+
+    def write_metrics(figures: RunFigures, path: Path) -> None:
+        fleet_metrics(runner, pulled, figures, path)
+
+    with backup_lock(run_dir), reporting.run(write_metrics) as report:
         fleet_backup(runner, args, pulled, run_dir, jobs, report)
     return 0

@@ -4,7 +4,7 @@ half a file."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +42,25 @@ def number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+@dataclass(frozen=True)
+class Group:
+    """Datasets that share labels: one target's, or one fleet source's (source, host)."""
+
+    healths: Sequence[Health]
+    labels: Mapping[str, str]
+
+
 def render_metrics(healths: Sequence[Health], target: str, run: RunFigures | None = None) -> str:
+    """One target's metrics (render_groups)."""
+    return render_groups([Group(healths, {"target": target})], run, {"target": target})
+
+
+def render_groups(
+    groups: Sequence[Group], run: RunFigures | None, run_labels: Mapping[str, str]
+) -> str:
     """Per dataset: the newest backed-up snapshot's creation time, bytes pending, up to date;
     per run (when given): start, end, duration, bytes sent, datasets failed."""
-    per = [(h, labels(dataset=h.dataset, target=target)) for h in healths]
+    per = [(h, labels(dataset=h.dataset, **g.labels)) for g in groups for h in g.healths]
     parts = [
         family("zmake_backup_last_snapshot_timestamp_seconds", "gauge",
                "Creation time on the source of the newest snapshot the backup holds.",
@@ -58,7 +73,7 @@ def render_metrics(healths: Sequence[Health], target: str, run: RunFigures | Non
                [(lbl, 1 if h.up_to_date else 0) for h, lbl in per]),
     ]  # fmt: skip
     if run is not None:
-        of_target = labels(target=target)
+        of_target = labels(**run_labels)
         parts += [
             family("zmake_run_start_timestamp_seconds", "gauge",
                    "When the last zmake backup run started.", [(of_target, run.start)]),

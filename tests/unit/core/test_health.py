@@ -183,3 +183,26 @@ def test_metrics_are_written_whole(tmp_path: Path) -> None:
     target = tmp_path / "zmake.prom"
     write_metrics(target, "x 1\n")
     assert target.read_text() == "x 1\n" and list(tmp_path.iterdir()) == [target]
+
+
+def test_a_fleet_s_metrics_are_labelled_by_source_and_host() -> None:
+    from zmake.reports.metrics import Group, render_groups
+
+    run = RunFigures(NOW - 100, NOW, 10_000, 2)
+    groups = [  # both sources have rpool/home: the source label keeps the series apart
+        Group(healths_named(["rpool/home"]), {"source": "laptop", "host": "zsend@laptop",
+                                              "target": "local:backup/laptop"}),
+        Group(healths_named(["rpool/home"]), {"source": "desk", "host": "zsend@desk",
+                                              "target": "local:backup/desk"}),
+    ]  # fmt: skip
+    text = render_groups(groups, run, {"target": "fleet"})
+    for source in ("laptop", "desk"):
+        where = (f'{{dataset="rpool/home",source="{source}",host="zsend@{source}",'
+                 f'target="local:backup/{source}"}}')  # fmt: skip
+        assert f"zmake_backup_up_to_date{where} 0" in text
+    assert 'zmake_run_datasets_failed{target="fleet"} 2' in text
+    assert text.count("# TYPE zmake_backup_up_to_date gauge") == 1
+    if PROMTOOL is not None:
+        done = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
+                              text=True)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr + text
