@@ -106,7 +106,7 @@ def source_of(
     elif settings.host_streams > MOST_HOST_STREAMS:
         raise UsageError(f"{where}: host_streams above {MOST_HOST_STREAMS} exceeds what a "
                          "default sshd accepts at once (MaxStartups, MaxSessions)")  # fmt: skip
-    if not settings.pools:
+    if not settings.pools and not push:
         raise UsageError(f'{where}: say which pools or datasets: pools = ["tank"]')
     if not settings.names_a_target:
         raise UsageError(f'{where}: say where its backups go: dest = "backup/{name}"')

@@ -224,7 +224,7 @@ class Unmounting:
 def wants_fleet(args: argparse.Namespace) -> bool:
     """--all, or a config with [sources.NAME] tables and either no pools given or only its
     sources' names."""
-    if args.all:
+    if getattr(args, "all", False):  # `check` has no --all: a fleet config says it
         return True
     from zmake.fleet import fleet_names
 

@@ -113,12 +113,18 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
     warn, crit = age_option(warn_text, "warn"), age_option(crit_text, "crit")
     if crit <= warn:
         raise UsageError(f"--crit {crit_text} must be longer than --warn {warn_text}")
+    now = args.at if args.at is not None else time.time()
+    from zmake.commands.backup import wants_fleet
+
+    if wants_fleet(args):
+        from zmake.commands import check_fleet
+
+        return check_fleet.run(args, runner, now, warn, crit)
     try:
         roots = roots_of(args, settings, runner)
     except ZmakeError as exc:
         print(f"ZMAKE UNKNOWN - {exc}")
         return 3
-    now = args.at if args.at is not None else time.time()
     # not the config's `metrics`: that file is the nightly backup's, which check would overwrite
     metrics = Path(args.metrics) if args.metrics else None
     from zmake.settings import default_run_dir
