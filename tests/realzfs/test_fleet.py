@@ -47,10 +47,7 @@ class StreamCounter:
     def poll(self) -> None:
         while self.running:  # /proc read here: a `ps` per poll would starve the guest's CPU
             now: Counter[str] = Counter()
-            for _pid, parent in relays("pv"):
-                remote = parent[-1] if parent else ""
-                if not remote.startswith("zfs send ") or " -n " in remote:
-                    continue
+            for _pid, parent in streams():
                 for source, wrapper in self.wrappers.items():
                     if wrapper in parent:
                         now[source] += 1
@@ -78,9 +75,21 @@ def relays(name: str) -> list[tuple[int, list[str]]]:
     return found
 
 
+def streams() -> list[tuple[int, list[str]]]:
+    """The pv of every data stream (its wrapper runs a remote `zfs send`, not an estimate),
+    with its wrapper's argv."""
+    found = []
+    for pid, parent in relays("pv"):
+        remote = parent[-1] if parent else ""
+        if remote.startswith("zfs send ") and " -n " not in remote:
+            found.append((pid, parent))
+    return found
+
+
 def freeze(wrapper: str) -> list[int]:
-    """SIGSTOP every pv of the ssh wrapper `wrapper`: its streams move no byte on."""
-    frozen = [pid for pid, parent in relays("pv") if wrapper in parent]
+    """SIGSTOP the pv of every data stream of the ssh wrapper `wrapper` (not of a query: the
+    watchdog guards streams; ssh's keepalives end a query whose peer died)."""
+    frozen = [pid for pid, parent in streams() if wrapper in parent]
     for pid in frozen:
         os.kill(pid, signal.SIGSTOP)
     assert frozen, f"no pv of {wrapper}"
