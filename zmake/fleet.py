@@ -19,7 +19,7 @@ from zmake.settings import (
     KNOWN_KEYS,
     SWITCH,
     Settings,
-    has_kind,
+    checked_keys,
     load_config,
     resolve,
 )
@@ -92,12 +92,7 @@ def source_of(
     where = f"config {config_path or DEFAULT_CONFIG}: sources.{name}"
     if not NAME.fullmatch(name):
         raise UsageError(f"{where}: a source's name is letters, digits, . _ - (at most 64)")
-    own = {key.replace("-", "_"): value for key, value in table.items()}
-    for key, value in own.items():
-        if key not in KINDS:
-            raise UsageError(f"{where}: unknown key {key!r} (known: {', '.join(KINDS)})")
-        if not has_kind(value, KINDS[key]):
-            raise UsageError(f"{where}: {key} must be a {KINDS[key]}, not {value!r}")
+    own = checked_keys(table, KINDS, where)
     push = bool(own.pop("push", False))
     merged = {key: value for key, value in defaults.items() if key != "remote"}
     settings = resolve(cli, config_path, env, config={**merged, **own})

@@ -160,12 +160,17 @@ def load_config(path: str | None, *, default: bool = True) -> dict[str, Any]:
         raise UsageError(f"config {path}: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"config {path}: not TOML: {exc}") from None
-    data = {key.replace("-", "_"): value for key, value in data.items()}
+    return checked_keys(data, KNOWN_KEYS, f"config {path}")
+
+
+def checked_keys(table: Mapping[str, Any], kinds: Mapping[str, str], where: str) -> dict[str, Any]:
+    """A table's keys (`keep-source` read as `keep_source`), each known and of its kind."""
+    data = {key.replace("-", "_"): value for key, value in table.items()}
     for key, value in data.items():
-        if key not in KNOWN_KEYS:
-            raise UsageError(f"config {path}: unknown key {key!r} (known: {', '.join(KNOWN_KEYS)})")
-        if not has_kind(value, KNOWN_KEYS[key]):
-            raise UsageError(f"config {path}: {key} must be a {KNOWN_KEYS[key]}, not {value!r}")
+        if key not in kinds:
+            raise UsageError(f"{where}: unknown key {key!r} (known: {', '.join(kinds)})")
+        if not has_kind(value, kinds[key]):
+            raise UsageError(f"{where}: {key} must be a {kinds[key]}, not {value!r}")
     return data
 
 

@@ -42,15 +42,20 @@ def recorder_in(tmp_path: Path) -> Path:
     return recorder
 
 
+def written(tmp_path: Path) -> tuple[Path, list[FleetPart], Path]:
+    """The fleet's Makefile, written; its parts; where the recorder logs."""
+    text, parts = fleet(tmp_path, recorder_in(tmp_path))
+    makefile = tmp_path / "Makefile"
+    makefile.write_text(text)
+    return makefile, parts, tmp_path / "log"
+
+
 def sends(log: Path) -> list[dict[str, object]]:
     return [r for r in read_log(log) if r["event"] == "start" and r["argv"][0] == "send"]
 
 
 def test_each_source_s_recipes_get_its_own_settings(tmp_path: Path) -> None:
-    text, parts = fleet(tmp_path, recorder_in(tmp_path))
-    makefile = tmp_path / "Makefile"
-    makefile.write_text(text)
-    log = tmp_path / "log"
+    makefile, parts, log = written(tmp_path)
     run_make(["-s", "-j4", "-f", str(makefile)], log=log)
     records = sends(log)
     assert len(records) == sum(len(rows) for _, rows in SOURCES.values())
@@ -76,10 +81,7 @@ def test_each_source_s_recipes_get_its_own_settings(tmp_path: Path) -> None:
 
 
 def test_sources_take_turns_and_children_go_first(tmp_path: Path) -> None:
-    text, parts = fleet(tmp_path, recorder_in(tmp_path))
-    makefile = tmp_path / "Makefile"
-    makefile.write_text(text)
-    log = tmp_path / "log"
+    makefile, parts, log = written(tmp_path)
     run_make(["-s", "-j1", "-f", str(makefile)], log=log)
     started = [(r["env"]["ZMAKE_DEST"], r["argv"][-1]) for r in sends(log)]
     dests = [dest for dest, _ in started]
@@ -91,10 +93,7 @@ def test_sources_take_turns_and_children_go_first(tmp_path: Path) -> None:
 
 
 def test_one_source_failing_holds_back_no_other(tmp_path: Path) -> None:
-    text, _ = fleet(tmp_path, recorder_in(tmp_path))
-    makefile = tmp_path / "Makefile"
-    makefile.write_text(text)
-    log = tmp_path / "log"
+    makefile, _, log = written(tmp_path)
     env = {"RECORDER_CRASH": '["tank/home/me"]'}  # laptop's first send dies (tank/home/me)
     done = run_make(["-s", "-k", "-j2", "-f", str(makefile)], log=log, env=env, check=False)
     assert done.returncode != 0
