@@ -179,7 +179,9 @@ def test_a_fleet_in_one_makefile(pools, zm, tmp_path) -> None:
         assert "b (root@fleet-b): 5 datasets up to date" in said, said
 
         # The next night, the link healthy: c resumes and every reachable source is whole.
-        last = subprocess.run(fleet, env=zm.env(), capture_output=True, text=True, timeout=900)
+        metrics = tmp_path / "fleet.prom"
+        last = subprocess.run([*fleet, "--metrics", str(metrics)], env=zm.env(),
+                              capture_output=True, text=True, timeout=900)  # fmt: skip
         said = last.stdout + last.stderr
         for source in SOURCES:
             assert backed_up(pools, source), (source, said)
@@ -187,3 +189,21 @@ def test_a_fleet_in_one_makefile(pools, zm, tmp_path) -> None:
         assert set(tokens.split()) <= {"-"}, tokens
         assert "c (root@fleet-c): 3 datasets up to date" in said, said
         assert last.returncode != 0 and "1 of 4 sources are not up to date (dead)" in said, said
+        for source, (_, children) in SOURCES.items():
+            for child in ["", *(f"/{c}" for c in children)]:
+                labels = (
+                    f'dataset="{pools.src}/{source}{child}",source="{source}",'
+                    f'host="root@fleet-{source}",target="local:{pools.backup}/{source}"'
+                )
+                assert f"zmake_backup_up_to_date{{{labels}}} 1" in metrics.read_text()
+        assert 'zmake_run_datasets_failed{target="fleet"} 1' in metrics.read_text()
+
+        # One view: the fleet's check, one line for all; the dead host UNKNOWN for its part.
+        check = zm("check", "-c", str(config), check=False)
+        lines = check.stdout.splitlines()
+        assert check.returncode == 3, check.stdout + check.stderr
+        assert lines[0].startswith("ZMAKE UNKNOWN - 4 sources, 13 datasets, oldest backup "), lines
+        assert lines[1:] == [
+            f"dead: UNKNOWN - cannot reach root@fleet-dead over ssh: ssh: connect "
+            f"to host {NOTHING_LISTENS} port 22: Connection refused"
+        ], lines
