@@ -10,6 +10,7 @@ backup lags most starts first."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -63,11 +64,12 @@ def lag_order(sources: list[FleetSource], run_dir: Path) -> list[FleetSource]:
 
     def newest_stamp(source: FleetSource) -> float:
         stamps = work_of(run_dir, route_of(source.settings, source.roots)) / "stamps"
-        try:
-            times = [entry.stat().st_mtime for entry in stamps.iterdir() if "@" in entry.name]
-        except OSError:
-            return 0.0
-        return max(times, default=0.0)
+        times = [0.0]
+        for entry in stamps.rglob("*@*"):  # a dataset's (its name's folders) or a batch's
+            if not entry.name.startswith("umount@"):  # written by every run, sends or not
+                with contextlib.suppress(OSError):
+                    times.append(entry.stat().st_mtime)
+        return max(times)
 
     return sorted(sources, key=newest_stamp)
 
