@@ -98,8 +98,11 @@ def run_backup(
         text = makefile_text(prepared.plan, settings, roots=request.roots, command=zmake_argv,
                              origin=f"zmake backup of {' '.join(request.roots)}")  # fmt: skip
         prepared.makefile.write_text(text)
-    finally:
-        prepared.settle()
+    except BaseException:
+        if prepared.unmounting is not None:  # its master too must be closed; this error stands
+            prepared.unmounting.wait()
+        raise
+    prepared.settle()
     prepared.report.write_text("")
     env = {**os.environ, "ZMAKE_REPORT": str(prepared.report), "ZMAKE_RUN_DIR": str(run_dir)}
     make = [gnu_make(), "-k", f"-j{request.jobs}", "-f", str(prepared.makefile),

@@ -46,12 +46,11 @@ class Outcome:
         rows = summary_rows(self.prepared.expected(), self.prepared.report)
         return [replace(row, dataset=f"{self.source.name}:{row.dataset}") for row in rows]
 
-    def line(self) -> str:
-        """The summary's line for this source."""
+    def line(self, rows: list[Row]) -> str:
+        """The summary's line for this source, from its `rows()`."""
         where = f"{self.source.name} ({self.source.host})"
         if self.prepared is None:
             return f"{where}: failed before any send: {self.error}"
-        rows = self.rows()
         behind = [row for row in rows if not row.done]
         if not behind:
             return f"{where}: {len(rows)} datasets up to date"
@@ -119,12 +118,13 @@ def fleet_backup(
         for outcome in outcomes:
             for side in route_of(outcome.source.settings, outcome.source.roots).remote_hosts:
                 close_masters(runner, run_dir, side)
-    report.rows = [row for outcome in outcomes for row in outcome.rows()]
+    rows_of = [(outcome, outcome.rows()) for outcome in outcomes]  # each report read once
+    report.rows = [row for _, rows in rows_of for row in rows]
     print_table(report.rows, sys.stdout)
     print("sources:")
-    for outcome in outcomes:
-        print(f"  {outcome.line()}")
-    behind = [o.source.name for o in outcomes if any(not row.done for row in o.rows())]
+    for outcome, rows in rows_of:
+        print(f"  {outcome.line(rows)}")
+    behind = [o.source.name for o, rows in rows_of if any(not row.done for row in rows)]
     if behind or code != 0:
         raise Unfinished(f"{len(behind)} of {len(outcomes)} sources are not up to date "
                          f"({', '.join(behind)}): run zmake backup again to finish")  # fmt: skip
@@ -153,16 +153,15 @@ def run_make(runner: Runner, ready: list[Outcome], run_dir: Path, jobs: int) -> 
 def fleet_metrics(runner: Runner, sources: list[FleetSource], run: RunFigures, path: Path) -> None:
     """--metrics: every source's backups as they now are, labelled by source and host, and
     the run's figures (target="fleet")."""
-    from zmake.commands.check import read_health, target_label
-    from zmake.core.plan import Selection
+    from zmake.commands.check import target_label
+    from zmake.commands.check_fleet import source_health
     from zmake.reports.metrics import Group, render_groups, write_metrics
 
     groups = []
     for source in sources:
         route = route_of(source.settings, source.roots)
         try:
-            healths = read_health(runner, route, source.roots,
-                                  Selection(source.roots, source.settings.exclude))  # fmt: skip
+            healths = source_health(runner, source)
         except ZmakeError:
             healths = []  # unreachable: its run figures and up_to_date absence tell
         labels = {"source": source.name, "host": source.host, "target": target_label(route)}

@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from zmake.cli.arguments import setting_layer
 from zmake.commands.check import read_health
 from zmake.core.errors import UsageError, ZmakeError
-from zmake.core.health import CRITICAL, LEVEL_NAMES, OK, UNKNOWN, WARNING, short_age, verdict
+from zmake.core.health import (
+    CRITICAL,
+    LEVEL_NAMES,
+    OK,
+    UNKNOWN,
+    WARNING,
+    Health,
+    short_age,
+    verdict,
+)
 from zmake.core.plan import Selection
 from zmake.fleet import FleetSource, chosen, fleet_of
 from zmake.sides.runner import Runner
@@ -22,15 +31,19 @@ from zmake.targets import route_of
 SEVERITY = {OK: 0, WARNING: 1, UNKNOWN: 2, CRITICAL: 3}
 
 
+def source_health(runner: Runner, source: FleetSource) -> list[Health]:
+    """Each of a source's datasets, judged against its backup (one read of each side)."""
+    settings = source.settings
+    route = route_of(settings, source.roots)
+    selection = Selection(source.roots, settings.exclude)
+    return read_health(runner, route, source.roots, selection)
+
+
 def judge(runner: Runner, source: FleetSource, now: float, warn: int, crit: int
           ) -> tuple[int, int, list[str], float | None]:  # fmt: skip
     """(level, datasets, problem lines, oldest backup's age) of one source."""
-    settings = source.settings
-    route = route_of(settings, source.roots)
     try:
-        healths = read_health(
-            runner, route, source.roots, Selection(source.roots, settings.exclude)
-        )
+        healths = source_health(runner, source)
     except ZmakeError as exc:
         return UNKNOWN, 0, [f"{source.name}: UNKNOWN - {' '.join(str(exc).split())}"], None
     judged = verdict(healths, now, warn, crit)
