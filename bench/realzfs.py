@@ -132,8 +132,13 @@ def lower_bound(sizes: dict[str, int]) -> float:
 TOOL_TIMEOUT = 1800  # seconds; a run past it is reported as failed, the others go on
 
 
-def with_output(argv: list[str], check: bool = True, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=TOOL_TIMEOUT)
+def with_output(
+    argv: list[str],
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float = TOOL_TIMEOUT,
+) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
     if check and done.returncode != 0:
         tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
         raise RuntimeError(f"{shlex.join(argv)} exited {done.returncode}:\n" + "\n".join(tail))

@@ -20,9 +20,10 @@ fi
 args=""
 for arg in "$@"; do args+=" $(printf '%q' "$arg")"; done
 script=bench/realzfs.py
-if [ "${1:-}" = night ]; then  # bench/night.py: the night over many datasets
-    script=bench/night.py
-    args=${args# night}
-fi
+case "${1:-}" in
+    night | fleet)  # bench/night.py: the night over many datasets; bench/fleet.py: many sources
+        script=bench/$1.py
+        args=${args# "$1"} ;;
+esac
 exec .venv/bin/python tests/realzfs/guest.py --timeout 7200 --memory 6G \
     --exec "python $script$args"
