@@ -38,6 +38,7 @@ BACKUP_LIST_PROPS = (
     PLACEHOLDER_PROPERTY,
     "mounted",
     "readonly",
+    "creation",  # a received snapshot keeps the source's: how old a pushed backup is
 )
 DATASET_TYPES = (FILESYSTEM, VOLUME)
 SNAPSHOT = "snapshot"
@@ -162,7 +163,9 @@ def parse_backup(list_output: str) -> dict[str, BackupDataset]:
         )
         if kind == SNAPSHOT:
             owner = name.partition("@")[0]
-            snapshots.setdefault(owner, []).append(Snapshot(name, guid, createtxg))
+            creation = to_int(row[12], "creation", row, what) if row[12] != ABSENT else 0
+            snapshots.setdefault(owner, []).append(Snapshot(name, guid, createtxg,
+                                                            creation=creation))  # fmt: skip
         elif kind in DATASET_TYPES:
             found[name] = BackupDataset(
                 name=name,

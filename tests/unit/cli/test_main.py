@@ -197,7 +197,7 @@ def up_to_date_zfs(tmp_path: Path, backup_answers: bool = True) -> None:
 
 UP_TO_DATE = (
     BACKUP_ROW.format(name="backup/my data", referenced=200, token="-", mark="-")
-    + "backup/my data@s1\tsnapshot\t12\t6\t200\t200\t-\toff\t-\t-\t-\t-\n"
+    + "backup/my data@s1\tsnapshot\t12\t6\t200\t200\t-\toff\t-\t-\t-\t-\t-\n"
 )
 
 

@@ -180,13 +180,55 @@ def test_parse_backup_round_trip(generated: tuple[str, list[GenRemote]]) -> None
 
 
 def test_parse_backup_token_dash_means_none() -> None:
-    row = ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", "-", "no", "off"]
+    row = ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", "-", "no", "off", "-"]
     parsed = parse_backup("\t".join(row) + "\n")
     assert parsed["backup/x"].resume_token is None
     assert not parsed["backup/x"].placeholder and not parsed["backup/x"].mounted
     assert not parsed["backup/x"].readonly
-    row[-1] = "on"
+    row[-2] = "on"
     assert parse_backup("\t".join(row) + "\n")["backup/x"].readonly
+
+
+def test_a_backup_snapshot_keeps_its_creation() -> None:
+    """A received snapshot carries the source's `creation`: a pushed backup's age."""
+    rows = [
+        [
+            "backup/x",
+            FILESYSTEM,
+            "1",
+            "2",
+            "100",
+            "0",
+            "-",
+            "off",
+            "-",
+            "-",
+            "no",
+            "on",
+            "1700000000",
+        ],
+        [
+            "backup/x@a",
+            "snapshot",
+            "10",
+            "3",
+            "1",
+            "0",
+            "-",
+            "off",
+            "-",
+            "-",
+            "-",
+            "-",
+            "1690000000",
+        ],
+        ["backup/x@b", "snapshot", "11", "4", "1", "0", "-", "off", "-", "-", "-", "-", "-"],
+    ]
+    parsed = parse_backup("".join("\t".join(row) + "\n" for row in rows))["backup/x"]
+    assert [s.creation for s in parsed.snapshots] == [1690000000, 0]
+    rows[1][-1] = "soon"
+    with pytest.raises(ParseError):
+        parse_backup("".join("\t".join(row) + "\n" for row in rows))
 
 
 @pytest.mark.parametrize(
@@ -198,15 +240,15 @@ def test_only_a_placeholder_mark_naming_the_dataset_itself_counts(
     value: str, placeholder: bool
 ) -> None:
     """Children inherit user properties: a mark naming the parent must not make them one."""
-    row = ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", value, "no", "on"]
+    row = ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", value, "no", "on", "-"]
     assert parse_backup("\t".join(row) + "\n")["backup/x"].placeholder is placeholder
 
 
 def test_parse_backup_snapshots_sorted_by_backup_txg() -> None:
     rows = [
-        ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", "-", "yes", "on"],
-        ["backup/x@b", "snapshot", "20", "900", "1", "0", "-", "off", "-", "-", "-", "-"],
-        ["backup/x@a", "snapshot", "10", "800", "1", "0", "-", "off", "-", "-", "-", "-"],
+        ["backup/x", FILESYSTEM, "1", "2", "100", "0", "-", "off", "-", "-", "yes", "on", "-"],
+        ["backup/x@b", "snapshot", "20", "900", "1", "0", "-", "off", "-", "-", "-", "-", "-"],
+        ["backup/x@a", "snapshot", "10", "800", "1", "0", "-", "off", "-", "-", "-", "-", "-"],
     ]
     parsed = parse_backup("".join("\t".join(r) + "\n" for r in rows))
     assert [s.short for s in parsed["backup/x"].snapshots] == ["a", "b"]
@@ -324,7 +366,21 @@ def test_non_numeric_remote_column_names_the_line(column: str) -> None:
     row = dict(
         zip(
             BACKUP_LIST_PROPS,
-            ["backup/my data", FILESYSTEM, "1", "2", "3", "4", "-", "off", "-", "-", "no", "on"],
+            [
+                "backup/my data",
+                FILESYSTEM,
+                "1",
+                "2",
+                "3",
+                "4",
+                "-",
+                "off",
+                "-",
+                "-",
+                "no",
+                "on",
+                "5",
+            ],
             strict=True,
         )
     )
@@ -337,7 +393,9 @@ def test_non_numeric_remote_column_names_the_line(column: str) -> None:
 
 
 def test_remote_wrong_field_count_names_the_line() -> None:
-    good = "\t".join(["backup/a", FILESYSTEM, "1", "2", "3", "4", "-", "off", "-", "-", "no", "on"])
+    good = "\t".join(
+        ["backup/a", FILESYSTEM, "1", "2", "3", "4", "-", "off", "-", "-", "no", "on", "-"]
+    )
     bad = "backup/a@s\tsnapshot\t1\t2"
     with pytest.raises(ParseError, match=r"backup zfs list line 2: .*'backup/a@s"):
         parse_backup(f"{good}\n{bad}\n")

@@ -724,8 +724,8 @@ class SlotWatchingRunner(Runner):
         kind = {"get": "local get", "bookmark": "bookmark"}.get(argv[1], "remote")
         self.calls.append((kind, self.slot_held()))
         out = local_get(self.snapshot) if kind == "local get" else (
-            "backup/d\tfilesystem\t900\t5\t200\t0\t-\toff\t-\t-\tno\ton\n"
-            "backup/d@s1\tsnapshot\t12\t6\t200\t200\t-\toff\t-\t-\t-\t-\n"
+            "backup/d\tfilesystem\t900\t5\t200\t0\t-\toff\t-\t-\tno\ton\t-\n"
+            "backup/d@s1\tsnapshot\t12\t6\t200\t200\t-\toff\t-\t-\t-\t-\t-\n"
         ) if kind == "remote" else ""  # fmt: skip
         return Result(argv, 0, out, "")
 

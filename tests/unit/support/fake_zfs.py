@@ -196,7 +196,7 @@ SEND_GET = (
     "tank/my data@s1\tmountpoint\t-\t-\n"
     "tank/my data@s1\tencryption\toff\tdefault\n"
 )
-BACKUP_ROW = "{name}\tfilesystem\t900\t5\t{referenced}\t0\t{token}\toff\t-\t{mark}\tno\ton\n"
+BACKUP_ROW = "{name}\tfilesystem\t900\t5\t{referenced}\t0\t{token}\toff\t-\t{mark}\tno\ton\t-\n"
 
 
 def fake_zfs(

@@ -58,9 +58,9 @@ def write_answers(folder: Path, count: int) -> list[str]:
         local += rows(f"{name}#zmake-{backup:016x}-7", {"type": "bookmark", "guid": s1,
                                                         "createtxg": 7})  # fmt: skip
         backups.append(f"{backup_of(name)}\tfilesystem\t{backup}\t5\t{SMALL}\t0\t-\toff\t-\t-\t"
-                       "no\ton\n")  # fmt: skip
+                       "no\ton\t-\n")  # fmt: skip
         backups.append(f"{backup_of(name)}@s1\tsnapshot\t{s1}\t6\t{SMALL}\t{SMALL}\t-\toff\t-\t"
-                       "-\t-\t-\n")  # fmt: skip
+                       "-\t-\t-\t-\n")  # fmt: skip
     answers = {"list.txt": listed, "get.txt": got, "send-get.txt": local, "backup.txt": backups,
                "names.txt": [n + "\n" for n in datasets], "mounted.txt": [],
                "datasets.txt": [b for b in backups if "@" not in b]}  # fmt: skip

@@ -302,6 +302,7 @@ def remote_list_output(remotes: Iterable[GenRemote]) -> str:
                 "zmake:placeholder": remote.name if remote.placeholder else "-",
                 "mounted": "-" if remote.kind == VOLUME else ("yes" if remote.mounted else "no"),
                 "readonly": "on" if remote.readonly else "off",
+                "creation": "1700000000",
             }
         ]
         rows += [
@@ -318,6 +319,7 @@ def remote_list_output(remotes: Iterable[GenRemote]) -> str:
                 "zmake:placeholder": remote.name if remote.placeholder else "-",
                 "mounted": "-",
                 "readonly": "-",
+                "creation": str(s.creation or "-"),
             }
             for s in remote.snapshots
         ]

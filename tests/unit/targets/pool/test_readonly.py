@@ -30,9 +30,11 @@ SEND_GET_S2 = SEND_GET + "".join(
 def backup(*snapshots: tuple[str, int], readonly: bool) -> str:
     """`zfs list` of backup/my data holding `snapshots` ((short, guid), oldest first)."""
     row = BACKUP_ROW.format(name="backup/my data", referenced=200, token="-", mark="-")
-    text = row if readonly else row.replace("\ton\n", "\toff\n")
+    text = row if readonly else row.replace("\ton\t-\n", "\toff\t-\n")
     for txg, (short, guid) in enumerate(snapshots, start=6):
-        text += f"backup/my data@{short}\tsnapshot\t{guid}\t{txg}\t200\t200\t-\toff\t-\t-\t-\t-\n"
+        text += (
+            f"backup/my data@{short}\tsnapshot\t{guid}\t{txg}\t200\t200\t-\toff\t-\t-\t-\t-\t-\n"
+        )
     return text
 
 
