@@ -20,23 +20,38 @@ from zmake.core.health import (
     UNKNOWN,
     WARNING,
     Health,
+    pushed_health,
     short_age,
     verdict,
 )
 from zmake.core.plan import Selection
 from zmake.fleet import FleetSource, chosen, fleet_of
 from zmake.sides.runner import Runner
-from zmake.targets import route_of
+from zmake.sides.side import Route
+from zmake.targets import route_of, target_at
 
 SEVERITY = {OK: 0, WARNING: 1, UNKNOWN: 2, CRITICAL: 3}
 
 
 def source_health(runner: Runner, source: FleetSource) -> list[Health]:
-    """Each of a source's datasets, judged against its backup (one read of each side)."""
+    """Each of a source's datasets, judged against its backup (one read of each side); a
+    source that pushes by itself, by its backups alone (one read of this side)."""
     settings = source.settings
     route = route_of(settings, source.roots)
+    if source.push:
+        return pushed_healths(runner, route)
     selection = Selection(source.roots, settings.exclude)
     return read_health(runner, route, source.roots, selection)
+
+
+def pushed_healths(runner: Runner, route: Route) -> list[Health]:
+    """Every backup under the push source's dest that holds a snapshot (zmake's empty
+    parents left out); none at all cannot be judged."""
+    backups = target_at(route).read_backups(runner, {})
+    healths = [pushed_health(b) for b in backups.values() if b.snapshots and not b.placeholder]
+    if not healths:
+        raise ZmakeError(f"nothing is backed up under {route.dest}")
+    return healths
 
 
 def judge(runner: Runner, source: FleetSource, now: float, warn: int, crit: int
@@ -54,8 +69,7 @@ def judge(runner: Runner, source: FleetSource, now: float, warn: int, crit: int
 
 def fleet_check(runner: Runner, fleet: Sequence[FleetSource], now: float, warn: int, crit: int,
                 notes: Sequence[str] = ()) -> int:  # fmt: skip
-    pulled = [source for source in fleet if not source.push]
-    judged = [(source, *judge(runner, source, now, warn, crit)) for source in pulled]
+    judged = [(source, *judge(runner, source, now, warn, crit)) for source in fleet]
     levels = [level for _, level, _, _, _ in judged] + [WARNING for _ in notes]
     level = max(levels, key=SEVERITY.__getitem__, default=OK)
     problems = sorted(((SEVERITY[lvl], line) for _, lvl, _, lines, _ in judged for line in lines),
@@ -64,7 +78,7 @@ def fleet_check(runner: Runner, fleet: Sequence[FleetSource], now: float, warn: 
     datasets = sum(count for _, _, count, _, _ in judged)
     ages = [age for *_, age in judged if age is not None]
     oldest = f", oldest backup {short_age(max(ages))} ago" if ages else ""
-    summary = f"ZMAKE {LEVEL_NAMES[level]} - {len(pulled)} sources, {datasets} datasets{oldest}"
+    summary = f"ZMAKE {LEVEL_NAMES[level]} - {len(fleet)} sources, {datasets} datasets{oldest}"
     if lines:
         summary += f", {len(lines)} problems"
     print(summary)

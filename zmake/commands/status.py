@@ -79,6 +79,12 @@ def print_status(rows: list[dict[str, object]], *, as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace, runner: Runner) -> int:
+    from zmake.commands.backup import wants_fleet
+
+    if wants_fleet(args):
+        from zmake.commands import status_fleet
+
+        return status_fleet.run(args, runner)
     settings = settings_from(args)
     roots = roots_of(args, settings, runner)
     rows = status(runner, route_of(settings, roots), roots, Selection(roots, settings.exclude))

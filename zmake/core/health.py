@@ -104,6 +104,28 @@ def health_of(dataset: Dataset, remote: Mapping[str, BackupDataset], dest: str) 
     )
 
 
+PUSHED = "pushed"  # a source that pushes by itself: judged from the backup side alone
+
+
+def pushed_health(backup: BackupDataset) -> Health:
+    """A backup that its source pushes here, judged by what it holds: its newest snapshot's
+    creation (a received snapshot keeps the source's). What the source has beyond that,
+    this host cannot know."""
+    newest = backup.snapshots[-1] if backup.snapshots else None
+    waiting = ("a partial receive waits to be resumed",) if backup.resume_token else ()
+    return Health(
+        dataset=backup.name,
+        backup=backup.name,
+        state=PUSHED if newest else "no snapshot",
+        newest_backed_up=newest.short if newest else None,
+        backed_up_at=(newest.creation or None) if newest else None,
+        waiting_since=None,
+        pending_bytes=0,
+        resume_token=bool(backup.resume_token),
+        problems=waiting or (() if newest else ("no snapshot on the backup",)),
+    )
+
+
 def level_of(health: Health, now: float, warn: int, crit: int) -> tuple[int, str]:
     """The level of one dataset and, unless OK, the line that says why."""
     if health.state == "diverged":

@@ -26,9 +26,11 @@ def test_one_line_for_all_then_each_problem_with_its_source(tmp_path: Path) -> N
     env, config = fleet(tmp_path, HERE + AWAY + PUSHED)
     done = zmake(["check", "-c", config], env, cwd=tmp_path)
     lines = done.stdout.splitlines()
-    assert lines[0] == "ZMAKE CRITICAL - 2 sources, 3 datasets, 4 problems", done.stdout
+    assert lines[0] == "ZMAKE CRITICAL - 3 sources, 3 datasets, 5 problems", done.stdout
     assert done.returncode == 2  # a backup missing for half a year outranks an unreachable host
-    assert lines[-1].startswith("away: UNKNOWN - cannot reach nobody@127.0.0.1 over ssh")
+    away, phone = sorted(lines[-2:])
+    assert away.startswith("away: UNKNOWN - cannot reach nobody@127.0.0.1 over ssh")
+    assert phone == "phone: UNKNOWN - nothing is backed up under backup/phone"
     assert all(line.startswith("here: tank") for line in lines[1:4]), done.stdout
     single = zmake(["check", "tank", "--dest", "backup/here", "-c", "/dev/null"], env,
                    cwd=tmp_path)  # fmt: skip
@@ -49,3 +51,42 @@ def test_a_fleet_check_names_its_sources(tmp_path: Path) -> None:
     done = zmake(["check", "-c", config, "here"], env, cwd=tmp_path)
     assert done.stdout.startswith("ZMAKE CRITICAL - 1 sources, 3 datasets"), done.stdout
     assert "away" not in done.stdout
+
+
+AT = 1_800_000_000
+PHONE_TREE = (
+    "backup/phone\tfilesystem\t7\t2\t0\t0\t-\toff\t-\tbackup/phone\tno\ton\t-\n"
+    "backup/phone/data\tfilesystem\t8\t3\t0\t0\t-\toff\t-\t-\tno\ton\t-\n"
+    "backup/phone/data@old\tsnapshot\t9\t4\t0\t0\t-\toff\t-\t-\t-\t-\t{old}\n"
+    "backup/phone/data@new\tsnapshot\t10\t5\t0\t0\t-\toff\t-\t-\t-\t-\t{new}\n"
+)
+
+
+def pushed_check(tmp_path: Path, newest_age: int) -> tuple[int, list[str]]:
+    tmp_path.mkdir()
+    env, config = fleet(tmp_path, PUSHED)
+    answer(tmp_path, "tree.txt", PHONE_TREE.format(old=AT - 9 * 86400, new=AT - newest_age))
+    done = zmake(["check", "-c", config, "--at", str(AT), "--warn", "1d", "--crit", "3d"], env,
+                 cwd=tmp_path)  # fmt: skip
+    return done.returncode, done.stdout.splitlines()
+
+
+def test_a_pushed_source_is_judged_by_the_newest_snapshot_its_backup_holds(
+    tmp_path: Path,
+) -> None:
+    """No read of the source (this host has no way to it): the backup's own snapshots, by
+    their creation on the source; zmake's empty parent (the placeholder) is not judged."""
+    code, lines = pushed_check(tmp_path / "on time", 3600)
+    assert (code, lines) == (0, ["ZMAKE OK - 1 sources, 1 datasets, oldest backup 1h ago"])
+    code, lines = pushed_check(tmp_path / "late", 2 * 86400)  # the control: the same backup, late
+    assert code == 1, lines
+    assert lines[1:] == ["phone: backup/phone/data: newest backup @new is 2d old"]
+
+
+def test_a_pushed_source_with_nothing_backed_up_is_unknown(tmp_path: Path) -> None:
+    env, config = fleet(tmp_path, PUSHED)
+    done = zmake(["check", "-c", config], env, cwd=tmp_path)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stdout.splitlines()[1] == (
+        "phone: UNKNOWN - nothing is backed up under backup/phone"
+    )
