@@ -153,19 +153,16 @@ def run_make(runner: Runner, ready: list[Outcome], run_dir: Path, jobs: int) -> 
 def fleet_metrics(runner: Runner, sources: list[FleetSource], run: RunFigures, path: Path) -> None:
     """--metrics: every source's backups as they now are, labelled by source and host, and
     the run's figures (target="fleet")."""
-    from zmake.commands.check import target_label
-    from zmake.commands.check_fleet import source_health
+    from zmake.commands.check_fleet import source_health, source_labels
     from zmake.reports.metrics import Group, render_groups, write_metrics
 
     groups = []
     for source in sources:
-        route = route_of(source.settings, source.roots)
         try:
             healths = source_health(runner, source)
         except ZmakeError:
             healths = []  # unreachable: its run figures and up_to_date absence tell
-        labels = {"source": source.name, "host": source.host, "target": target_label(route)}
-        groups.append(Group(healths, labels))
+        groups.append(Group(healths, source_labels(source)))
     write_metrics(path, render_groups(groups, run, {"target": "fleet"}))
 
 

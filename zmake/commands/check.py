@@ -68,19 +68,20 @@ def verdict_json(judged: CheckVerdict, healths: Sequence[Health], now: float) ->
         "summary": judged.summary,
         "problems": list(judged.lines),
         "checked_at": int(now),
-        "datasets": [
-            {
-                "dataset": h.dataset,
-                "backup": h.backup,
-                "state": h.state,
-                "newest_backed_up": h.newest_backed_up,
-                "backed_up_at": h.backed_up_at,
-                "age_seconds": None if h.backed_up_at is None else int(now - h.backed_up_at),
-                "pending_bytes": h.pending_bytes,
-                "resume_token": h.resume_token,
-            }
-            for h in healths
-        ],
+        "datasets": [dataset_json(h, now) for h in healths],
+    }
+
+
+def dataset_json(h: Health, now: float) -> dict[str, object]:
+    return {
+        "dataset": h.dataset,
+        "backup": h.backup,
+        "state": h.state,
+        "newest_backed_up": h.newest_backed_up,
+        "backed_up_at": h.backed_up_at,
+        "age_seconds": None if h.backed_up_at is None else int(now - h.backed_up_at),
+        "pending_bytes": h.pending_bytes,
+        "resume_token": h.resume_token,
     }
 
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from zmake.cli.arguments import setting_layer
 from zmake.commands.check import read_health
-from zmake.core.errors import UsageError, ZmakeError
+from zmake.core.errors import ZmakeError
 from zmake.core.health import (
     CRITICAL,
     LEVEL_NAMES,
     OK,
     UNKNOWN,
     WARNING,
+    CheckVerdict,
     Health,
     pushed_health,
     short_age,
@@ -54,46 +57,92 @@ def pushed_healths(runner: Runner, route: Route) -> list[Health]:
     return healths
 
 
-def judge(runner: Runner, source: FleetSource, now: float, warn: int, crit: int
-          ) -> tuple[int, int, list[str], float | None]:  # fmt: skip
-    """(level, datasets, problem lines, oldest backup's age) of one source."""
+@dataclass(frozen=True)
+class Judged:
+    """One source's part of the fleet's verdict."""
+
+    source: FleetSource
+    level: int
+    healths: list[Health]
+    lines: list[str]  # its problems, each with the source's name
+    error: str | None = None  # why it could not be read
+
+
+def judge(runner: Runner, source: FleetSource, now: float, warn: int, crit: int) -> Judged:
     try:
         healths = source_health(runner, source)
     except ZmakeError as exc:
-        return UNKNOWN, 0, [f"{source.name}: UNKNOWN - {' '.join(str(exc).split())}"], None
+        why = " ".join(str(exc).split())
+        return Judged(source, UNKNOWN, [], [f"{source.name}: UNKNOWN - {why}"], why)
     judged = verdict(healths, now, warn, crit)
-    ages = [now - h.backed_up_at for h in healths if h.backed_up_at is not None]
-    lines = [f"{source.name}: {line}" for line in judged.lines]
-    return judged.level, len(healths), lines, max(ages, default=None)
+    return Judged(source, judged.level, healths, [f"{source.name}: {x}" for x in judged.lines])
+
+
+def source_labels(source: FleetSource) -> dict[str, str]:
+    """A fleet source's metrics labels."""
+    from zmake.commands.check import target_label
+
+    route = route_of(source.settings, source.roots)
+    return {"source": source.name, "host": source.host, "target": target_label(route)}
+
+
+def summed(judged: Sequence[Judged], now: float, notes: Sequence[str]) -> CheckVerdict:
+    """The fleet's one line, then every problem, worst first, then the runs' notes."""
+    levels = [j.level for j in judged] + [WARNING for _ in notes]
+    level = max(levels, key=SEVERITY.__getitem__, default=OK)
+    problems = sorted(((SEVERITY[j.level], line) for j in judged for line in j.lines),
+                      reverse=True)  # fmt: skip
+    lines = [line for _, line in problems] + list(notes)
+    datasets = sum(len(j.healths) for j in judged)
+    ages = [now - h.backed_up_at for j in judged for h in j.healths if h.backed_up_at is not None]
+    oldest = f", oldest backup {short_age(max(ages))} ago" if ages else ""
+    summary = f"ZMAKE {LEVEL_NAMES[level]} - {len(judged)} sources, {datasets} datasets{oldest}"
+    if lines:
+        summary += f", {len(lines)} problems"
+    return CheckVerdict(level, summary, tuple(lines))
+
+
+def fleet_json(judged: Sequence[Judged], whole: CheckVerdict, now: float) -> dict[str, object]:
+    from zmake.commands.check import dataset_json
+
+    rows = [{"source": j.source.name, **dataset_json(h, now)} for j in judged for h in j.healths]
+    return {
+        "version": 1,
+        "level": whole.level,
+        "summary": whole.summary,
+        "problems": list(whole.lines),
+        "checked_at": int(now),
+        "datasets": rows,
+        "unreadable": [{"source": j.source.name, "error": j.error} for j in judged if j.error],
+    }
 
 
 def fleet_check(runner: Runner, fleet: Sequence[FleetSource], now: float, warn: int, crit: int,
-                notes: Sequence[str] = ()) -> int:  # fmt: skip
-    judged = [(source, *judge(runner, source, now, warn, crit)) for source in fleet]
-    levels = [level for _, level, _, _, _ in judged] + [WARNING for _ in notes]
-    level = max(levels, key=SEVERITY.__getitem__, default=OK)
-    problems = sorted(((SEVERITY[lvl], line) for _, lvl, _, lines, _ in judged for line in lines),
-                      reverse=True)  # fmt: skip
-    lines = [line for _, line in problems] + list(notes)
-    datasets = sum(count for _, _, count, _, _ in judged)
-    ages = [age for *_, age in judged if age is not None]
-    oldest = f", oldest backup {short_age(max(ages))} ago" if ages else ""
-    summary = f"ZMAKE {LEVEL_NAMES[level]} - {len(fleet)} sources, {datasets} datasets{oldest}"
-    if lines:
-        summary += f", {len(lines)} problems"
-    print(summary)
-    for line in lines:
+                notes: Sequence[str] = (), *, as_json: bool = False,
+                metrics: Path | None = None) -> int:  # fmt: skip
+    judged = [judge(runner, source, now, warn, crit) for source in fleet]
+    whole = summed(judged, now, notes)
+    if metrics is not None:
+        from zmake.reports.metrics import Group, render_groups, write_metrics
+
+        groups = [Group(j.healths, source_labels(j.source)) for j in judged]
+        write_metrics(metrics, render_groups(groups, None, {}))
+    if as_json:
+        import json
+
+        print(json.dumps(fleet_json(judged, whole, now), indent=2))
+        return whole.level
+    print(whole.summary)
+    for line in whole.lines:
         print(line)
-    return level
+    return whole.level
 
 
 def run(args: argparse.Namespace, runner: Runner, now: float, warn: int, crit: int) -> int:
     from zmake.settings import default_run_dir
     from zmake.sides.locks import run_notes
 
-    if args.json or args.metrics:
-        raise UsageError("--json and --metrics of a fleet check are not there yet: check one "
-                         "source (its pools, -c with its --dest) for them")  # fmt: skip
     fleet = chosen(fleet_of(args.config, setting_layer(args)), list(args.pools or ()))
     notes = run_notes(fleet[0].settings.run_dir or default_run_dir(), now, warn, crit)
-    return fleet_check(runner, fleet, now, warn, crit, notes)
+    metrics = Path(args.metrics) if args.metrics else None
+    return fleet_check(runner, fleet, now, warn, crit, notes, as_json=args.json, metrics=metrics)

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from zmake.core.health import Health
+from zmake.core.health import PUSHED, Health
 from zmake.reports.send import write_atomically
 
 
@@ -70,7 +70,7 @@ def render_groups(
                [(lbl, h.pending_bytes) for h, lbl in per]),
         family("zmake_backup_up_to_date", "gauge",
                "1 when the backup holds the source's newest snapshot, else 0.",
-               [(lbl, 1 if h.up_to_date else 0) for h, lbl in per]),
+               [(lbl, 1 if h.up_to_date else 0) for h, lbl in per if h.state != PUSHED]),
     ]  # fmt: skip
     if run is not None:
         of_target = labels(**run_labels)

@@ -3,7 +3,10 @@ source, an unreachable source UNKNOWN for its part, the worst level for the whol
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import jsonschema
 
 from tests.unit.support.fake_zfs import BACKUP_ROW, answer, fake_zfs, zmake
 
@@ -90,3 +93,30 @@ def test_a_pushed_source_with_nothing_backed_up_is_unknown(tmp_path: Path) -> No
     assert done.stdout.splitlines()[1] == (
         "phone: UNKNOWN - nothing is backed up under backup/phone"
     )
+
+
+SCHEMA = json.loads((Path(__file__).parents[3] / "docs" / "check.schema.json").read_text())
+
+
+def test_json_and_metrics_cover_every_source(tmp_path: Path) -> None:
+    """--json: the text form's verdict, each dataset with its source, the unreadable ones
+    named; --metrics: labelled by source and host, a pushed backup's age but no up_to_date
+    (this host cannot know what its source holds)."""
+    env, config = fleet(tmp_path, HERE + AWAY + PUSHED)
+    answer(tmp_path, "tree.txt", PHONE_TREE.format(old=AT - 9 * 86400, new=AT - 3600))
+    metrics = tmp_path / "fleet.prom"
+    argv = ["check", "-c", config, "--at", str(AT)]
+    text = zmake(argv, env, cwd=tmp_path)
+    done = zmake([*argv, "--json", "--metrics", str(metrics)], env, cwd=tmp_path)
+    document = json.loads(done.stdout)
+    jsonschema.validate(document, SCHEMA)
+    assert done.returncode == text.returncode == document["level"] == 2
+    assert [document["summary"], *document["problems"]] == text.stdout.splitlines()
+    assert {(row["source"], row["state"]) for row in document["datasets"]} == {
+        ("here", "missing"), ("phone", "pushed")}  # fmt: skip
+    assert [row["source"] for row in document["unreadable"]] == ["away"]
+    exposition = metrics.read_text()
+    phone = 'dataset="backup/phone/data",source="phone",host="this machine"'
+    assert f"zmake_backup_last_snapshot_timestamp_seconds{{{phone}" in exposition
+    assert f"zmake_backup_up_to_date{{{phone}" not in exposition
+    assert 'zmake_backup_up_to_date{dataset="tank",source="here"' in exposition
