@@ -104,7 +104,10 @@ def run_backup(
         raise
     prepared.settle()
     prepared.report.write_text("")
-    env = {**os.environ, "ZMAKE_REPORT": str(prepared.report), "ZMAKE_RUN_DIR": str(run_dir)}
+    from zmake.sides import unreachable
+
+    env = {**os.environ, "ZMAKE_REPORT": str(prepared.report), "ZMAKE_RUN_DIR": str(run_dir),
+           unreachable.ENV: str(unreachable.fresh_folder(prepared.work))}  # fmt: skip
     make = [gnu_make(), "-k", f"-j{request.jobs}", "-f", str(prepared.makefile),
             f"STAMPS={prepared.stamps}"]  # fmt: skip
     return prepared.plan, runner.interactive(make, env), prepared.stamps, prepared.report
@@ -116,6 +119,7 @@ class Prepared:
     backups' unmount under way (`settle` waits for it)."""
 
     plan: Plan
+    route: Route
     work: Path  # the folder of this source and target in the run directory
     unmounting: Unmounting | None
     umount_stamp: Path
@@ -175,7 +179,7 @@ def prepare(
         ours = {dest_name(node.dataset.name, route.dest) for node in plan.nodes}
         target = target_at(route, settings)
         unmounting = Unmounting(runner, run_dir, target, ours, request.jobs)
-    return Prepared(plan, work, unmounting, umount_stamp)
+    return Prepared(plan, route, work, unmounting, umount_stamp)
 
 
 def work_of(run_dir: Path, route: Route) -> Path:

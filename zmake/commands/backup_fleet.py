@@ -46,15 +46,21 @@ class Outcome:
         rows = summary_rows(self.prepared.expected(), self.prepared.report)
         return [replace(row, dataset=f"{self.source.name}:{row.dataset}") for row in rows]
 
-    def line(self, rows: list[Row]) -> str:
-        """The summary's line for this source, from its `rows()`."""
+    def line(self, rows: list[Row], marks: Path) -> str:
+        """The summary's line for this source, from its `rows()` and this run's marks of
+        the hosts it could not reach."""
+        from zmake.sides import unreachable
+
         where = f"{self.source.name} ({self.source.host})"
         if self.prepared is None:
             return f"{where}: failed before any send: {self.error}"
         behind = [row for row in rows if not row.done]
         if not behind:
             return f"{where}: {len(rows)} datasets up to date"
-        return f"{where}: {len(behind)} of {len(rows)} datasets not up to date"
+        hosts = [side.host for side in self.prepared.route.remote_hosts if side.host]
+        lost = unreachable.reason(marks, hosts)
+        during = f"; unreachable during the run: {lost}" if lost else ""
+        return f"{where}: {len(behind)} of {len(rows)} datasets not up to date{during}"
 
 
 def lag_order(sources: list[FleetSource], run_dir: Path) -> list[FleetSource]:
@@ -123,7 +129,7 @@ def fleet_backup(
     print_table(report.rows, sys.stdout)
     print("sources:")
     for outcome, rows in rows_of:
-        print(f"  {outcome.line(rows)}")
+        print(f"  {outcome.line(rows, run_dir / 'fleet' / 'unreachable')}")
     behind = [o.source.name for o, rows in rows_of if any(not row.done for row in rows)]
     if behind or code != 0:
         raise Unfinished(f"{len(behind)} of {len(outcomes)} sources are not up to date "
@@ -145,7 +151,10 @@ def run_make(runner: Runner, ready: list[Outcome], run_dir: Path, jobs: int) -> 
     makefile = run_dir / "fleet" / "Makefile"
     makefile.parent.mkdir(mode=0o700, exist_ok=True)
     makefile.write_text(render_fleet(parts, zmake_command(), command, __version__))
-    env = {**os.environ, "ZMAKE_RUN_DIR": str(run_dir)}
+    from zmake.sides import unreachable
+
+    env = {**os.environ, "ZMAKE_RUN_DIR": str(run_dir),
+           unreachable.ENV: str(unreachable.fresh_folder(makefile.parent))}  # fmt: skip
     env.pop("ZMAKE_REPORT", None)
     return runner.interactive([gnu_make(), "-k", f"-j{jobs}", "-f", str(makefile)], env)
 

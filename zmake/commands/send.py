@@ -34,7 +34,11 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
         batch=tuple(names),
         stall_after=settings.stall_after,
     )
-    sender = target_of(settings, names).sender(runner, request, run_dir)
+    from zmake.sides import unreachable
+
+    target = target_of(settings, names)
+    hosts = [side.host for side in target.route.remote_hosts if side.host]
+    sender = unreachable.guarded(target.sender(runner, request, run_dir), hosts)
     report_file = os.environ.get("ZMAKE_REPORT")
     reports = []
     for name in names:

@@ -49,9 +49,13 @@ class BackupWritable(PermissionDenied):
 
 
 class RemoteUnreachable(ZmakeError):
-    """ssh could not connect or authenticate (ssh exit 255)."""
+    """ssh could not connect or authenticate (ssh exit 255); `host`: the [USER@]HOST."""
 
     exit_code = 6
+
+    def __init__(self, message: str, host: str | None = None) -> None:
+        super().__init__(message)
+        self.host = host
 
 
 class RemotePoolMissing(ZmakeError):

@@ -110,7 +110,7 @@ def control_error(
     """`command`, the zfs command itself (`argv` may be the ssh that ran it), lets a
     "permission denied" name the permission missing and the `zfs allow` that grants it."""
     if remote is not None and returncode == SSH_FAILED:
-        return RemoteUnreachable(f"cannot reach {remote} over ssh: {first_line(stderr)}")
+        return RemoteUnreachable(f"cannot reach {remote} over ssh: {first_line(stderr)}", remote)
     unavailable = zfs_unavailable(stderr)
     if unavailable is not None:
         if remote is not None:
@@ -162,7 +162,8 @@ def transfer_error(
     if route.source.host is not None:
         if sender.returncode == SSH_FAILED:
             return RemoteUnreachable(
-                f"cannot reach {route.source.host} over ssh: {first_line(sender.stderr)}"
+                f"cannot reach {route.source.host} over ssh: {first_line(sender.stderr)}",
+                route.source.host,
             )
         if receiver.failed and not sender.failed and complained(sender.stderr):
             # The login shell there may lack pipefail: `zfs send` failed but its compressor
@@ -224,7 +225,7 @@ def receiver_error(dataset: str, receiver: StageOutcome, *, route: Route) -> Zma
     stderr = receiver.stderr
     remote = route.target.host
     if remote is not None and receiver.returncode == SSH_FAILED:
-        return RemoteUnreachable(f"cannot reach {remote} over ssh: {first_line(stderr)}")
+        return RemoteUnreachable(f"cannot reach {remote} over ssh: {first_line(stderr)}", remote)
     unavailable = zfs_unavailable(stderr)
     if unavailable is not None:
         return unavailable
