@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 MAX_SOCKET_DIR = 70
 MAKE_JOBS = re.compile(r"(?:^|\s)-[a-zA-Z]*j(\d*)")
 UNLIMITED_JOBS_SLOTS = 8
+# Masters of one host open gradually: slot i's first connection waits i times this, so a run's
+# K connections to a host never arrive in the same instant (sshd's MaxStartups counts the
+# connections still authenticating, whoever's they are).
+MASTER_STAGGER = 0.25
 
 
 def jobs_from_makeflags(makeflags: str | None) -> int | None:
@@ -173,7 +177,10 @@ def ssh_slot(runner: Runner, run_dir: Path, side: Side, slots: int) -> Iterator[
     own_masters = not user_multiplexes(runner, side, folder)
     # The slot limits the streams to `slots` even when the user's master carries them all.
     with take_slot(folder, side.key, slots) as index:
-        yield replace(side, socket=str(folder / f"s{index}-{side.key}")) if own_masters else side
+        socket = folder / f"s{index}-{side.key}"
+        if not socket.exists():  # its master is down: this send's first command opens it
+            time.sleep(index * MASTER_STAGGER)
+        yield replace(side, socket=str(socket)) if own_masters else side
 
 
 @contextmanager

@@ -45,6 +45,7 @@ from zmake.sides.side import (
     ssh_config_argv,
 )
 from zmake.sides.slots import (
+    MASTER_STAGGER,
     UNLIMITED_JOBS_SLOTS,
     close_masters,
     jobs_from_makeflags,
@@ -501,6 +502,28 @@ def test_ssh_slot_hands_out_one_socket_per_slot_without_running_anything(tmp_pat
     with ssh_slot(runner, tmp_path, REMOTE, 4) as again:
         assert again.socket == str(folder / f"s0-{key}")  # given back, taken again
     assert runner.calls == [ASK_CONFIG]
+
+
+def test_a_hosts_masters_open_gradually(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slot i's master, when down, waits i times MASTER_STAGGER before its first connection:
+    K sends starting at once never knock on the host's sshd in the same instant. A master
+    already up costs no wait."""
+    waits: list[float] = []
+    monkeypatch.setattr(slots.time, "sleep", waits.append)
+    runner = FakeRunner(config="user me\ncontrolpath none\n")
+    folder = socket_dir(tmp_path)
+    with (
+        ssh_slot(runner, tmp_path, REMOTE, 3),
+        ssh_slot(runner, tmp_path, REMOTE, 3),
+        ssh_slot(runner, tmp_path, REMOTE, 3) as third,
+    ):
+        assert waits == [0, MASTER_STAGGER, 2 * MASTER_STAGGER]
+        Path(str(third.socket)).touch()  # its master now up
+    (folder / f"s0-{REMOTE.key}").touch()
+    waits.clear()
+    with ssh_slot(runner, tmp_path, REMOTE, 3), ssh_slot(runner, tmp_path, REMOTE, 3):
+        pass
+    assert waits == [MASTER_STAGGER]  # slot 0 up, slot 1 down; slot 2 not needed
 
 
 def test_the_remembered_answer_is_asked_again_when_the_ssh_config_changes(
