@@ -3,6 +3,7 @@ loopback addresses (127.0.0.0/8 is all local), and an ssh config that names each
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -41,7 +42,33 @@ def sshds(addresses: list[str], folder: Path) -> Iterator[dict[str, Path]]:
         yield logs
     finally:
         for pid in pids:
-            os.kill(pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # killed already (kill_host)
+                os.kill(pid, signal.SIGTERM)
+
+
+def kill_host(folder: Path, address: str) -> None:
+    """The host gone mid-run: SIGKILL the sshd that `sshds` started for `address` in
+    `folder`, and every session it forked (with what they run)."""
+    listener = int((folder / f"sshd-{address}.pid").read_text())
+    for pid in [listener, *descendants(listener)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
 
 
 def ssh_config(names: Mapping[str, str], path: Path) -> Path:

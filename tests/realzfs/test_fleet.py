@@ -1,10 +1,12 @@
 """Many machines, one backup host (issue 26) on real OpenZFS: a fleet config pulled by
 `zmake backup` through distinct sshd addresses in one Makefile, each source host held to its
 streams, an unreachable host failing once and alone, a frozen stream stopped and left
-resumable, and the next run finishing with every GUID."""
+resumable, and the next run finishing with every GUID; the fleet's check (a pushed source
+judged by its backups' creation) and status; a host lost mid-night failing its sends once."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.realzfs.hosts import NOTHING_LISTENS, logins, ssh_config, sshds
+from tests.realzfs.hosts import NOTHING_LISTENS, kill_host, logins, ssh_config, sshds
 from tests.realzfs.support import (
     bytes_counter,
     crawling_ssh,
@@ -207,3 +209,39 @@ def test_a_fleet_in_one_makefile(pools, zm, tmp_path) -> None:
             f"dead: UNKNOWN - cannot reach root@fleet-dead over ssh: ssh: connect "
             f"to host {NOTHING_LISTENS} port 22: Connection refused"
         ], lines
+
+        # A source that pushes by itself is judged from its backups here alone: a's tree, as
+        # if a pushed it. A received snapshot keeps its creation on the source.
+        with open(config, "a") as more:
+            more.write(f'[sources.pushed]\ndest = "{pools.backup}/a"\npush = true\n')
+        judged = json.loads(zm("check", "-c", str(config), "--json", check=False).stdout)
+        pushed = {row["dataset"]: row for row in judged["datasets"] if row["source"] == "pushed"}
+        mirror = f"{pools.backup}/a/a"
+        assert set(pushed) == {mirror, *(f"{mirror}/{child}" for child in SOURCES["a"][1])}
+        created = int(zfs("get", "-H", "-p", "-o", "value", "creation", f"{pools.src}/a@two"))
+        assert {(row["state"], row["backed_up_at"]) for row in pushed.values()} == {
+            ("pushed", created)}, pushed  # fmt: skip
+        status = zm("status", "-c", str(config), check=False)
+        assert status.returncode == 1, status.stdout + status.stderr
+        assert status.stderr.startswith("zmake: status: dead: cannot reach root@fleet-dead")
+        states = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()[1:]}
+        assert states[f"c:{pools.src}/c/d2"] == "up", status.stdout  # up to date
+        assert states[f"pushed:{mirror}/d1"] == "pushed", status.stdout
+
+        # A host lost mid-night (its sshd and sessions killed as its first stream moves): its
+        # sends fail once each, those not yet started at once, untried; the others finish.
+        new_data(pools, "three")
+        bytes_counter(wrappers["c"]).unlink()
+        with open(log, "w") as output:
+            night = subprocess.Popen(fleet, env=zm.env(), stdout=output, stderr=output,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        wait_for_bytes(wrappers["c"], 100_000, night)
+        kill_host(tmp_path, "127.0.0.4")
+        code = night.wait(timeout=900)
+        said = log.read_text()
+        assert code != 0, said
+        assert backed_up(pools, "a") and backed_up(pools, "b"), said
+        assert "not tried: earlier in this run, cannot reach root@fleet-c over ssh" in said, said
+        assert (
+            "c (root@fleet-c): 3 of 3 datasets not up to date; unreachable during the run: " in said
+        ), said
