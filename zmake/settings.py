@@ -6,13 +6,12 @@ READONLY to `zmake send`, so `make REMOTE=other` overrides reach every recipe.""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from zmake.core.errors import UsageError
 from zmake.core.hosts import check_host, ssh_words
-from zmake.core.model import is_within
 from zmake.core.names import dataset_problem
 from zmake.core.prunable import OWNED_PREFIX
 from zmake.sides.side import Side
@@ -70,7 +69,6 @@ DEFAULT_STALL = "10m"
 SETTING_VARIABLES = tuple(f"ZMAKE_{key.upper()}" for key in ENV_KEYS)
 TRUE_WORDS = ("1", "on", "yes", "true")
 FALSE_WORDS = ("0", "off", "no", "false")
-DEST_HINT = "e.g. --dest backup/$(hostname -s): the backups go below it, zmake creates it"
 
 
 @dataclass(frozen=True)
@@ -123,25 +121,6 @@ class Settings:
     @property
     def target_side(self) -> Side:
         return Side(self.remote, self.ssh)
-
-
-def check_dest(dest: str, roots: Sequence[str], *, same_machine: bool) -> None:
-    """A backup must neither replace the receiving pool's own root dataset nor, on one
-    machine, land inside (or above) what it backs up."""
-    if "/" not in dest and any("/" not in root for root in roots):
-        pool = next(root for root in roots if "/" not in root)
-        raise UsageError(
-            f"--dest {dest} is a pool: the backup of {pool}'s root dataset would replace that "
-            f"pool's own root; give a dataset below it ({DEST_HINT})"
-        )
-    if not same_machine:
-        return
-    for root in roots:
-        if is_within(dest, root) or is_within(root, dest):
-            raise UsageError(
-                f"--dest {dest} overlaps the source {root} on this machine: the backup would "
-                "become part of what it backs up (or overwrite it)"
-            )
 
 
 def load_config(path: str | None, *, default: bool = True) -> dict[str, Any]:

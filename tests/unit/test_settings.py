@@ -1,4 +1,4 @@
-"""--dest: what a backup side may be (settings.check_dest), and the names on each side."""
+"""--dest: what a backup side may be (targets.check_dest), and the names on each side."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from hypothesis import given
 from tests.unit.support.zfsgen import components
 from zmake.core.errors import UsageError
 from zmake.core.model import dest_name, source_name
-from zmake.settings import Settings, check_dest
-from zmake.targets import route_of
+from zmake.settings import Settings
+from zmake.targets import check_dest, route_of
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from zmake.core.errors import UsageError
-from zmake.settings import DEST_HINT, Settings, check_dest
+from zmake.core.model import is_within
+from zmake.settings import Settings
 from zmake.sides.side import Route
 from zmake.targets.base import Target
 from zmake.targets.directory.target import DirectoryTarget
 from zmake.targets.pool.target import PoolTarget
+
+DEST_HINT = "e.g. --dest backup/$(hostname -s): the backups go below it, zmake creates it"
 
 
 def route_of(settings: Settings, roots: Sequence[str] = ()) -> Route:
@@ -58,3 +61,22 @@ def directory_named(settings: Settings, names: Sequence[str]) -> tuple[Settings,
     if settings.to_dir:
         settings = replace(settings, dest=None)
     return settings, rest
+
+
+def check_dest(dest: str, roots: Sequence[str], *, same_machine: bool) -> None:
+    """A backup must neither replace the receiving pool's own root dataset nor, on one
+    machine, land inside (or above) what it backs up."""
+    if "/" not in dest and any("/" not in root for root in roots):
+        pool = next(root for root in roots if "/" not in root)
+        raise UsageError(
+            f"--dest {dest} is a pool: the backup of {pool}'s root dataset would replace that "
+            f"pool's own root; give a dataset below it ({DEST_HINT})"
+        )
+    if not same_machine:
+        return
+    for root in roots:
+        if is_within(dest, root) or is_within(root, dest):
+            raise UsageError(
+                f"--dest {dest} overlaps the source {root} on this machine: the backup would "
+                "become part of what it backs up (or overwrite it)"
+            )
