@@ -108,13 +108,27 @@ def prepared(runner: Runner, args: argparse.Namespace, source: FleetSource, run_
     return Outcome(source, ready)
 
 
+def prepare_all(runner: Runner, args: argparse.Namespace, sources: list[FleetSource],
+                run_dir: Path, jobs: int) -> list[Outcome]:  # fmt: skip
+    """Every source prepared, the laggiest first: side by side (up to `jobs` at once, each
+    source's own reads and round trips), unless a prune would ask before destroying: a
+    question at a time."""
+    ordered = lag_order(sources, run_dir)
+    requests = [request_of(args, source, jobs) for source in ordered]
+    asks = any(r.keeping is not None and not r.assume_yes for r in requests)
+    if asks or len(ordered) < 2 or jobs < 2:
+        return [prepared(runner, args, source, run_dir, jobs) for source in ordered]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(jobs, len(ordered))) as pool:
+        return list(pool.map(lambda s: prepared(runner, args, s, run_dir, jobs), ordered))
+
+
 def fleet_backup(
     runner: Runner, args: argparse.Namespace, sources: list[FleetSource], run_dir: Path,
     jobs: int, report: RunReport,
 ) -> None:  # fmt: skip
-    outcomes = [
-        prepared(runner, args, source, run_dir, jobs) for source in lag_order(sources, run_dir)
-    ]
+    outcomes = prepare_all(runner, args, sources, run_dir, jobs)
     ready = [o for o in outcomes if o.prepared is not None]
     code = 0
     try:

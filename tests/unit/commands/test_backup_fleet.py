@@ -1,15 +1,24 @@
 """The fleet's order: the source whose backup lags most starts first (its newest dataset
-stamp is oldest; never backed up: first of all), read from the stamps alone."""
+stamp is oldest; never backed up: first of all), read from the stamps alone; the sources
+prepared side by side in that order, unless a prune would ask."""
 
 from __future__ import annotations
 
+import argparse
 import os
+import threading
+import time
 from pathlib import Path
 
+import pytest
+
+from zmake.cli.main import build_parser
+from zmake.commands import backup_fleet
 from zmake.commands.backup import work_of
 from zmake.commands.backup_fleet import lag_order
 from zmake.fleet import FleetSource
 from zmake.settings import Settings
+from zmake.sides.runner import Runner
 from zmake.targets import route_of
 
 
@@ -35,3 +44,52 @@ def test_the_laggiest_source_starts_first(tmp_path: Path) -> None:
     stamp(tmp_path, never, "umount@0123456789abcdef", 3_000_000)
     ordered = lag_order([fresh, stale, never], tmp_path)
     assert [s.name for s in ordered] == ["never", "stale", "fresh"]
+
+
+def run_args(**given: object) -> argparse.Namespace:
+    args = build_parser().parse_args(["backup", "--all"])
+    return argparse.Namespace(**{**vars(args), **given})
+
+
+def watch_prepare(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[int]]:
+    """`prepared` replaced: each call records its source and how many ran at once."""
+    order: list[str] = []
+    most = [0]
+    running = [0]
+    lock = threading.Lock()
+
+    def fake(runner, args, source, run_dir, jobs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+            order.append(source.name)
+        return backup_fleet.Outcome(source, error="not really")
+
+    monkeypatch.setattr(backup_fleet, "prepared", fake)
+    return order, most
+
+
+def test_sources_are_prepared_side_by_side_in_lag_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = [source(name) for name in ("a", "b", "c", "d")]
+    stamp(tmp_path, fleet[0], "rpool@1", 2_000_000)  # a: the freshest, last
+    _, most = watch_prepare(monkeypatch)
+    outcomes = backup_fleet.prepare_all(Runner(), run_args(yes=True), fleet, tmp_path, 8)
+    assert [o.source.name for o in outcomes] == ["b", "c", "d", "a"]
+    assert most[0] == 4
+
+
+def test_a_prune_that_would_ask_prepares_one_source_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = [source(name) for name in ("a", "b", "c")]
+    order, most = watch_prepare(monkeypatch)
+    asking = run_args(prune=True, keep=3, yes=False)
+    backup_fleet.prepare_all(Runner(), asking, fleet, tmp_path, 8)
+    assert most[0] == 1 and len(order) == 3
+    backup_fleet.prepare_all(Runner(), run_args(prune=True, keep=3, yes=True), fleet, tmp_path, 8)
+    assert most[0] == 3  # the control: with --yes nothing asks
