@@ -154,9 +154,11 @@ class Prepared:
 
 
 def prepare(
-    runner: Runner, settings: Settings, route: Route, request: BackupRequest, run_dir: Path
-) -> Prepared:
-    """snapshot → prune → read the source → plan, and the backups' unmount started."""
+    runner: Runner, settings: Settings, route: Route, request: BackupRequest, run_dir: Path,
+    label: str = "",
+) -> Prepared:  # fmt: skip
+    """snapshot → prune → read the source → plan, and the backups' unmount started;
+    `label` begins its lines (a fleet's sources are prepared side by side)."""
     roots = request.roots
     selection = Selection(roots, settings.exclude)
     # A source on another machine is read through slot 0's master, which the first send
@@ -165,7 +167,7 @@ def prepare(
         reads = replace(route, source=source_side)
         if request.take_snapshot:
             name = snapshot(runner, reads.source, roots, request.snapshot_format, datetime.now(UTC))
-            print(f"backup: snapshot @{name} of {' '.join(roots)}")
+            print(f"backup: {label}snapshot @{name} of {' '.join(roots)}")
         if request.keeping is not None:
             prune(runner, reads, roots, selection, request.keeping, run_dir=run_dir,
                   backup_too=True, assume_yes=request.assume_yes, dry_run=False)  # fmt: skip

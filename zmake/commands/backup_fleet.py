@@ -57,8 +57,7 @@ class Outcome:
         behind = [row for row in rows if not row.done]
         if not behind:
             return f"{where}: {len(rows)} datasets up to date"
-        hosts = [side.host for side in self.prepared.route.remote_hosts if side.host]
-        lost = unreachable.reason(marks, hosts)
+        lost = unreachable.reason(marks, self.prepared.route.remote_hosts)
         during = f"; unreachable during the run: {lost}" if lost else ""
         return f"{where}: {len(behind)} of {len(rows)} datasets not up to date{during}"
 
@@ -99,7 +98,8 @@ def prepared(runner: Runner, args: argparse.Namespace, source: FleetSource, run_
     request = request_of(args, source, jobs)
     print(f"backup: source {source.name} ({source.host})", flush=True)
     try:
-        ready = prepare(runner, settings, route_of(settings, source.roots), request, run_dir)
+        route = route_of(settings, source.roots)
+        ready = prepare(runner, settings, route, request, run_dir, f"{source.name}: ")
         ready.settle()
     except ZmakeError as exc:
         message = " ".join(str(exc).split())
@@ -111,17 +111,20 @@ def prepared(runner: Runner, args: argparse.Namespace, source: FleetSource, run_
 def prepare_all(runner: Runner, args: argparse.Namespace, sources: list[FleetSource],
                 run_dir: Path, jobs: int) -> list[Outcome]:  # fmt: skip
     """Every source prepared, the laggiest first: side by side (up to `jobs` at once, each
-    source's own reads and round trips), unless a prune would ask before destroying: a
-    question at a time."""
+    source's own reads and round trips) when nobody is there to answer; one at a time when
+    a prune would ask before destroying, or on a terminal (where ssh may ask too)."""
     ordered = lag_order(sources, run_dir)
     requests = [request_of(args, source, jobs) for source in ordered]
     asks = any(r.keeping is not None and not r.assume_yes for r in requests)
-    if asks or len(ordered) < 2 or jobs < 2:
+    if asks or sys.stdin.isatty() or len(ordered) < 2 or jobs < 2:  # ssh too may ask
         return [prepared(runner, args, source, run_dir, jobs) for source in ordered]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(jobs, len(ordered))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(jobs, len(ordered)))
+    try:
         return list(pool.map(lambda s: prepared(runner, args, s, run_dir, jobs), ordered))
+    finally:  # Ctrl-C, or an error that is no ZmakeError: no source not yet begun begins
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def fleet_backup(
@@ -182,10 +185,9 @@ def fleet_metrics(runner: Runner, sources: list[FleetSource], run: RunFigures, p
     groups = []
     for source in sources:
         try:
-            healths = source_health(runner, source)
+            groups.append(Group(source_health(runner, source), source_labels(source), True))
         except ZmakeError:
-            healths = []  # unreachable: its run figures and up_to_date absence tell
-        groups.append(Group(healths, source_labels(source)))
+            groups.append(Group([], source_labels(source), False))
     write_metrics(path, render_groups(groups, run, {"target": "fleet"}))
 
 

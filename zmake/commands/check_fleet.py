@@ -125,7 +125,7 @@ def fleet_check(runner: Runner, fleet: Sequence[FleetSource], now: float, warn: 
     if metrics is not None:
         from zmake.reports.metrics import Group, render_groups, write_metrics
 
-        groups = [Group(j.healths, source_labels(j.source)) for j in judged]
+        groups = [Group(j.healths, source_labels(j.source), j.error is None) for j in judged]
         write_metrics(metrics, render_groups(groups, None, {}))
     if as_json:
         import json

@@ -37,8 +37,7 @@ def run(args: argparse.Namespace, runner: Runner) -> int:
     from zmake.sides import unreachable
 
     target = target_of(settings, names)
-    hosts = [side.host for side in target.route.remote_hosts if side.host]
-    sender = unreachable.guarded(target.sender(runner, request, run_dir), hosts)
+    sender = unreachable.guarded(target.sender(runner, request, run_dir), target.route.remote_hosts)
     report_file = os.environ.get("ZMAKE_REPORT")
     reports = []
     for name in names:

@@ -24,7 +24,10 @@ def source_rows(runner: Runner, source: FleetSource) -> list[dict[str, object]]:
     route = route_of(source.settings, source.roots)
     if source.push:
         backups = target_at(route).read_backups(runner, {})
-        return [pushed_row(b) for b in backups.values() if b.snapshots and not b.placeholder]
+        rows = [pushed_row(b) for b in backups.values() if b.snapshots and not b.placeholder]
+        if not rows:  # as check says: nothing to show is not "all is well"
+            raise ZmakeError(f"nothing is backed up under {route.dest}")
+        return rows
     selection = Selection(source.roots, source.settings.exclude)
     return status(runner, route, source.roots, selection)
 

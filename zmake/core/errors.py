@@ -49,13 +49,14 @@ class BackupWritable(PermissionDenied):
 
 
 class RemoteUnreachable(ZmakeError):
-    """ssh could not connect or authenticate (ssh exit 255); `host`: the [USER@]HOST."""
+    """ssh could not connect or authenticate (ssh exit 255). `lost`: the [USER@]HOST when
+    ssh said that the connection itself failed (sides/unreachable.py marks it for the run)."""
 
     exit_code = 6
 
-    def __init__(self, message: str, host: str | None = None) -> None:
+    def __init__(self, message: str, lost: str | None = None) -> None:
         super().__init__(message)
-        self.host = host
+        self.lost = lost
 
 
 class RemotePoolMissing(ZmakeError):

@@ -48,6 +48,7 @@ class Group:
 
     healths: Sequence[Health]
     labels: Mapping[str, str]
+    readable: bool | None = None  # a fleet source's: could it be read at all?
 
 
 def render_metrics(healths: Sequence[Health], target: str, run: RunFigures | None = None) -> str:
@@ -67,11 +68,16 @@ def render_groups(
                [(lbl, h.backed_up_at) for h, lbl in per if h.backed_up_at is not None]),
         family("zmake_backup_pending_bytes", "gauge",
                "Estimated bytes still to send for the backup to be up to date.",
-               [(lbl, h.pending_bytes) for h, lbl in per]),
+               [(lbl, h.pending_bytes) for h, lbl in per if h.state != PUSHED]),
         family("zmake_backup_up_to_date", "gauge",
                "1 when the backup holds the source's newest snapshot, else 0.",
                [(lbl, 1 if h.up_to_date else 0) for h, lbl in per if h.state != PUSHED]),
     ]  # fmt: skip
+    sources = [(labels(**g.labels), 1 if g.readable else 0) for g in groups
+               if g.readable is not None]  # fmt: skip
+    if sources:  # an unreadable source has no dataset series: this one says it is down
+        parts.append(family("zmake_source_readable", "gauge",
+                            "1 when the fleet source could be read, else 0.", sources))  # fmt: skip
     if run is not None:
         of_target = labels(**run_labels)
         parts += [

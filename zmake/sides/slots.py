@@ -43,6 +43,7 @@ UNLIMITED_JOBS_SLOTS = 8
 # K connections to a host never arrive in the same instant (sshd's MaxStartups counts the
 # connections still authenticating, whoever's they are).
 MASTER_STAGGER = 0.25
+MOST_STAGGERED = 8  # a -j32 run's last masters wait 2 s, not 8
 
 
 def jobs_from_makeflags(makeflags: str | None) -> int | None:
@@ -177,10 +178,13 @@ def ssh_slot(runner: Runner, run_dir: Path, side: Side, slots: int) -> Iterator[
     own_masters = not user_multiplexes(runner, side, folder)
     # The slot limits the streams to `slots` even when the user's master carries them all.
     with take_slot(folder, side.key, slots) as index:
+        if not own_masters:
+            yield side
+            return
         socket = folder / f"s{index}-{side.key}"
         if not socket.exists():  # its master is down: this send's first command opens it
-            time.sleep(index * MASTER_STAGGER)
-        yield replace(side, socket=str(socket)) if own_masters else side
+            time.sleep(min(index, MOST_STAGGERED) * MASTER_STAGGER)
+        yield replace(side, socket=str(socket))
 
 
 @contextmanager

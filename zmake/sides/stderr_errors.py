@@ -48,6 +48,23 @@ PERMISSION = re.compile(r"permission denied", re.IGNORECASE)
 NOISE = re.compile(r"^(Warning: Permanently added|\s*$)")
 
 
+# ssh's own words when the connection itself failed or broke (not a remote command that died
+# of a broken pipe, which leaves ssh's stderr empty): what marks a host lost for a run.
+CONNECTION_LOST = re.compile(
+    r"Connection (refused|reset|timed out|closed)|closed by remote host|No route to host|"
+    r"Network is unreachable|Could not resolve|Permission denied \(|Host key verification|"
+    r"kex_exchange_identification|not responding|client_loop: send disconnect|"
+    r"Control socket connect|mux_client_"
+)
+
+
+def ssh_failure(remote: str, stderr: str) -> RemoteUnreachable:
+    """ssh exited 255: its connection failed (the host named as lost) or it could not
+    say why (a command that died mid-stream leaves ssh no words: not the host's fault)."""
+    lost = remote if CONNECTION_LOST.search(stderr) else None
+    return RemoteUnreachable(f"cannot reach {remote} over ssh: {first_line(stderr)}", lost)
+
+
 def first_line(stderr: str) -> str:
     for line in stderr.splitlines():
         if not NOISE.match(line):
@@ -110,7 +127,7 @@ def control_error(
     """`command`, the zfs command itself (`argv` may be the ssh that ran it), lets a
     "permission denied" name the permission missing and the `zfs allow` that grants it."""
     if remote is not None and returncode == SSH_FAILED:
-        return RemoteUnreachable(f"cannot reach {remote} over ssh: {first_line(stderr)}", remote)
+        return ssh_failure(remote, stderr)
     unavailable = zfs_unavailable(stderr)
     if unavailable is not None:
         if remote is not None:
@@ -161,10 +178,7 @@ def transfer_error(
         return denied
     if route.source.host is not None:
         if sender.returncode == SSH_FAILED:
-            return RemoteUnreachable(
-                f"cannot reach {route.source.host} over ssh: {first_line(sender.stderr)}",
-                route.source.host,
-            )
+            return ssh_failure(route.source.host, sender.stderr)
         if receiver.failed and not sender.failed and complained(sender.stderr):
             # The login shell there may lack pipefail: `zfs send` failed but its compressor
             # exited 0, and the receiver refused the cut stream. Name the real cause.
@@ -225,7 +239,7 @@ def receiver_error(dataset: str, receiver: StageOutcome, *, route: Route) -> Zma
     stderr = receiver.stderr
     remote = route.target.host
     if remote is not None and receiver.returncode == SSH_FAILED:
-        return RemoteUnreachable(f"cannot reach {remote} over ssh: {first_line(stderr)}", remote)
+        return ssh_failure(remote, stderr)
     unavailable = zfs_unavailable(stderr)
     if unavailable is not None:
         return unavailable

@@ -4,10 +4,12 @@ source, an unreachable source UNKNOWN for its part, the worst level for the whol
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import jsonschema
 
+from tests.unit.core.test_health import PROMTOOL
 from tests.unit.support.fake_zfs import BACKUP_ROW, answer, fake_zfs, zmake
 
 HERE = '[sources.here]\ndest = "backup/here"\npools = ["tank"]\n'
@@ -118,5 +120,14 @@ def test_json_and_metrics_cover_every_source(tmp_path: Path) -> None:
     exposition = metrics.read_text()
     phone = 'dataset="backup/phone/data",source="phone",host="this machine"'
     assert f"zmake_backup_last_snapshot_timestamp_seconds{{{phone}" in exposition
-    assert f"zmake_backup_up_to_date{{{phone}" not in exposition
+    assert f"zmake_backup_up_to_date{{{phone}" not in exposition  # unknowable here
+    assert f"zmake_backup_pending_bytes{{{phone}" not in exposition
     assert 'zmake_backup_up_to_date{dataset="tank",source="here"' in exposition
+    readable = {line.split('source="')[1].split('"')[0]: line.rsplit(" ", 1)[1]
+                for line in exposition.splitlines()
+                if line.startswith("zmake_source_readable{")}  # fmt: skip
+    assert readable == {"here": "1", "away": "0", "phone": "1"}  # away: no series but this
+    if PROMTOOL is not None:
+        done = subprocess.run([PROMTOOL, "check", "metrics"], input=exposition,
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr

@@ -36,3 +36,10 @@ def test_an_unreadable_source_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert [error["source"] for error in document["unreadable"]] == ["away"]
     said = done.stderr.splitlines()
     assert len(said) == 1 and said[0].startswith("zmake: status: away: cannot reach"), said
+
+
+def test_a_pushed_source_with_nothing_backed_up_is_unreadable(tmp_path: Path) -> None:
+    env, config = fleet(tmp_path, PUSHED)
+    done = zmake(["status", "-c", config], env, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == "zmake: status: phone: nothing is backed up under backup/phone\n"

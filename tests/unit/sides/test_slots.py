@@ -524,6 +524,15 @@ def test_a_hosts_masters_open_gradually(tmp_path: Path, monkeypatch: pytest.Monk
     with ssh_slot(runner, tmp_path, REMOTE, 3), ssh_slot(runner, tmp_path, REMOTE, 3):
         pass
     assert waits == [MASTER_STAGGER]  # slot 0 up, slot 1 down; slot 2 not needed
+    waits.clear()
+    multiplexing = FakeRunner(config="user me\ncontrolpath /home/me/.ssh/cm-%C\n")
+    for _ in range(3):  # the user's own master: no socket of ours ever appears
+        with (
+            ssh_slot(multiplexing, tmp_path / "own", REMOTE, 3),
+            ssh_slot(multiplexing, tmp_path / "own", REMOTE, 3),
+        ):
+            pass
+    assert waits == []
 
 
 def test_the_remembered_answer_is_asked_again_when_the_ssh_config_changes(

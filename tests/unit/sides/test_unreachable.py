@@ -12,8 +12,11 @@ import pytest
 from tests.unit.support.fake_zfs import fake_zfs, install, zmake
 from zmake.core.errors import RemoteUnreachable, TransferFailed
 from zmake.sides import unreachable
+from zmake.sides.side import Side
+from zmake.sides.stderr_errors import ssh_failure
 
 HOST = "zsend@nas one"
+SIDE = Side(HOST, "ssh -p 2201")
 
 
 def failing(calls: list[str], error: Exception):
@@ -27,7 +30,7 @@ def failing(calls: list[str], error: Exception):
 def test_the_first_failure_marks_the_host_and_the_rest_fail_untried(tmp_path: Path) -> None:
     calls: list[str] = []
     lost = RemoteUnreachable(f"cannot reach {HOST} over ssh: Connection refused", HOST)
-    send = unreachable.guarded(failing(calls, lost), [HOST], str(tmp_path))
+    send = unreachable.guarded(failing(calls, lost), [SIDE], str(tmp_path))
     with pytest.raises(RemoteUnreachable):
         send("tank/a")
     for name in ("tank/b", "tank/c"):
@@ -39,19 +42,24 @@ def test_the_first_failure_marks_the_host_and_the_rest_fail_untried(tmp_path: Pa
         )
     assert calls == ["tank/a"]
     other: list[str] = []
-    elsewhere = unreachable.guarded(lambda name: other.append(name) or "sent", ["zsend@nas2"],
-                                    str(tmp_path))  # fmt: skip
+    behind_another_port = Side(HOST, "ssh -p 2202")  # the same name, another machine
+    elsewhere = unreachable.guarded(lambda name: other.append(name) or "sent",
+                                    [behind_another_port], str(tmp_path))  # fmt: skip
     assert elsewhere("tank/d") == "sent" and other == ["tank/d"]
 
 
 @pytest.mark.parametrize(
     "error",
-    [TransferFailed("tank/a: the stream stalled"), RemoteUnreachable("cannot reach x", "x")],
-    ids=["another failure", "another host"],
+    [
+        TransferFailed("tank/a: the stream stalled"),
+        RemoteUnreachable("cannot reach x", "x"),
+        ssh_failure(HOST, ""),
+    ],
+    ids=["another failure", "another host", "ssh without a word"],
 )
 def test_only_the_hosts_own_unreachability_marks_it(tmp_path: Path, error: Exception) -> None:
     calls: list[str] = []
-    send = unreachable.guarded(failing(calls, error), [HOST], str(tmp_path))
+    send = unreachable.guarded(failing(calls, error), [SIDE], str(tmp_path))
     for name in ("tank/a", "tank/b"):
         with pytest.raises(type(error)):
             send(name)
@@ -63,11 +71,29 @@ def test_without_the_runs_folder_nothing_is_marked(
 ) -> None:
     monkeypatch.delenv(unreachable.ENV, raising=False)
     calls: list[str] = []
-    send = unreachable.guarded(failing(calls, RemoteUnreachable("gone", HOST)), [HOST])
+    send = unreachable.guarded(failing(calls, RemoteUnreachable("gone", HOST)), [SIDE])
     for name in ("tank/a", "tank/b"):
         with pytest.raises(RemoteUnreachable):
             send(name)
     assert calls == ["tank/a", "tank/b"]
+
+
+@pytest.mark.parametrize(
+    ("stderr", "lost"),
+    [
+        ("ssh: connect to host nas port 22: Connection refused\n", True),
+        ("ssh: connect to host nas port 22: Connection timed out\n", True),
+        ("zsend@nas: Permission denied (publickey).\n", True),
+        ("Connection to nas closed by remote host.\n", True),
+        ("client_loop: send disconnect: Broken pipe\n", True),
+        ("", False),  # a remote command killed by a broken pipe: ssh has nothing to say
+        ("cannot receive: destination has been modified\n", False),
+    ],
+)
+def test_only_ssh_saying_its_connection_failed_names_the_host_lost(stderr: str, lost: bool) -> None:
+    error = ssh_failure(HOST, stderr)
+    assert error.lost == (HOST if lost else None)
+    assert str(error).startswith(f"cannot reach {HOST} over ssh: ")
 
 
 SSH_REFUSED = """#!/bin/sh
