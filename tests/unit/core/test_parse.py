@@ -189,40 +189,18 @@ def test_parse_backup_token_dash_means_none() -> None:
     assert parse_backup("\t".join(row) + "\n")["backup/x"].readonly
 
 
+def backup_row(name: str, kind: str, guid: str, txg: str, creation: str) -> list[str]:
+    """A row of the backup side's list: mounted no, readonly on, nothing else set."""
+    mounted, readonly = ("no", "on") if kind == FILESYSTEM else ("-", "-")
+    return [name, kind, guid, txg, "1", "0", "-", "off", "-", "-", mounted, readonly, creation]
+
+
 def test_a_backup_snapshot_keeps_its_creation() -> None:
     """A received snapshot carries the source's `creation`: a pushed backup's age."""
     rows = [
-        [
-            "backup/x",
-            FILESYSTEM,
-            "1",
-            "2",
-            "100",
-            "0",
-            "-",
-            "off",
-            "-",
-            "-",
-            "no",
-            "on",
-            "1700000000",
-        ],
-        [
-            "backup/x@a",
-            "snapshot",
-            "10",
-            "3",
-            "1",
-            "0",
-            "-",
-            "off",
-            "-",
-            "-",
-            "-",
-            "-",
-            "1690000000",
-        ],
-        ["backup/x@b", "snapshot", "11", "4", "1", "0", "-", "off", "-", "-", "-", "-", "-"],
+        backup_row("backup/x", FILESYSTEM, "1", "2", "1700000000"),
+        backup_row("backup/x@a", "snapshot", "10", "3", "1690000000"),
+        backup_row("backup/x@b", "snapshot", "11", "4", "-"),
     ]
     parsed = parse_backup("".join("\t".join(row) + "\n" for row in rows))["backup/x"]
     assert [s.creation for s in parsed.snapshots] == [1690000000, 0]
@@ -363,27 +341,8 @@ def test_non_numeric_column_names_the_line(tree: GenTree, data: st.DataObject) -
 
 @pytest.mark.parametrize("column", ["guid", "createtxg", "referenced", "written"])
 def test_non_numeric_remote_column_names_the_line(column: str) -> None:
-    row = dict(
-        zip(
-            BACKUP_LIST_PROPS,
-            [
-                "backup/my data",
-                FILESYSTEM,
-                "1",
-                "2",
-                "3",
-                "4",
-                "-",
-                "off",
-                "-",
-                "-",
-                "no",
-                "on",
-                "5",
-            ],
-            strict=True,
-        )
-    )
+    row = dict(zip(BACKUP_LIST_PROPS, backup_row("backup/my data", FILESYSTEM, "1", "2", "5"),
+                   strict=True))  # fmt: skip
     row[column] = "1.5K"
     line = "\t".join(row[p] for p in BACKUP_LIST_PROPS)
     with pytest.raises(ParseError) as caught:
