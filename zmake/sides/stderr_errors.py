@@ -178,7 +178,12 @@ def transfer_error(
         return denied
     if route.source.host is not None:
         if sender.returncode == SSH_FAILED:
-            return ssh_failure(route.source.host, sender.stderr)
+            # ssh without a word: its command died, as a `zfs send` does when the receiver
+            # stops reading. A receiver that says why wins.
+            known = None
+            if receiver.failed and not complained(sender.stderr):
+                known = receiver_error(dataset, receiver, route=route)
+            return known or ssh_failure(route.source.host, sender.stderr)
         if receiver.failed and not sender.failed and complained(sender.stderr):
             # The login shell there may lack pipefail: `zfs send` failed but its compressor
             # exited 0, and the receiver refused the cut stream. Name the real cause.

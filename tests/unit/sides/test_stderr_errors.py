@@ -112,6 +112,15 @@ CASES = {
         f"{DATASET}: zfs send on me@laptop failed: {SEND_OWN.strip()}",
         PULL,
     ),
+    "pull: ssh exits 255 without a word after the receiver refused": Case(
+        [StageOutcome(PULLED, 255, ""), recv(1, MODIFIED)], Diverged, DIVERGED_MESSAGE, PULL
+    ),
+    "pull: ssh exits 255 without a word, the receiver only saw the cut": Case(
+        [StageOutcome(PULLED, 255, ""), recv(1, TRUNCATED)],
+        RemoteUnreachable,
+        "cannot reach me@laptop over ssh: no error message",
+        PULL,
+    ),
     "pull: a recognised receiver message still wins over a quiet source": Case(
         [StageOutcome(PULLED, 0, HOSTKEY), recv(1, MODIFIED)], Diverged, DIVERGED_MESSAGE, PULL
     ),
