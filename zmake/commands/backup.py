@@ -16,7 +16,7 @@ from zmake.cli.arguments import keeping_of, roots_of, settings_from
 from zmake.commands.generate import makefile_text, read_and_plan
 from zmake.commands.prune import prune
 from zmake.commands.snapshot import snapshot
-from zmake.core.batch import stamps_of
+from zmake.core.batch import LEAST_BATCHES, stamps_of
 from zmake.core.errors import TransferFailed
 from zmake.core.model import dest_name
 from zmake.core.plan import Plan, Selection, top_roots
@@ -148,9 +148,10 @@ class Prepared:
             unmounting.wait()  # its master too must be closed
         write_stamp(self.umount_stamp, "unmounted\n")
 
-    def expected(self) -> dict[str, Path]:
-        """Each dataset's stamp file: the summary's rows."""
-        return {name: self.stamps / stamp for name, stamp in stamps_of(self.plan).items()}
+    def expected(self, least: int = LEAST_BATCHES) -> dict[str, Path]:
+        """Each dataset's stamp file: the summary's rows (`least`: as the Makefile batched)."""
+        stamps = stamps_of(self.plan, least)
+        return {name: self.stamps / stamp for name, stamp in stamps.items()}
 
 
 def prepare(

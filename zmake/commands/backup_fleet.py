@@ -43,7 +43,8 @@ class Outcome:
     def rows(self) -> list[Row]:
         if self.prepared is None:
             return [Row(f"{self.source.name}:*", "failed", error=self.error)]
-        rows = summary_rows(self.prepared.expected(), self.prepared.report)
+        rows = summary_rows(self.prepared.expected(streams_of(self.source)),
+                            self.prepared.report)  # fmt: skip
         return [replace(row, dataset=f"{self.source.name}:{row.dataset}") for row in rows]
 
     def line(self, rows: list[Row], marks: Path) -> str:
@@ -60,6 +61,11 @@ class Outcome:
         lost = unreachable.reason(marks, self.prepared.route.remote_hosts)
         during = f"; unreachable during the run: {lost}" if lost else ""
         return f"{where}: {len(behind)} of {len(rows)} datasets not up to date{during}"
+
+
+def streams_of(source: FleetSource) -> int:
+    """The most streams of this source at once (its Makefile's batches fill that many)."""
+    return source.settings.host_streams or 1
 
 
 def lag_order(sources: list[FleetSource], run_dir: Path) -> list[FleetSource]:
@@ -163,7 +169,7 @@ def run_make(runner: Runner, ready: list[Outcome], run_dir: Path, jobs: int) -> 
         rendering = render_settings(source.settings, roots=source.roots, command="",
                                     origin=origin, stamps=str(work.stamps))  # fmt: skip
         parts.append(FleetPart(index, source.name, work.plan, rendering, str(work.report),
-                               source.settings.host_streams or 1))  # fmt: skip
+                               streams_of(source)))  # fmt: skip
     command = shlex.join(["zmake", *sys.argv[1:]])
     makefile = run_dir / "fleet" / "Makefile"
     makefile.parent.mkdir(mode=0o700, exist_ok=True)

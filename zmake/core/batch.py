@@ -5,8 +5,10 @@ interpreter's start, a read of each side and a lock, which can outweigh the data
 that nothing else waits for in between (leaves of the DAG with one and the same dependent)
 and that are expected to send little are grouped: one recipe, one `zmake send A B C`, one
 read of each side for all of them. A batch holds at most MOST_PER_BATCH datasets, and a
-group is cut into at least LEAST_BATCHES batches (when it is that large) so that `make -jN`
-still has work for every job; a group smaller than that is not batched at all."""
+group is cut into at least `least` batches (when it is that large) so that every job that
+can send for it still has work: LEAST_BATCHES for a backup's own `make -jN`; a fleet's
+source, which sends at most `host-streams` at once, that many. A group smaller than that is
+not batched at all."""
 
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ def stamp_name(node: Node) -> str:
     return f"{encode(node.dataset.name)}@{newest.guid if newest else 'none'}"
 
 
-def batches(plan: Plan) -> tuple[Batch, ...]:
+def batches(plan: Plan, least: int = LEAST_BATCHES) -> tuple[Batch, ...]:
     """The plan's nodes in batches, in plan order (a batch where its first member was).
     Members have no prerequisites, so no member can wait for another: the DAG stays one."""
     dependent: dict[str, str] = {}
@@ -62,7 +64,7 @@ def batches(plan: Plan) -> tuple[Batch, ...]:
             groups.setdefault(dependent.get(node.dataset.name), []).append(node)
     cut: dict[str, tuple[Node, ...]] = {}
     for members in groups.values():
-        for chunk in chunks(members):
+        for chunk in chunks(members, least):
             for node in chunk:
                 cut[node.dataset.name] = chunk
     placed: set[str] = set()
@@ -75,14 +77,14 @@ def batches(plan: Plan) -> tuple[Batch, ...]:
     return tuple(result)
 
 
-def chunks(members: Sequence[Node]) -> list[tuple[Node, ...]]:
+def chunks(members: Sequence[Node], least: int = LEAST_BATCHES) -> list[tuple[Node, ...]]:
     """Cut by name, not size: a dataset that grows does not move the others to other batches
     (whose stamps would change, and whose datasets would be asked again)."""
-    size = min(MOST_PER_BATCH, -(-len(members) // LEAST_BATCHES))
+    size = min(MOST_PER_BATCH, -(-len(members) // max(1, least)))
     ordered = sorted(members, key=lambda node: node.dataset.name)
     return [tuple(ordered[i : i + size]) for i in range(0, len(ordered), size)]
 
 
-def stamps_of(plan: Plan) -> dict[str, str]:
+def stamps_of(plan: Plan, least: int = LEAST_BATCHES) -> dict[str, str]:
     """Each dataset's make target: the stamp of the batch it is in."""
-    return {name: batch.stamp for batch in batches(plan) for name in batch.names}
+    return {name: batch.stamp for batch in batches(plan, least) for name in batch.names}

@@ -137,7 +137,7 @@ class FleetPart:
     plan: Plan
     settings: RenderSettings
     report: str  # where its sends append their JSON lines
-    host_streams: int
+    host_streams: int  # its sends at once: also how many batches its small datasets fill
 
     @property
     def dataset_count(self) -> int:
@@ -160,7 +160,7 @@ def render_fleet(parts: Sequence[FleetPart], zmake: str, command: str, version: 
         {"index": p.index, "name": p.name, "plan": p.plan, "settings": p.settings,
          "report": p.report, "host_streams": p.host_streams, "dataset_count": p.dataset_count,
          "generation": generation(p.plan), "umount_stamp": umount_stamp_name(p.plan),
-         "batches": batches(p.plan)}
+         "batches": batches(p.plan, p.host_streams)}
         for p in parts
     ]  # fmt: skip
     return template.render(

@@ -93,3 +93,26 @@ def test_a_prune_that_would_ask_prepares_one_source_at_a_time(
     assert most[0] == 1 and len(order) == 3
     backup_fleet.prepare_all(Runner(), run_args(prune=True, keep=3, yes=True), fleet, tmp_path, 8)
     assert most[0] == 3  # the control: with --yes nothing asks
+
+
+def test_the_summary_looks_for_the_stamps_the_fleet_makefile_writes(tmp_path: Path) -> None:
+    """The rows of a source's summary and its part of the Makefile batch alike (by its
+    host-streams): a batch's stamp missing from one would read as a dataset never sent."""
+    from tests.unit.support.plans import full_plan, inventory_of
+    from zmake.commands.backup import Prepared
+    from zmake.core.batch import batches
+
+    rows = [("rpool", 10, "off"), *((f"rpool/d{i}", 5, "off") for i in range(9))]
+    plan = full_plan(inventory_of(rows))
+    laptop = FleetSource("laptop", Settings(source="zsend@laptop", dest="backup/laptop",
+                                            pools=("rpool",), host_streams=3))  # fmt: skip
+    route = route_of(laptop.settings, laptop.roots)
+    ready = Prepared(plan, route, tmp_path, None, tmp_path / "umount@x")
+    ready.stamps.mkdir()
+    ready.report.write_text("")
+    written = [batch.stamp for batch in batches(plan, 3)]  # as FleetPart(host_streams=3)
+    assert len(written) == 4  # 3 batches of 3, the parent
+    for stamp in written:  # what make leaves after an earlier run that sent them all
+        (ready.stamps / stamp).write_text("")
+    rows = backup_fleet.Outcome(laptop, ready).rows()
+    assert [row.result for row in rows] == ["up to date"] * 10, rows

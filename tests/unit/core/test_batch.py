@@ -63,18 +63,22 @@ def test_only_small_siblings_nothing_waits_for_in_between_share_a_batch(plan: Pl
 
 
 @settings(max_examples=100, deadline=None)
-@given(siblings=st.integers(1, 400))
-def test_a_group_is_cut_so_that_every_job_has_work(siblings: int) -> None:
+@given(siblings=st.integers(1, 400), least=st.sampled_from([LEAST_BATCHES, 1, 2, 3, 10]))
+def test_a_group_is_cut_so_that_every_job_has_work(siblings: int, least: int) -> None:
+    """`least`: the jobs that can send for it (a backup's LEAST_BATCHES; a fleet source's
+    host-streams): at least that many batches, as few processes as that allows."""
     rows = [("tank", BIG, "off"), *((f"tank/d{i:03d}", SMALL, "off") for i in range(siblings))]
-    cut = [b for b in batches(full_plan(inventory_of(rows))) if b.names != ("tank",)]
-    size = min(MOST_PER_BATCH, math.ceil(siblings / LEAST_BATCHES))
+    plan = full_plan(inventory_of(rows))
+    cut = [b for b in batches(plan, least) if b.names != ("tank",)]
+    size = min(MOST_PER_BATCH, math.ceil(siblings / least))
     assert [len(b.nodes) for b in cut] == [
         min(size, siblings - i) for i in range(0, siblings, size)
     ]
-    if siblings <= LEAST_BATCHES:
-        assert all(len(b.nodes) == 1 for b in cut)  # as before: a send per dataset
+    if siblings <= least:
+        assert all(len(b.nodes) == 1 for b in cut)  # a send per dataset
     else:
-        assert len(cut) >= min(LEAST_BATCHES, math.ceil(siblings / MOST_PER_BATCH))
+        assert len(cut) >= min(least, math.ceil(siblings / MOST_PER_BATCH))
+    assert set(stamps_of(plan, least).values()) == {b.stamp for b in batches(plan, least)}
 
 
 def test_a_batch_stamp_changes_with_any_members_newest_snapshot() -> None:

@@ -103,3 +103,21 @@ def test_one_source_failing_holds_back_no_other(tmp_path: Path) -> None:
     assert len(others) == 5, ended  # nas1 and "desk top": every dataset
     # laptop: its parents wait for the failed child (make -k builds nothing above it)
     assert not [name for dest, name in ended if dest == "backup/laptop" and name != "tank/home/me"]
+
+
+def test_a_sources_small_siblings_fill_its_host_streams_in_batches(tmp_path: Path) -> None:
+    """A fleet source sends at most host-streams at once: its ten small children go in that
+    many batches (a process each), not ten; a backup of its own would batch none of them."""
+    from zmake.core.batch import batches
+
+    rows = [("tank", 10, "off"), *((f"tank/d{i}", 5, "off") for i in range(10))]
+    plan = full_plan(inventory_of(rows))
+    settings = RenderSettings(zmake="unused", remote="", ssh="ssh", dest="backup/x",
+                              compress="none", command="", origin="source x", source_host="h",
+                              selection='{"roots": ["tank"], "exclude": []}',
+                              stamps=str(tmp_path / "stamps"))  # fmt: skip
+    part = FleetPart(1, "x", plan, settings, str(tmp_path / "report"), host_streams=2)
+    text = render_fleet([part], "zmake", "zmake backup --all", "t")
+    recipes = [line for line in text.splitlines() if line.startswith("\t$(ZMAKE) send ")]
+    assert sorted(len(line.split(" -- ")[1].split()) for line in recipes) == [1, 5, 5]
+    assert all(len(b.nodes) == 1 for b in batches(plan))  # the control: one backup's own
