@@ -27,6 +27,7 @@ from zmake.core.health import (
     short_age,
     verdict,
 )
+from zmake.core.model import BackupDataset
 from zmake.core.plan import Selection
 from zmake.fleet import FleetSource, chosen, fleet_of
 from zmake.sides.runner import Runner
@@ -47,14 +48,18 @@ def source_health(runner: Runner, source: FleetSource) -> list[Health]:
     return read_health(runner, route, source.roots, selection)
 
 
-def pushed_healths(runner: Runner, route: Route) -> list[Health]:
+def pushed_backups(runner: Runner, route: Route) -> list[BackupDataset]:
     """Every backup under the push source's dest that holds a snapshot (zmake's empty
-    parents left out); none at all cannot be judged."""
+    parents left out); none at all cannot be judged (status and check alike)."""
     backups = target_at(route).read_backups(runner, {})
-    healths = [pushed_health(b) for b in backups.values() if b.snapshots and not b.placeholder]
-    if not healths:
+    held = [b for b in backups.values() if b.snapshots and not b.placeholder]
+    if not held:
         raise ZmakeError(f"nothing is backed up under {route.dest}")
-    return healths
+    return held
+
+
+def pushed_healths(runner: Runner, route: Route) -> list[Health]:
+    return [pushed_health(backup) for backup in pushed_backups(runner, route)]
 
 
 @dataclass(frozen=True)

@@ -9,25 +9,22 @@ import argparse
 import sys
 
 from zmake.cli.arguments import setting_layer
+from zmake.commands.check_fleet import pushed_backups
 from zmake.commands.status import print_status, status
 from zmake.core.errors import ZmakeError
 from zmake.core.model import BackupDataset
 from zmake.core.plan import Selection
 from zmake.fleet import FleetSource, chosen, fleet_of
 from zmake.sides.runner import Runner
-from zmake.targets import route_of, target_at
+from zmake.targets import route_of
 
 PUSHED_STATE = "pushed here"
 
 
 def source_rows(runner: Runner, source: FleetSource) -> list[dict[str, object]]:
     route = route_of(source.settings, source.roots)
-    if source.push:
-        backups = target_at(route).read_backups(runner, {})
-        rows = [pushed_row(b) for b in backups.values() if b.snapshots and not b.placeholder]
-        if not rows:  # as check says: nothing to show is not "all is well"
-            raise ZmakeError(f"nothing is backed up under {route.dest}")
-        return rows
+    if source.push:  # nothing to show is not "all is well": pushed_backups raises
+        return [pushed_row(backup) for backup in pushed_backups(runner, route)]
     selection = Selection(source.roots, source.settings.exclude)
     return status(runner, route, source.roots, selection)
 
